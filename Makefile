@@ -1,0 +1,41 @@
+# The two commands of this repository (see README.md):
+#   make reproduce   synthetic data -> train -> evaluate -> results/ and figures/
+#   make test        unit tests + every notebook run top to bottom under nbval
+# Both create .venv and install the project into it when it is missing.
+
+PYTHON   ?= python3
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed
+DATA     ?=
+DATASET  ?=
+PROFILE  ?= smoke
+
+.PHONY: reproduce test install lab lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+reproduce: $(STAMP)
+	$(PY) -m reid reproduce --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(DATASET),--dataset $(DATASET))
+
+test: $(STAMP)
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+lab: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,lab]"
+	$(VENV)/bin/jupyter lab notebooks/
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check reid tests benchmarks
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf data runs .pytest_cache

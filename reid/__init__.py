@@ -1,0 +1,13 @@
+"""reid: visible-infrared person re-identification with CrossViT, CSA fusion and an
+adaptive-weight triplet loss (Huang et al., 2024), as a thin readable package.
+
+    reid.data       readers for the real SYSU-MM01 / RegDB layouts, the synthetic dataset,
+                    sampler and transforms
+    reid.models     CrossViT backbone at 288x144, CSA fusion, BN-neck head, the ViT baseline
+    reid.losses     label-smoothing CE (Eq. 13), hard / adaptive triplet (Eq. 14-15), center
+    reid.metrics    CMC, mAP, mINP with the SYSU-MM01 / RegDB rules
+    reid.evaluate   the multi-trial protocols, results with provenance
+    reid.engine     the training loop (AMP, DDP, exact resume)
+"""
+
+__version__ = "0.1.0"
