@@ -126,8 +126,8 @@ def _load_rand_perm_cam(path: Path) -> list[list]:
 
     try:
         cells = scipy.io.loadmat(str(path))["rand_perm_cam"]
-    except (OSError, ValueError, KeyError) as err:
-        raise UserError(f"{path}: not a readable rand_perm_cam.mat ({err})") from None
+    except Exception as err:  # scipy raises MatReadError, ValueError, OSError... all mean the same here
+        raise UserError(f"{path}: not a readable .mat file with a 'rand_perm_cam' variable ({err})") from None
     cams = [np.asarray(c[0] if c.shape == (1,) else c).squeeze() for c in np.asarray(cells).reshape(-1)]
     if len(cams) != 6:
         raise UserError(f"{path}: expected 6 camera cells in rand_perm_cam, found {len(cams)}")

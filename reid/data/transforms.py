@@ -3,7 +3,7 @@
 Train (paper Section 2.1, "TA" of Table 3): resize -> pad + random crop -> horizontal flip ->
 TrivialAugmentWide -> float -> ImageNet normalisation -> RandomErasing(p=0.5).
 `TrainTransform.with_gray` also returns the grayscale copy of the *same* augmented view
-(3 identical channels, normalised the same way); random erasing is drawn independently for the two
+(3 identical channels, then the same per-channel ImageNet normalisation as the colour view); random erasing is drawn independently for the two
 copies, so the grayscale copy is not a pixel-exact twin (see docs/deviations.md).
 """
 
