@@ -77,7 +77,7 @@ class ImageCache:
         img = read_image(path)
         if img.size != (self.width, self.height):
             img = img.resize((self.width, self.height), Image.BILINEAR)
-        return np.asarray(img, dtype=np.uint8)
+        return np.array(img, dtype=np.uint8)  # a writable copy (torch.from_numpy warns otherwise)
 
     def preload(self, paths: Iterable[str]) -> None:
         """Decode every path not cached yet (in a few threads: PIL releases the GIL while decoding)."""
