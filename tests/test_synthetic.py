@@ -102,6 +102,22 @@ def test_ensure_synthetic_regenerates_only_when_settings_change(tmp_path):
     assert not marker.exists()  # other seed: generated afresh
 
 
+def test_refuses_to_overwrite_data_it_did_not_generate(tmp_path):
+    real = tmp_path / "SYSU-MM01" / "cam1" / "0001"
+    real.mkdir(parents=True)
+    (real / "0001.jpg").write_bytes(b"precious")
+    with pytest.raises(UserError, match="refusing to overwrite"):
+        make_synthetic(tmp_path, **TINY)
+    assert (real / "0001.jpg").read_bytes() == b"precious"
+
+
+def test_interrupted_generation_is_redone(tmp_path):
+    root = make_synthetic(tmp_path / "s", seed=0, **TINY)
+    (root / MANIFEST).write_text('{"complete": false}')  # as left by a generation cut off midway
+    assert ensure_synthetic(root, seed=0, **TINY) == root
+    assert '"complete"' not in (root / MANIFEST).read_text() and SYSUMM01(root / "SYSU-MM01").train
+
+
 def test_sizes_and_bad_sizes(tmp_path):
     root = make_synthetic(tmp_path / "s", seed=0, height=64, width=32, **TINY)
     assert Image.open(next(root.glob("SYSU-MM01/cam1/*/*.jpg"))).size == (32, 64)
