@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 
 from reid.cli import main
-from reid.data import RegDB, SYSUMM01, ensure_synthetic, make_synthetic, summarize
+from reid.data import SYSUMM01, RegDB, ensure_synthetic, make_synthetic, summarize
 from reid.data.synthetic import MANIFEST, Sizes, make_identity
 from reid.errors import UserError
 
-TINY = dict(sysu_train_ids=3, sysu_val_ids=1, sysu_test_ids=2, images_per_rgb_camera=1,
-            images_per_ir_camera=1, regdb_ids=2, regdb_images=1)
+TINY = {"sysu_train_ids": 3, "sysu_val_ids": 1, "sysu_test_ids": 2, "images_per_rgb_camera": 1,
+        "images_per_ir_camera": 1, "regdb_ids": 2, "regdb_images": 1}
 
 
 def digest(root: Path) -> dict[str, str]:

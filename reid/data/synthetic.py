@@ -61,7 +61,7 @@ class Sizes:
     width: int = 64
 
     @classmethod
-    def preset(cls, small: bool = False, **overrides) -> "Sizes":
+    def preset(cls, small: bool = False, **overrides) -> Sizes:
         base = cls(8, 2, 4, 2, 3, 12, 4) if small else cls()
         unknown = set(overrides) - set(asdict(base))
         if unknown:
@@ -530,9 +530,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    sizes = dict(sysu_train_ids=args.num_ids, sysu_val_ids=args.val_ids, sysu_test_ids=args.test_ids,
-                 images_per_rgb_camera=args.images_per_camera, images_per_ir_camera=args.ir_images_per_camera,
-                 regdb_ids=args.regdb_ids, height=args.height, width=args.width)
+    sizes = {"sysu_train_ids": args.num_ids, "sysu_val_ids": args.val_ids, "sysu_test_ids": args.test_ids,
+             "images_per_rgb_camera": args.images_per_camera, "images_per_ir_camera": args.ir_images_per_camera,
+             "regdb_ids": args.regdb_ids, "height": args.height, "width": args.width}
     root = make_synthetic(args.out, args.seed, args.small, **{k: v for k, v in sizes.items() if v is not None})
     print(summarize(root))
     return 0
