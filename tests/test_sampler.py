@@ -115,3 +115,10 @@ def test_works_as_a_dataloader_batch_sampler():
     loader = torch.utils.data.DataLoader(list(range(len(items))), batch_sampler=sampler)
     first = next(iter(loader))
     assert first.tolist() == next(iter(sampler))
+
+
+def test_long_epochs_start_immediately():
+    items = make_items()
+    sampler = CrossModalIdentitySampler(items, IR, num_ids=4, num_instances=2, batches_per_epoch=10 ** 12)
+    assert len(sampler) == 10 ** 12
+    assert len(next(iter(sampler))) == 16  # the plan is built lazily, not 10**12 groups up front

@@ -59,25 +59,29 @@ class CrossModalIdentitySampler:
         replace = len(pool) < self.num_instances
         return rng.choice(pool, self.num_instances, replace=replace).tolist()
 
-    def _groups(self, rng: np.random.Generator) -> list[list[int]]:
-        """The epoch's identity groups: shuffled passes over all ids, each cut into groups of P."""
-        groups: list[list[int]] = []
-        while len(groups) < self.total_batches:
+    def _groups(self, rng: np.random.Generator) -> Iterator[list[int]]:
+        """The epoch's identity groups, lazily: shuffled passes over all ids, each cut into groups of P."""
+        made = 0
+        while True:
             order = rng.permutation(self.pids).tolist()
             for start in range(0, len(order), self.num_ids):
                 group = order[start:start + self.num_ids]
                 if len(group) < self.num_ids:  # top up the last group with other, distinct ids
                     others = [pid for pid in self.pids if pid not in group]
                     group += rng.choice(others, self.num_ids - len(group), replace=False).tolist()
-                groups.append(group)
-        return groups[:self.total_batches]
+                yield group
+                made += 1
+                if made == self.total_batches:
+                    return
 
     def __iter__(self) -> Iterator[list[int]]:
-        # Every rank builds the same epoch plan from (seed, epoch), then keeps its own slice.
+        # Every rank walks the same epoch plan from (seed, epoch) and keeps every world_size-th batch.
         groups = self._groups(np.random.default_rng([self.seed, self.epoch]))
-        for b in range(self.rank, self.total_batches, self.world_size):
+        for b, group in enumerate(groups):
+            if b % self.world_size != self.rank:
+                continue
             # Image draws are seeded per batch, so a rank need not replay the other ranks' draws.
             rng = np.random.default_rng([self.seed, self.epoch, b])
-            visible = [i for pid in groups[b] for i in self._draw(rng, self.index[pid][0])]
-            infrared = [i for pid in groups[b] for i in self._draw(rng, self.index[pid][1])]
+            visible = [i for pid in group for i in self._draw(rng, self.index[pid][0])]
+            infrared = [i for pid in group for i in self._draw(rng, self.index[pid][1])]
             yield visible + infrared
