@@ -199,6 +199,11 @@ def _parse_like(text: str, current: Any, key: str) -> Any:
             return parsed
         raise UserError(f"--set {key}={text}: expected true or false")
     if isinstance(current, (int, float)):
+        if isinstance(parsed, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
         if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):
             raise UserError(f"--set {key}={text}: expected a number")
         if isinstance(current, int) and not float(parsed).is_integer():

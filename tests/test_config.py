@@ -62,7 +62,7 @@ def test_profile_replaces_the_base_but_keeps_the_row_switches():
 
 
 def test_overrides_are_typed_like_the_values_they_replace():
-    cfg = load_config("smoke", overrides=["optim.lr=0.5", "train.epochs=3", "data.with_gray=false",
+    cfg = load_config("smoke", overrides=["optim.lr=5e-1", "train.epochs=3", "data.with_gray=false",
                                            "optim.milestones=[1, 2]", "model.preset=9", "data.root=/x"])
     assert cfg.optim.lr == 0.5 and isinstance(cfg.optim.lr, float)
     assert cfg.train.epochs == 3 and isinstance(cfg.train.epochs, int)
