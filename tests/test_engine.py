@@ -16,11 +16,9 @@ TINY = ["data.height=96", "data.width=48", "data.num_ids=2", "data.num_instances
         "data.val_fraction=0.3", "train.max_steps_per_epoch=2", "train.eval_every=1", "model.preset=tiny"]
 
 
-@pytest.fixture(scope="module")
-def sysu_root(tmp_path_factory):
-    from reid.data.synthetic import make_synthetic
-
-    return make_synthetic(tmp_path_factory.mktemp("synthetic"), seed=0, small=True) / "SYSU-MM01"
+@pytest.fixture
+def sysu_root(synthetic_root):  # the session-wide small synthetic tree (tests/conftest.py)
+    return synthetic_root / "SYSU-MM01"
 
 
 def tiny_config(root, *extra):

@@ -12,11 +12,9 @@ TINY = ["data.height=96", "data.width=48", "data.num_ids=2", "data.num_instances
         "loss.metric=center"]  # the center loss adds loss parameters to the optimiser: resumed too
 
 
-@pytest.fixture(scope="module")
-def sysu_root(tmp_path_factory):
-    from reid.data.synthetic import make_synthetic
-
-    return make_synthetic(tmp_path_factory.mktemp("synthetic"), seed=0, small=True) / "SYSU-MM01"
+@pytest.fixture
+def sysu_root(synthetic_root):  # the session-wide small synthetic tree (tests/conftest.py)
+    return synthetic_root / "SYSU-MM01"
 
 
 def test_stop_and_resume_gives_identical_weights_and_metrics(sysu_root, tmp_path):
