@@ -329,6 +329,8 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
             row = _train_one_epoch(net, criterion, optimizer, scaler, data.loader(epoch, seed), cfg, epoch,
                                    device, amp_dtype, world_size, disable_bar=rank != 0, tqdm=tqdm)
             row["lr"] = optimizer.param_groups[-1]["lr"]
+            if world_size > 1:
+                _average_buffers(model, world_size)
             scheduler.step()
             last = epoch + 1 == cfg.train.epochs
             if rank == 0 and ((epoch + 1) % cfg.train.eval_every == 0 or last):
@@ -406,6 +408,17 @@ def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, devi
     return {"epoch": epoch + 1, "loss": sums["loss"] / steps, "loss_id": sums["loss_id"] / steps,
             "loss_metric": sums["loss_metric"] / steps, "train_acc": 100.0 * sums["correct"] / steps,
             "images_per_s": sums["images"] / elapsed, "epoch_time_s": elapsed}
+
+
+@torch.no_grad()
+def _average_buffers(model: nn.Module, world_size: int) -> None:
+    """Average BN running statistics over ranks. DDP keeps the parameters in step but lets every rank
+    update its buffers from its own last batch; averaging makes all ranks (and rank 0's checkpoint)
+    hold the same model, with statistics from every rank's data."""
+    for buf in model.buffers():
+        if buf.is_floating_point():
+            dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+            buf.div_(world_size)
 
 
 def _config_changes(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
