@@ -153,7 +153,7 @@ def resolve_root(cfg: ExperimentConfig) -> Path:
 
 
 def open_dataset(cfg: ExperimentConfig, root: Path):
-    from reid.data import RegDB, SYSUMM01
+    from reid.data import SYSUMM01, RegDB
 
     if cfg.data.dataset == "sysu":
         return SYSUMM01(root)
@@ -164,8 +164,14 @@ class TrainData:
     """The training identities split into train / validation, and the loaders' ingredients."""
 
     def __init__(self, cfg: ExperimentConfig, rank: int = 0, world_size: int = 1) -> None:
-        from reid.data import (CrossModalIdentitySampler, CrossModalTrainSet, ImageCache,
-                               build_test_transform, build_train_transform, carve_validation)
+        from reid.data import (
+            CrossModalIdentitySampler,
+            CrossModalTrainSet,
+            ImageCache,
+            build_test_transform,
+            build_train_transform,
+            carve_validation,
+        )
 
         d = cfg.data
         self.root = resolve_root(cfg)
@@ -191,30 +197,20 @@ class TrainData:
                           generator=torch.Generator().manual_seed(seed), pin_memory=torch.cuda.is_available())
 
 
-@torch.no_grad()
-def embed(model: nn.Module, items: list, data: TrainData, batch_size: int, device: torch.device) -> torch.Tensor:
-    """L2-normalised test-time embeddings of `items` (the model in eval mode), on the CPU."""
-    from reid.data import ImageSet
-
-    loader = DataLoader(ImageSet(items, data.test_transform, data.cache), batch_size=batch_size)
-    was_training = model.training
-    model.eval()
-    feats = [model(imgs.to(device)).float().cpu() for imgs, _, _ in loader]
-    model.train(was_training)
-    return torch.cat(feats)
-
-
 def validate(model: nn.Module, data: TrainData, batch_size: int, device: torch.device) -> dict:
     """mAP and Rank-1 (percent) of held-out training identities: IR queries against their visible images."""
+    from reid.evaluate import distances, extract_features
     from reid.metrics import eval_regdb
 
     if not data.val_query or not data.val_gallery:
         return {}
-    q, g = embed(model, data.val_query, data, batch_size, device), embed(model, data.val_gallery, data,
-                                                                          batch_size, device)
-    distmat = torch.cdist(q, g).numpy()
-    cmc, mAP, _ = eval_regdb(distmat, np.array([p for _, p, _ in data.val_query]),
-                             np.array([p for _, p, _ in data.val_gallery]))
+    was_training = model.training
+    q, q_pids, _ = extract_features(model, data.val_query, data.cache, data.test_transform, batch_size, device,
+                                    desc="val query")
+    g, g_pids, _ = extract_features(model, data.val_gallery, data.cache, data.test_transform, batch_size,
+                                    device, desc="val gallery")
+    model.train(was_training)
+    cmc, mAP, _ = eval_regdb(distances(q, g), q_pids, g_pids)
     return {"val_mAP": 100.0 * float(mAP), "val_rank1": 100.0 * float(cmc[0])}
 
 
@@ -255,7 +251,7 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
     output_dir = Path(output_dir)
     rank, world_size, created_group = _distributed()
     if device is None:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -361,6 +357,35 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
             "num_classes": data.num_classes, "model": model, "rank": rank}
 
 
+def train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype=None, grad_clip: float = 0.0,
+               check=None) -> tuple[torch.Tensor, dict, dict]:
+    """One optimisation step on a batch; `check(loss)` runs before the backward pass (the NaN guard)."""
+    context = torch.autocast(imgs.device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
+    with context:
+        out = net(imgs)
+    loss, parts = criterion(out, pids)  # in fp32: the losses exponentiate distances (Eq. 15)
+    if check is not None:
+        check(loss)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss, parts, out
+
+
+def _check_finite(loss: torch.Tensor, epoch: int, step: int, world_size: int) -> None:
+    finite = torch.isfinite(loss.detach()).float()
+    if world_size > 1:  # every rank must stop together, or the others hang in the next all-reduce
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    if not bool(finite):
+        raise DivergedError(
+            f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: training stopped; the last good "
+            f"checkpoint (epoch {epoch}) is left intact. Lower optim.lr or enable train.grad_clip.")
+
+
 def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, device, amp_dtype, world_size,
                      disable_bar, tqdm) -> dict:
     net.train()
@@ -369,7 +394,6 @@ def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, devi
     start = time.perf_counter()
     bar = tqdm(total=min(max_steps, len(loader)), desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
                disable=disable_bar, leave=False)
-    params = [p for group in optimizer.param_groups for p in group["params"]]
     for step, batch in enumerate(loader):
         if step >= max_steps:
             break
@@ -377,24 +401,8 @@ def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, devi
         if cfg.data.with_gray:
             imgs, pids = torch.cat([imgs, batch["gray"]]), torch.cat([pids, pids])
         imgs, pids = imgs.to(device, non_blocking=True), pids.to(device, non_blocking=True)
-        context = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-        with context:
-            out = net(imgs)
-        loss, parts = criterion(out, pids)
-        finite = torch.isfinite(loss.detach()).float()
-        if world_size > 1:  # every rank must stop together, or the others hang in the next all-reduce
-            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-        if not bool(finite):
-            raise DivergedError(
-                f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: training stopped; the last good "
-                f"checkpoint (epoch {epoch}) is left intact. Lower optim.lr or enable train.grad_clip.")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if cfg.train.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        loss, parts, out = train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype, cfg.train.grad_clip,
+                                      check=lambda loss, step=step: _check_finite(loss, epoch, step, world_size))
         sums["loss"] += loss.item()
         sums["loss_id"] += parts["loss_id"].item()
         sums["loss_metric"] += parts["loss_metric"].item()

@@ -46,7 +46,7 @@ def test_one_epoch_writes_checkpoints_logs_and_config(sysu_root, tmp_path):
     from reid.data import SYSUMM01
 
     assert ckpt["num_classes"] < SYSUMM01(sysu_root).num_train_pids
-    rows = list(csv.DictReader(open(run / "log.csv")))
+    rows = list(csv.DictReader((run / "log.csv").read_text().splitlines()))
     assert len(rows) == 1 and rows[0]["epoch"] == "1"
     assert float(rows[0]["loss"]) > 0 and float(rows[0]["images_per_s"]) > 0 and rows[0]["val_mAP"] != ""
     assert torch.isfinite(torch.tensor(float(rows[0]["loss_metric"])))
