@@ -19,7 +19,9 @@ Rules (see docs/deviations.md, "Evaluation protocol"):
 - mINP = (number of positives) / (rank of the hardest positive) (Ye et al., TPAMI 2021).
 - Queries without any positive in their gallery are left out of every average.
 
-Every quantity is computed for all queries at once on (Q, G) arrays: no Python loop over queries.
+Every quantity is computed for all queries at once, without a Python loop over queries and
+without sorting the (Q, G) matrix: each positive's rank is *counted* (how many gallery items come
+before it), which is cheaper than an argsort because a query has only a few positives.
 """
 
 from __future__ import annotations
@@ -51,60 +53,67 @@ def _check_inputs(distmat, q_pids, g_pids, max_rank: int) -> tuple[np.ndarray, n
         raise ValueError(f"distmat has {num_g} columns (gallery) but g_pids has {len(g_pids)} entries")
     if num_q == 0 or num_g == 0:
         raise ValueError(f"distmat must not be empty, got shape {distmat.shape}")
-    if np.isnan(distmat).any():
-        raise ValueError("distmat contains NaN")
+    if not np.isfinite(distmat).all():  # +inf is reserved for removed pairs
+        raise ValueError("distmat contains NaN or infinite values")
     if int(max_rank) < 1:
         raise ValueError(f"max_rank must be >= 1, got {max_rank}")
     return distmat, q_pids, g_pids
 
 
-def _ranked_matches(distmat, q_pids, g_pids):
-    """Stable ranking; returns (order (Q,G), matches (Q,G) bool in ranked order)."""
-    order = np.argsort(distmat, axis=1, kind="stable")
-    matches = g_pids[order] == q_pids[:, None]
-    return order, matches
+def _positive_ranks(dist: np.ndarray, positive: np.ndarray, chunk_elems: int = 1 << 16):
+    """Rank of every positive pair (q, g) in query q's stably sorted list, without sorting.
 
-
-def _ap_inp(matches: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """AP and INP per query over the ranked list restricted to `keep`.
-
-    Returns (ap, inp, valid) where `valid` marks queries with at least one kept positive.
+    `dist` holds +inf at removed pairs so they never come before a positive. The 0-based rank
+    of gallery item g for query q is the number of items j with (dist[q, j], j) < (dist[q, g], g):
+    counting beats a full argsort because each query has only a few positives.
+    Returns (rows, cols, ranks) with one entry per positive, in row-major order.
     """
-    positives = matches & keep
-    kept_rank = np.cumsum(keep, axis=1)  # 1-based rank among the kept entries
-    hits_so_far = np.cumsum(positives, axis=1)
-    num_pos = hits_so_far[:, -1]
-    valid = num_pos > 0
-    # precision@k at every positive, summed: AP = mean over positives of precision at that rank
-    precision = np.where(positives, hits_so_far / np.maximum(kept_rank, 1), 0.0)
-    ap = precision.sum(axis=1) / np.maximum(num_pos, 1)
-    # rank of the hardest (last) positive: kept rank at the last positive position
-    last_pos = positives.shape[1] - 1 - np.argmax(positives[:, ::-1], axis=1)
-    hardest_rank = kept_rank[np.arange(len(kept_rank)), last_pos]
-    inp = num_pos / np.maximum(hardest_rank, 1)
-    return ap, inp, valid
+    rows, cols = np.divmod(np.flatnonzero(positive), positive.shape[1])  # much faster than nonzero
+    ranks = np.empty(len(rows), dtype=np.int64)
+    gallery_index = np.arange(dist.shape[1])
+    step = max(1, chunk_elems // dist.shape[1])  # bound the (positives x gallery) temporaries
+    for s in range(0, len(rows), step):
+        r, c = rows[s : s + step], cols[s : s + step]
+        d_row, d_pos = dist[r], dist[r, c][:, None]
+        ranks[s : s + step] = np.count_nonzero(d_row < d_pos, axis=1)
+        # ties: equal distances come in gallery order (a stable sort); only rows with ties pay
+        tied = np.flatnonzero(np.count_nonzero(d_row == d_pos, axis=1) > 1)
+        if len(tied):
+            earlier = (d_row[tied] == d_pos[tied]) & (gallery_index[None, :] < c[tied, None])
+            ranks[s + tied] += np.count_nonzero(earlier, axis=1)
+    return rows, cols, ranks
 
 
-def _cmc_from_hit_rank(hit_rank: np.ndarray, max_rank: int) -> np.ndarray:
-    """CMC from the 0-based rank of the first hit of each (valid) query."""
-    return (hit_rank[:, None] < np.arange(1, max_rank + 1)[None, :]).mean(axis=0)
-
-
-def _summarise(cmc_hit_rank, ap, inp, valid, max_rank):
-    if not valid.any():
+def _per_query_stats(rows, cols, ranks, num_q: int):
+    """AP, INP, first-hit rank and column per query from the positives' 0-based ranks."""
+    if len(rows) == 0:
         raise ValueError("no query has a positive in the gallery: the metrics are undefined")
-    cmc = _cmc_from_hit_rank(cmc_hit_rank[valid], max_rank)
-    return cmc.astype(np.float64), float(ap[valid].mean()), float(inp[valid].mean())
+    num_pos = np.bincount(rows, minlength=num_q)
+    valid = num_pos > 0
+    by_rank = np.lexsort((ranks, rows))  # group by query, best rank first
+    rows, cols, ranks = rows[by_rank], cols[by_rank], ranks[by_rank]
+    starts = np.searchsorted(rows, np.arange(num_q))
+    # AP: the k-th positive (1-based) at rank r (1-based) has precision k / r
+    k = np.arange(len(rows)) - starts[rows] + 1
+    ap = np.bincount(rows, weights=k / (ranks + 1), minlength=num_q) / np.maximum(num_pos, 1)
+    first = np.where(valid, starts, 0).clip(max=max(len(rows) - 1, 0))
+    last = np.where(valid, starts + num_pos - 1, 0)
+    # mINP: number of positives over the (1-based) rank of the hardest one
+    inp = np.where(valid, num_pos / (ranks[last] + 1), 0.0)
+    return ap, inp, valid, ranks[first], cols[first]
+
+
+def _cmc(hit_rank: np.ndarray, max_rank: int) -> np.ndarray:
+    """CMC from the 0-based rank of each query's first hit: cmc[r-1] = P(hit within top r)."""
+    return (hit_rank[:, None] < np.arange(1, max_rank + 1)[None, :]).mean(axis=0).astype(np.float64)
 
 
 def eval_regdb(distmat, q_pids, g_pids, max_rank: int = 20) -> tuple[np.ndarray, float, float]:
     """Standard CMC, mAP and mINP (RegDB; also any single-gallery protocol)."""
     distmat, q_pids, g_pids = _check_inputs(distmat, q_pids, g_pids, max_rank)
-    _, matches = _ranked_matches(distmat, q_pids, g_pids)
-    keep = np.ones_like(matches)
-    ap, inp, valid = _ap_inp(matches, keep)
-    first_hit = np.argmax(matches, axis=1)  # only meaningful where valid
-    return _summarise(first_hit, ap, inp, valid, int(max_rank))
+    positive = q_pids[:, None] == g_pids[None, :]
+    ap, inp, valid, first_rank, _ = _per_query_stats(*_positive_ranks(distmat, positive), len(q_pids))
+    return _cmc(first_rank[valid], int(max_rank)), float(ap[valid].mean()), float(inp[valid].mean())
 
 
 def eval_sysu(
@@ -118,28 +127,22 @@ def eval_sysu(
         raise ValueError(f"q_camids has {len(q_camids)} entries but there are {len(q_pids)} queries")
     if len(g_camids) != len(g_pids):
         raise ValueError(f"g_camids has {len(g_camids)} entries but there are {len(g_pids)} gallery items")
-    num_q, num_g = distmat.shape
 
-    order, matches = _ranked_matches(distmat, q_pids, g_pids)
     ir_cam, rgb_cam = SYSU_SAME_ROOM
-    keep = ~((q_camids[:, None] == ir_cam) & (g_camids[order] == rgb_cam))
-    ap, inp, valid = _ap_inp(matches, keep)
+    removed = (q_camids[:, None] == ir_cam) & (g_camids[None, :] == rgb_cam)
+    dist = np.where(removed, np.inf, distmat)  # removed items rank after everything kept
+    positive = (q_pids[:, None] == g_pids[None, :]) & ~removed
+    ap, inp, valid, _, first_col = _per_query_stats(*_positive_ranks(dist, positive), len(q_pids))
 
-    # Deduplicated CMC. The query's rank in the deduplicated list is the number of distinct
-    # identities whose first kept occurrence comes before the first kept positive.
-    # position[q, g] = where gallery item g sits in query q's ranked list (removed items: num_g).
-    position = np.empty_like(order)
-    np.put_along_axis(position, order, np.arange(num_g)[None, :].repeat(num_q, axis=0), axis=1)
-    kept_by_gallery = np.empty_like(keep)
-    np.put_along_axis(kept_by_gallery, order, keep, axis=1)
-    position = np.where(kept_by_gallery, position, num_g)
-    # first kept position of each identity: group gallery columns by identity, min within groups
+    # Deduplicated CMC: the query's rank in the identity-deduplicated list is the number of
+    # other identities with at least one kept item ranked before its first positive.
+    gallery_index = np.arange(len(g_pids))
+    d_first = dist[np.arange(len(q_pids)), first_col][:, None]
+    before_first = (dist < d_first) | ((dist == d_first) & (gallery_index[None, :] < first_col[:, None]))
+    before_first &= ~removed
     ids, id_of_gallery = np.unique(g_pids, return_inverse=True)
-    by_id = np.argsort(id_of_gallery, kind="stable")
-    group_starts = np.searchsorted(id_of_gallery[by_id], np.arange(len(ids)))
-    first_of_id = np.minimum.reduceat(position[:, by_id], group_starts, axis=1)  # (Q, num_ids)
-    # the query identity's column (queries whose pid is not in the gallery are invalid anyway)
-    q_id_col = np.clip(np.searchsorted(ids, q_pids), 0, len(ids) - 1)
-    first_pos = first_of_id[np.arange(num_q), q_id_col]
-    dedup_rank = (first_of_id < first_pos[:, None]).sum(axis=1)
-    return _summarise(dedup_rank, ap, inp, valid, int(max_rank))
+    q_index, g_index = np.divmod(np.flatnonzero(before_first), len(g_pids))
+    seen = np.zeros((len(q_pids), len(ids)), dtype=bool)  # seen[q, identity]
+    seen[q_index, id_of_gallery[g_index]] = True
+    dedup_rank = np.count_nonzero(seen, axis=1)
+    return _cmc(dedup_rank[valid], int(max_rank)), float(ap[valid].mean()), float(inp[valid].mean())

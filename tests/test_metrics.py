@@ -110,6 +110,7 @@ def test_max_rank_beyond_gallery_size_and_torch_inputs():
         (lambda: eval_sysu(np.zeros((2, 3)), [1, 2], [1, 2, 3], [3], [1, 1, 1]), "q_camids"),
         (lambda: eval_sysu(np.zeros((2, 3)), [1, 2], [1, 2, 3], [3, 3], [1, 1]), "g_camids"),
         (lambda: eval_regdb(np.full((1, 2), np.nan), [1], [1, 2]), "NaN"),
+        (lambda: eval_regdb(np.array([[0.0, np.inf]]), [1], [1, 2]), "infinite"),
         (lambda: eval_regdb(np.zeros((1, 2)), [1], [1, 2], max_rank=0), "max_rank"),
     ],
 )
