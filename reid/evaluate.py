@@ -306,6 +306,11 @@ def run(args) -> int:
         config = model.checkpoint_info["config"]
     else:
         if "{trial}" in args.checkpoint:
+            # fail before any work when a split's checkpoint is missing
+            for trial in range(1, args.trials + 1):
+                if not Path(args.checkpoint.format(trial=trial)).is_file():
+                    raise UserError(f"checkpoint not found: {args.checkpoint.format(trial=trial)} "
+                                    f"(--checkpoint {args.checkpoint} with trial {trial})")
             models = lambda trial: _checked_model(args.checkpoint.format(trial=trial), args.test_feature)  # noqa: E731
             config = None
         else:

@@ -16,7 +16,7 @@ from reid.errors import UserError
 from reid.evaluate import METRICS, evaluate_regdb, evaluate_sysu, extract_features, load_model
 from reid.metrics import eval_sysu
 
-IMG = (96, 48)
+IMG = (48, 48)  # the smallest size both patch sizes (12, 16) divide: keeps the tests fast
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny():
-    """A random-weight tiny CrossViT at 96x48 and its checkpoint dict."""
+    """A random-weight tiny CrossViT at 48x48 and its checkpoint dict."""
     from reid.models import ModelConfig, build_model
 
     torch.manual_seed(0)
@@ -121,9 +121,13 @@ def test_cli_regdb_with_a_checkpoint_per_split(tiny, data, tmp_path):
               "--results-dir", str(tmp_path / "results")])
     assert rc == 0
     assert json.loads(out.read_text())["protocol"]["model_per_trial"] is True
+
+def test_cli_regdb_checks_every_split_checkpoint_first(tiny, data, tmp_path, capsys):
+    save_checkpoint(tiny[1], tmp_path / "split1.pt")
     rc = cli(["evaluate", "--checkpoint", str(tmp_path / "split{trial}.pt"), "--dataset", "regdb",
-              "--data", str(data / "RegDB"), "--trials", "3", "--results-dir", str(tmp_path / "results")])
-    assert rc == 2  # split3.pt does not exist
+              "--data", str(data / "RegDB"), "--trials", "2", "--results-dir", str(tmp_path / "results")])
+    assert rc == 2 and "split2.pt" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
 
 
 def test_cli_errors_are_one_line(checkpoint, tiny, data, tmp_path, capsys):
