@@ -21,8 +21,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -298,8 +298,8 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     synthetic = {"auto": None, "yes": True, "no": False}[args.synthetic]
-    common = dict(trials=args.trials, batch_size=args.batch_size, device=args.device, flip=args.flip,
-                  rerank=args.rerank, synthetic=synthetic)
+    common = {"trials": args.trials, "batch_size": args.batch_size, "device": args.device, "flip": args.flip,
+              "rerank": args.rerank, "synthetic": synthetic}
     if args.dataset == "sysu":
         model = _checked_model(args.checkpoint, args.test_feature)
         result = evaluate_sysu(model, root, mode=args.mode, shots=args.shots, **common)
@@ -311,7 +311,7 @@ def run(args) -> int:
                 if not Path(args.checkpoint.format(trial=trial)).is_file():
                     raise UserError(f"checkpoint not found: {args.checkpoint.format(trial=trial)} "
                                     f"(--checkpoint {args.checkpoint} with trial {trial})")
-            models = lambda trial: _checked_model(args.checkpoint.format(trial=trial), args.test_feature)  # noqa: E731
+            models = lambda trial: _checked_model(args.checkpoint.format(trial=trial), args.test_feature)
             config = None
         else:
             models = _checked_model(args.checkpoint, args.test_feature)

@@ -71,7 +71,7 @@ def k_reciprocal_rerank(
 
     # Eq. 4 and 6: k-reciprocal sets, expanded by the half-size sets that overlap them enough
     recip = _reciprocal(rank, k1)
-    half = _reciprocal(rank, int(round(k1 / 2)))
+    half = _reciprocal(rank, round(k1 / 2))
     overlap = (recip.astype(np.float32) @ half.T.astype(np.float32)).multiply(recip)  # only q in R(p)
     half_size = np.asarray(half.sum(axis=1)).ravel()
     overlap = overlap.tocoo()
