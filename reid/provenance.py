@@ -131,6 +131,10 @@ def describe_data(root: str | Path, dataset: str, synthetic: bool | None = None)
     }
 
 
+def _two_decimals(value):
+    return round(value, 2) if isinstance(value, float) else value
+
+
 def _csv_row(name: str, result: dict) -> dict:
     prov, data, protocol = result.get("provenance", {}), result.get("data", {}), result.get("protocol", {})
     std = result.get("std", {})
@@ -148,15 +152,13 @@ def _csv_row(name: str, result: dict) -> dict:
         "test_feature": protocol.get("test_feature"),
         "flip": protocol.get("flip"),
         "rerank": protocol.get("rerank"),
-        "rank1_std": std.get("rank1"),
-        "mAP_std": std.get("mAP"),
-        "mINP_std": std.get("mINP"),
         "checkpoint": result.get("checkpoint"),
         "command": prov.get("command"),
     }
     for metric in ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP"):
-        value = result.get(metric)
-        row[metric] = round(value, 2) if isinstance(value, float) else value
+        row[metric] = _two_decimals(result.get(metric))
+    for metric in ("rank1", "mAP", "mINP"):
+        row[f"{metric}_std"] = _two_decimals(std.get(metric))
     return row
 
 

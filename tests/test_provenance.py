@@ -62,6 +62,7 @@ def test_write_result_json_and_csv(tmp_path):
     assert list(rows[0]) == CSV_COLUMNS
     assert [r["name"] for r in rows] == ["first", "second"]
     assert rows[0]["rank1"] == "61.23" and rows[0]["data"] == "synthetic SYSU-MM01-layout"
+    assert rows[0]["rank1_std"] == "1.5" and rows[0]["setting"] == "all-search single-shot"
     assert rows[0]["data_kind"] == "synthetic" and rows[1]["rerank"] == "False"
 
 
