@@ -60,7 +60,7 @@ def _check_inputs(distmat, q_pids, g_pids, max_rank: int) -> tuple[np.ndarray, n
     return distmat, q_pids, g_pids
 
 
-def _positive_ranks(dist: np.ndarray, positive: np.ndarray, chunk_elems: int = 1 << 16):
+def _positive_ranks(dist: np.ndarray, positive: np.ndarray, chunk_elems: int = 1 << 20):
     """Rank of every positive pair (q, g) in query q's stably sorted list, without sorting.
 
     `dist` holds +inf at removed pairs so they never come before a positive. The 0-based rank
