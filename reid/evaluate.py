@@ -40,7 +40,8 @@ SYSU_TRIALS, REGDB_TRIALS = 10, 10
 
 # ----------------------------------------------------------------------------- model and features
 def load_model(checkpoint: str | Path, map_location: str = "cpu"):
-    """Rebuild the model of a training checkpoint; any mismatch is a one-line `UserError` naming it."""
+    """Rebuild the model of a training checkpoint, in eval mode; any mismatch is a one-line `UserError`
+    naming it. `model.checkpoint_info` keeps the path, epoch and experiment config for the result."""
     from reid.checkpoint import load_checkpoint
     from reid.models import ModelConfig, build_model
 
@@ -297,6 +298,13 @@ def run(args) -> int:
         raise UserError(f"--data {root}: dataset root not found")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.device is not None:
+        try:
+            device = torch.device(args.device)
+        except RuntimeError:
+            raise UserError(f"--device {args.device}: not a torch device (e.g. cpu, cuda, cuda:1)") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"--device {args.device}: CUDA is not available on this machine")
     synthetic = {"auto": None, "yes": True, "no": False}[args.synthetic]
     common = {"trials": args.trials, "batch_size": args.batch_size, "device": args.device, "flip": args.flip,
               "rerank": args.rerank, "synthetic": synthetic}

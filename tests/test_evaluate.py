@@ -142,6 +142,8 @@ def test_cli_errors_are_one_line(checkpoint, tiny, data, tmp_path, capsys):
     assert cli([*base, "--checkpoint", str(tmp_path / "mismatch.pt"), "--data", str(data / "SYSU-MM01")]) == 2
     err = capsys.readouterr().err
     assert "mismatch.pt" in err and "unexpected keys" in err and err.count("\n") == 1
+    assert cli([*base, "--checkpoint", str(checkpoint), "--data", str(data / "SYSU-MM01"), "--device", "gpu0"]) == 2
+    assert "--device gpu0" in capsys.readouterr().err
     # a config the model code rejects
     save_checkpoint(dict(tiny[1], model_config={"backbone": "resnet"}), tmp_path / "badcfg.pt")
     with pytest.raises(UserError, match="badcfg.pt"):
