@@ -20,10 +20,9 @@ IMG = (48, 48)  # the smallest size both patch sizes (12, 16) divide: keeps the 
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    from reid.data.synthetic import make_synthetic
-
-    return make_synthetic(tmp_path_factory.mktemp("synthetic"), small=True)
+def data(synthetic_root):
+    """The session's small synthetic tree (tests/conftest.py); read-only."""
+    return synthetic_root
 
 
 @pytest.fixture(scope="module")
