@@ -1,0 +1,22 @@
+"""Data layer: dataset readers, the synthetic cross-modal dataset, sampler, transforms, datasets."""
+
+from reid.data.dataset import (
+    CrossModalTrainSet,
+    ImageCache,
+    ImageSet,
+    Item,
+    carve_validation,
+    read_image,
+    relabel_pids,
+)
+from reid.data.regdb import RegDB
+from reid.data.sampler import CrossModalIdentitySampler
+from reid.data.synthetic import ensure_synthetic, make_synthetic, summarize
+from reid.data.sysu import SYSUMM01
+from reid.data.transforms import TrainTransform, build_test_transform, build_train_transform
+
+__all__ = [
+    "SYSUMM01", "RegDB", "CrossModalIdentitySampler", "CrossModalTrainSet", "ImageSet", "ImageCache",
+    "Item", "carve_validation", "relabel_pids", "read_image", "TrainTransform", "build_train_transform",
+    "build_test_transform", "make_synthetic", "ensure_synthetic", "summarize",
+]

@@ -1,0 +1,71 @@
+"""RegDB reader (Nguyen et al., Sensors 2017): 412 identities, 10 visible + 10 thermal images each.
+
+On-disk layout: ``<root>/Visible/<pid>/<name>.bmp``, ``<root>/Thermal/<pid>/<name>.bmp`` and the ten
+random identity splits ``<root>/idx/{train,test}_{visible,thermal}_{1..10}.txt`` whose lines read
+``Visible/1/female_back_v_06366_1.bmp 0`` (relative path, label). camid 1 = visible, 2 = thermal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reid.data.dataset import Item, relabel_pids
+from reid.errors import UserError
+
+VISIBLE, THERMAL = 1, 2
+DIRECTIONS = ("v2t", "t2v")  # visible query -> thermal gallery, and the reverse
+
+
+class RegDB:
+    """Items are ``(path, pid, camid)``; ``.train`` pids are relabelled ``0..num_train_pids-1``."""
+
+    ir_cameras = {THERMAL}
+
+    def __init__(self, root: str | Path, trial: int = 1):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise UserError(f"{self.root}: RegDB root not found (expected Visible/, Thermal/ and idx/)")
+        if trial not in range(1, 11):
+            raise UserError(f"RegDB trial must be 1..10 (the ten idx splits), got {trial}")
+        self.trial = trial
+        train = self.read_split("train", "visible", VISIBLE) + self.read_split("train", "thermal", THERMAL)
+        self.train: list[Item] = relabel_pids(train)
+        self.num_train_pids = len({pid for _, pid, _ in self.train})
+        self._test = {
+            VISIBLE: self.read_split("test", "visible", VISIBLE),
+            THERMAL: self.read_split("test", "thermal", THERMAL),
+        }
+
+    def read_split(self, split: str, modality: str, camid: int) -> list[Item]:
+        """Parse ``idx/<split>_<modality>_<trial>.txt``; every listed file must exist."""
+        path = self.root / "idx" / f"{split}_{modality}_{self.trial}.txt"
+        if not path.is_file():
+            raise UserError(f"{path}: missing RegDB split file (lines of 'relative/path label')")
+        items = []
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+                raise UserError(f"{path}:{lineno}: expected 'relative/path label', got {line!r}")
+            image = self.root / parts[0]
+            if not image.is_file():
+                raise UserError(f"{path}:{lineno}: listed image {image} does not exist")
+            items.append((str(image), int(parts[1]), camid))
+        if not items:
+            raise UserError(f"{path}: split file lists no images")
+        return items
+
+    def query(self, direction: str = "v2t") -> list[Item]:
+        """Visible test images for ``v2t``, thermal for ``t2v`` (labels as in the idx files)."""
+        return self._test[VISIBLE if _check(direction) == "v2t" else THERMAL]
+
+    def gallery(self, direction: str = "v2t") -> list[Item]:
+        """The other modality's test images: thermal for ``v2t``, visible for ``t2v``."""
+        return self._test[THERMAL if _check(direction) == "v2t" else VISIBLE]
+
+
+def _check(direction: str) -> str:
+    if direction not in DIRECTIONS:
+        raise UserError(f"RegDB direction must be 'v2t' (visible->thermal) or 't2v', got {direction!r}")
+    return direction

@@ -1,0 +1,515 @@
+"""The procedural visible-infrared pedestrian dataset, written in the real SYSU-MM01 and RegDB layouts.
+
+`python -m reid synth --out data/synthetic --seed 0` writes ``<out>/SYSU-MM01`` and ``<out>/RegDB`` so
+that every test, notebook and CI run works without the (licence-restricted) real data, through the
+very same readers.
+
+What makes it *cross-modal* rather than a colour-matching toy:
+- every identity has a body shape (build, height, leg/arm proportions, head size), garments with a
+  pattern (plain, horizontal/vertical stripes, checks, two-tone) and accessories (backpack, shoulder
+  bag, hat); shape, pattern and accessories survive into infrared;
+- the infrared rendering has no hue: a garment's brightness comes from a *material* value drawn
+  independently of its colour (two equally red shirts can be bright and dark in IR), skin is warm,
+  and the image is blurred (thermal optics) and noisy; pattern stripes use two materials so the
+  pattern remains visible, with a contrast unrelated to the colour contrast;
+- cameras differ in viewpoint mix (front / back / side, which moves or hides bags), scale,
+  position, illumination (gain and colour cast) and background; SYSU cameras 1-3 are "indoor",
+  4-6 "outdoor", like the real set.
+
+Everything is drawn from ``numpy.random.default_rng([seed, ...])`` keyed by what is drawn, so the
+output is byte-identical for a seed, whatever the order of generation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import colorsys
+import json
+import shutil
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from reid.errors import UserError
+
+GENERATOR_VERSION = 1
+MANIFEST = "synthetic.json"
+SYSU_RGB, SYSU_IR = (1, 2, 4, 5), (3, 6)
+INDOOR = {1, 2, 3}
+PATTERNS = ("plain", "hstripes", "vstripes", "checks", "twotone_v", "twotone_h")
+BOTTOMS = ("trousers", "shorts", "skirt")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big the generated sets are. ``small`` presets are for tests (a few seconds)."""
+
+    sysu_train_ids: int = 60
+    sysu_val_ids: int = 10
+    sysu_test_ids: int = 30
+    images_per_rgb_camera: int = 4
+    images_per_ir_camera: int = 6
+    regdb_ids: int = 60
+    regdb_images: int = 10  # per modality, as in the real RegDB
+    height: int = 128
+    width: int = 64
+
+    @classmethod
+    def preset(cls, small: bool = False, **overrides) -> "Sizes":
+        base = cls(8, 2, 4, 2, 3, 12, 4) if small else cls()
+        unknown = set(overrides) - set(asdict(base))
+        if unknown:
+            raise UserError(f"unknown synthetic size(s) {sorted(unknown)}; known: {sorted(asdict(base))}")
+        sizes = replace(base, **{k: int(v) for k, v in overrides.items() if v is not None})
+        for name, value in asdict(sizes).items():
+            if value < 1:
+                raise UserError(f"synthetic size {name} must be >= 1, got {value}")
+        if sizes.height < 32 or sizes.width < 16:
+            raise UserError(f"synthetic image size must be at least 32x16, got {sizes.height}x{sizes.width}")
+        if sizes.regdb_ids < 2:
+            raise UserError("synthetic regdb_ids must be >= 2 (half train, half test)")
+        return sizes
+
+
+# --------------------------------------------------------------------------------------------------
+# Identities and cameras
+
+
+@dataclass
+class Garment:
+    colors: np.ndarray  # (2, 3) RGB in [0, 1]: primary, secondary
+    materials: np.ndarray  # (2,) infrared brightness of the two materials, independent of colour
+    pattern: str
+    period: float  # stripe / check period as a fraction of body height
+
+
+@dataclass
+class Identity:
+    build: float  # shoulder / hip width factor
+    stature: float  # body height as a fraction of the frame
+    leg_fraction: float
+    arm_fraction: float
+    head: float
+    female: bool
+    skin: np.ndarray
+    hair: np.ndarray
+    hair_long: bool
+    top: Garment
+    bottom: Garment
+    bottom_kind: str
+    shoes: np.ndarray
+    backpack: bool
+    shoulder_bag: int  # 0 none, -1 / +1 side
+    bag: Garment
+    hat: bool
+    hat_color: np.ndarray
+    views: np.ndarray = field(default_factory=lambda: np.ones(3) / 3)  # walking-direction habit
+
+
+def _color(rng: np.random.Generator, sat=(0.25, 0.9), val=(0.2, 0.95)) -> np.ndarray:
+    return np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(*sat), rng.uniform(*val)))
+
+
+def _garment(rng: np.random.Generator, patterns=PATTERNS) -> Garment:
+    pattern = str(rng.choice(patterns))
+    m1 = rng.uniform(0.1, 0.9)
+    # The second material differs clearly so a pattern survives into IR; its sign is random,
+    # unrelated to whether the secondary colour is lighter or darker.
+    m2 = np.clip(m1 + rng.choice([-1, 1]) * rng.uniform(0.3, 0.5), 0.0, 1.0)
+    if abs(m2 - m1) < 0.25:
+        m2 = m1 - 0.35 if m1 > 0.5 else m1 + 0.35
+    return Garment(np.stack([_color(rng), _color(rng)]), np.array([m1, m2]), pattern, rng.uniform(0.05, 0.11))
+
+
+def make_identity(rng: np.random.Generator) -> Identity:
+    female = bool(rng.random() < 0.45)
+    skin_v = rng.uniform(0.35, 0.95)
+    return Identity(
+        build=rng.uniform(0.75, 1.3),
+        stature=rng.uniform(0.78, 0.95),
+        leg_fraction=rng.uniform(0.42, 0.54),
+        arm_fraction=rng.uniform(0.3, 0.4),
+        head=rng.uniform(0.055, 0.075),
+        female=female,
+        skin=np.array(colorsys.hsv_to_rgb(rng.uniform(0.02, 0.1), rng.uniform(0.3, 0.6), skin_v)),
+        hair=np.array(colorsys.hsv_to_rgb(rng.uniform(0.0, 0.12), rng.uniform(0.2, 0.7), rng.uniform(0.05, 0.5))),
+        hair_long=bool(rng.random() < (0.6 if female else 0.1)),
+        top=_garment(rng),
+        bottom=_garment(rng, ("plain", "plain", "plain", "vstripes", "checks")),
+        bottom_kind=str(rng.choice(BOTTOMS, p=[0.6, 0.2, 0.2] if female else [0.8, 0.2, 0.0])),
+        shoes=_color(rng, (0.0, 0.5), (0.05, 0.9)),
+        backpack=bool(rng.random() < 0.35),
+        shoulder_bag=int(rng.choice([0, 0, -1, 1])),
+        bag=_garment(rng, ("plain", "plain", "hstripes")),
+        hat=bool(rng.random() < 0.25),
+        hat_color=_color(rng),
+        views=rng.dirichlet([2.0, 2.0, 2.0]),
+    )
+
+
+@dataclass
+class Camera:
+    indoor: bool
+    views: np.ndarray  # probabilities of front / back / side
+    scale: float  # person height multiplier
+    gain: float
+    cast: np.ndarray  # RGB illumination colour
+    background: np.ndarray  # (H, W, 3) visible background
+    thermal_background: np.ndarray  # (H, W) infrared background
+    blur: float  # thermal blur radius (px at 128x64)
+
+
+def make_camera(rng: np.random.Generator, indoor: bool, height: int, width: int, regdb: bool = False) -> Camera:
+    yy, xx = np.mgrid[0:height, 0:width] / np.array([height, width])[:, None, None]
+    horizon = rng.uniform(0.55, 0.8)
+    if indoor:
+        wall, floor = _color(rng, (0.05, 0.3), (0.45, 0.85)), _color(rng, (0.05, 0.35), (0.25, 0.6))
+        cast = np.array([1.08, 1.0, 0.85]) * rng.uniform(0.95, 1.05, 3)
+    else:
+        wall, floor = _color(rng, (0.1, 0.5), (0.5, 0.95)), _color(rng, (0.05, 0.4), (0.3, 0.7))
+        cast = np.array([0.95, 1.0, 1.08]) * rng.uniform(0.95, 1.05, 3)
+    bg = np.where((yy < horizon)[..., None], wall, floor) * (0.85 + 0.3 * yy[..., None])
+    # A few vertical structures (doors, poles, trees) at fixed places per camera.
+    for _ in range(rng.integers(1, 4)):
+        x0, w = rng.uniform(0, 1), rng.uniform(0.05, 0.25)
+        bg = np.where(((xx > x0) & (xx < x0 + w) & (yy < horizon))[..., None], _color(rng, val=(0.2, 0.8)), bg)
+    thermal = rng.uniform(0.08, 0.3) + rng.uniform(-0.1, 0.1) * yy + 0.04 * np.sin(xx * rng.uniform(3, 9))
+    if rng.random() < 0.5:  # a warm object (radiator, lamp, car) somewhere in the scene
+        cy, cx = rng.uniform(0.1, 0.9), rng.choice([rng.uniform(0, 0.2), rng.uniform(0.8, 1.0)])
+        thermal = thermal + 0.4 * np.exp(-(((yy - cy) / 0.08) ** 2 + ((xx - cx) / 0.1) ** 2))
+    views = np.array([0.5, 0.5, 0.0]) if regdb else rng.dirichlet([1.5, 1.5, 1.5])
+    return Camera(indoor, views, rng.uniform(0.85, 1.05) if not regdb else rng.uniform(0.95, 1.0),
+                  rng.uniform(0.7, 1.2), cast, np.clip(bg, 0, 1), np.clip(thermal, 0, 1),
+                  rng.uniform(1.0, 1.8))
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering: a painter's algorithm over boolean masks on a pixel grid (vectorised numpy)
+
+
+def _limb(yy, xx, y0, y1, x0, x1, half):
+    """A straight limb from (y0, x0) to (y1, x1) of half-width ``half`` (pixels)."""
+    t = (yy - y0) / max(y1 - y0, 1e-6)
+    return (t >= 0) & (t <= 1) & (np.abs(xx - (x0 + (x1 - x0) * t)) <= half)
+
+
+def _trapezoid(yy, xx, y0, y1, cx, half0, half1):
+    t = (yy - y0) / max(y1 - y0, 1e-6)
+    return (t >= 0) & (t <= 1) & (np.abs(xx - cx) <= half0 + (half1 - half0) * t)
+
+
+def _ellipse(yy, xx, cy, cx, ry, rx):
+    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+
+
+def _pattern(g: Garment, yy, xx, top: float, cx: float, body: float, flip: bool) -> np.ndarray:
+    """Boolean map of where the garment shows its secondary colour / material."""
+    u, v = (yy - top) / body, (xx - cx) / body
+    if flip:
+        v = -v
+    p = g.period
+    if g.pattern == "hstripes":
+        return (u / p) % 2 < 1
+    if g.pattern == "vstripes":
+        return (v / p + 0.5) % 2 < 1
+    if g.pattern == "checks":
+        return ((u / p) % 2 < 1) ^ ((v / p + 0.5) % 2 < 1)
+    if g.pattern == "twotone_v":
+        return v > 0
+    if g.pattern == "twotone_h":
+        return u > 0.16
+    return np.zeros_like(yy, dtype=bool)
+
+
+def render(person: Identity, cam: Camera, rng: np.random.Generator, height: int, width: int,
+           infrared: bool) -> np.ndarray:
+    """One image: float (H, W, 3) in [0, 1] for visible, (H, W) for infrared."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    view = int(rng.choice(3, p=0.5 * cam.views + 0.5 * person.views))  # 0 front, 1 back, 2 side
+    body = height * person.stature * cam.scale * rng.uniform(0.93, 1.05)
+    feet = min(height - 1.0, height * rng.uniform(0.92, 1.0) + body * 0.02)
+    top = feet - body
+    cx = width * rng.uniform(0.42, 0.58)
+    phase = rng.uniform(0, 2 * np.pi)
+    stride = np.sin(phase) * body * (0.12 if view == 2 else 0.03)
+    swing = -np.sin(phase) * body * (0.08 if view == 2 else 0.02)
+    narrow = 0.6 if view == 2 else 1.0
+    shoulder = 0.12 * body * person.build * narrow
+    hip_w = 0.095 * body * person.build * narrow
+    head_r = person.head * body
+    neck = top + 2 * head_r
+    hip = feet - person.leg_fraction * body
+    leg_half = 0.045 * body * person.build
+    arm_half = 0.032 * body * person.build
+    mirrored = view == 1  # seen from the back, the person's left is on the image's left
+
+    # Layers: (mask, rgb colour or (H,W,3) texture, infrared value or (H,W) texture).
+    layers: list[tuple[np.ndarray, object, object]] = []
+
+    def garment_layer(mask, g: Garment, gtop: float):
+        sec = _pattern(g, yy, xx, gtop, cx, body, mirrored)
+        rgb = np.where(sec[..., None], g.colors[1], g.colors[0])
+        ir = 0.35 + 0.55 * np.where(sec, g.materials[1], g.materials[0])
+        layers.append((mask, rgb, ir))
+
+    # Legs (skin under shorts/skirts), shoes.
+    leg_x = [(cx - hip_w * 0.5, cx - hip_w * 0.5 + stride), (cx + hip_w * 0.5, cx + hip_w * 0.5 - stride)]
+    if view == 2:
+        leg_x = [(cx, cx + stride), (cx, cx - stride)]
+    legs = np.zeros_like(yy, dtype=bool)
+    for x0, x1 in leg_x:
+        legs |= _limb(yy, xx, hip, feet - 0.03 * body, x0, x1, leg_half)
+    shoes = np.zeros_like(legs)
+    for _, x1 in leg_x:
+        shoes |= _ellipse(yy, xx, feet - 0.02 * body, x1, 0.025 * body, leg_half * 1.4)
+    knee = hip + 0.5 * (feet - hip)
+    if person.bottom_kind == "trousers":
+        garment_layer(legs, person.bottom, hip)
+    else:
+        layers.append((legs, person.skin, 0.85))
+        cover = legs & (yy < knee) if person.bottom_kind == "shorts" else _trapezoid(
+            yy, xx, hip - 0.02 * body, knee, cx, hip_w * 1.05, hip_w * 1.5)
+        garment_layer(cover, person.bottom, hip)
+    layers.append((shoes, person.shoes, 0.3))
+
+    torso = _trapezoid(yy, xx, neck, hip + 0.02 * body, cx, shoulder, hip_w * 1.05)
+    arm_len = person.arm_fraction * body
+    arms = np.zeros_like(legs)
+    hands = np.zeros_like(legs)
+    sides = [0.0] if view == 2 else [-1.0, 1.0]
+    for s in sides:
+        x0 = cx + s * (shoulder + arm_half * 0.6)
+        x1 = x0 + s * 0.01 * body + (swing if s <= 0 else -swing)
+        arms |= _limb(yy, xx, neck + 0.02 * body, neck + arm_len, x0, x1, arm_half)
+        hands |= _ellipse(yy, xx, neck + arm_len + arm_half, x1, arm_half * 1.2, arm_half * 1.1)
+    if person.backpack and view == 1:  # seen from behind the backpack hides most of the torso
+        garment_layer(torso, person.top, neck)
+        garment_layer(_trapezoid(yy, xx, neck + 0.03 * body, hip - 0.02 * body, cx, shoulder * 0.8,
+                                 shoulder * 0.85), person.bag, neck)
+        garment_layer(arms, person.top, neck)
+    else:
+        garment_layer(torso, person.top, neck)
+        if person.backpack and view == 2:  # side view: the pack sticks out behind
+            bx = cx - np.sign(stride + 1e-6) * shoulder * 1.6
+            garment_layer(_trapezoid(yy, xx, neck + 0.03 * body, hip - 0.04 * body, bx, shoulder * 0.5,
+                                     shoulder * 0.55), person.bag, neck)
+        if person.backpack and view == 0:  # front view: only the two straps
+            for s in (-1, 1):
+                straps = _limb(yy, xx, neck, hip - 0.1 * body, cx + s * shoulder * 0.55, cx + s * shoulder * 0.6,
+                               0.015 * body + 0.5)
+                layers.append((straps, person.bag.colors[0], 0.35 + 0.55 * person.bag.materials[0]))
+        garment_layer(arms, person.top, neck)
+    layers.append((hands, person.skin, 0.85))
+    if person.shoulder_bag:
+        side = person.shoulder_bag * (-1 if mirrored else 1) * (0.4 if view == 2 else 1)
+        bx = cx + side * (shoulder + arm_half * 2.2)
+        bag = _trapezoid(yy, xx, hip - 0.1 * body, hip + 0.07 * body, bx, 0.06 * body, 0.07 * body)
+        strap = _limb(yy, xx, neck, hip - 0.1 * body, cx - side * shoulder * 0.7, bx, 0.012 * body + 0.5)
+        garment_layer(bag | strap, person.bag, hip)
+
+    # Head: face (front / side) or hair (back), long hair down to the shoulders, optional hat.
+    head_cy = top + head_r
+    head = _ellipse(yy, xx, head_cy, cx, head_r, head_r * 0.85)
+    hair = head & (yy < head_cy - 0.3 * head_r) if view != 1 else head
+    if person.hair_long:
+        hair |= _trapezoid(yy, xx, head_cy, neck + 0.12 * body, cx, head_r * 0.9, head_r * 1.1) & \
+            ((view == 1) | (np.abs(xx - cx) > head_r * 0.55))
+    layers.append((head, person.skin, 0.95))
+    layers.append((hair, person.hair, 0.55))
+    if person.hat:
+        hat = _ellipse(yy, xx, top + 0.4 * head_r, cx, 0.55 * head_r, head_r * 1.05) & (yy < top + 0.8 * head_r)
+        layers.append((hat, person.hat_color, 0.2))
+
+    if infrared:
+        img = cam.thermal_background.astype(np.float32).copy()
+        for mask, _, value in layers:
+            img = np.where(mask, value, img)
+        # Body heat varies with the weather / time of day: a global gain and offset per image.
+        img = img * rng.uniform(0.8, 1.1) + rng.uniform(-0.08, 0.08)
+        pil = Image.fromarray(np.clip(img * 255, 0, 255).astype(np.uint8), "L")
+        blurred = np.asarray(pil.filter(ImageFilter.GaussianBlur(cam.blur * height / 128)), np.float32) / 255
+        return np.clip(blurred + rng.normal(0, 0.035, blurred.shape), 0, 1)
+    img = cam.background.astype(np.float32).copy()
+    for mask, rgb, _ in layers:
+        img = np.where(mask[..., None], rgb, img)
+    light = cam.gain * rng.uniform(0.85, 1.15) * cam.cast * rng.uniform(0.96, 1.04, 3)
+    img = img * light.astype(np.float32)
+    return np.clip(img + rng.normal(0, 0.015, img.shape), 0, 1)
+
+
+def _to_pil(img: np.ndarray) -> Image.Image:
+    arr = np.round(img * 255).astype(np.uint8)
+    return Image.fromarray(arr, "L" if arr.ndim == 2 else "RGB")
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing the two layouts
+
+
+def write_sysu(root: Path, seed: int, sizes: Sizes) -> None:
+    """``cam1..cam6/<pid:04d>/<n:04d>.jpg`` and ``exp/{train,val,test}_id.txt``."""
+    n_ids = sizes.sysu_train_ids + sizes.sysu_val_ids + sizes.sysu_test_ids
+    split_rng = np.random.default_rng([seed, 1, 0])
+    pids = split_rng.permutation(np.arange(1, n_ids + 1)).tolist()
+    splits = {
+        "train": sorted(pids[:sizes.sysu_train_ids]),
+        "val": sorted(pids[sizes.sysu_train_ids:sizes.sysu_train_ids + sizes.sysu_val_ids]),
+        "test": sorted(pids[sizes.sysu_train_ids + sizes.sysu_val_ids:]),
+    }
+    (root / "exp").mkdir(parents=True, exist_ok=True)
+    for name, ids in splits.items():
+        (root / "exp" / f"{name}_id.txt").write_text(",".join(str(i) for i in ids) + "\n")
+    cams = {c: make_camera(np.random.default_rng([seed, 1, 1, c]), c in INDOOR, sizes.height, sizes.width)
+            for c in range(1, 7)}
+    for pid in range(1, n_ids + 1):
+        person = make_identity(np.random.default_rng([seed, 1, 2, pid]))
+        present = _cameras_of(np.random.default_rng([seed, 1, 3, pid]))
+        for c in present:
+            count = sizes.images_per_ir_camera if c in SYSU_IR else sizes.images_per_rgb_camera
+            folder = root / f"cam{c}" / f"{pid:04d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for n in range(1, count + 1):
+                rng = np.random.default_rng([seed, 1, 4, pid, c, n])
+                img = render(person, cams[c], rng, sizes.height, sizes.width, infrared=c in SYSU_IR)
+                _to_pil(img).save(folder / f"{n:04d}.jpg", quality=92)
+
+
+def _cameras_of(rng: np.random.Generator) -> list[int]:
+    """Not every identity passes every camera; each has >= 1 indoor RGB camera and >= 1 IR camera."""
+    cams = {c for c in range(1, 7) if rng.random() < 0.7}
+    if not cams & {1, 2}:
+        cams.add(int(rng.choice([1, 2])))
+    if not cams & set(SYSU_IR):
+        cams.add(int(rng.choice(SYSU_IR)))
+    return sorted(cams)
+
+
+def write_regdb(root: Path, seed: int, sizes: Sizes) -> None:
+    """``Visible|Thermal/<pid>/<gender>_<view>_<v|t>_<frame>_<pid>.bmp`` and the ten idx splits."""
+    cams = {m: make_camera(np.random.default_rng([seed, 2, 1, int(m == "t")]), False, sizes.height, sizes.width, regdb=True)
+            for m in ("v", "t")}
+    files: dict[int, dict[str, list[str]]] = {}
+    frame = 0
+    for pid in range(1, sizes.regdb_ids + 1):
+        person = make_identity(np.random.default_rng([seed, 2, 2, pid]))
+        facing = "front" if np.random.default_rng([seed, 2, 3, pid]).random() < 0.5 else "back"
+        person.views = np.array([1.0, 0.0, 0.0]) if facing == "front" else np.array([0.0, 1.0, 0.0])
+        gender = "female" if person.female else "male"
+        files[pid] = {"v": [], "t": []}
+        for n in range(sizes.regdb_images):
+            frame += 1
+            # Visible and thermal frames are captured together (same pose), as by RegDB's dual camera.
+            for m, folder in (("v", "Visible"), ("t", "Thermal")):
+                rng = np.random.default_rng([seed, 2, 4, pid, n])
+                # Same stream for both cameras: the same pose, seen in the two modalities.
+                img = render(person, _same_view(cams[m], person), rng, sizes.height, sizes.width, infrared=m == "t")
+                rel = f"{folder}/{pid}/{gender}_{facing}_{m}_{frame:05d}_{pid}.bmp"
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                _to_pil(img).save(root / rel)
+                files[pid][m].append(rel)
+    (root / "idx").mkdir(parents=True, exist_ok=True)
+    for trial in range(1, 11):
+        order = np.random.default_rng([seed, 2, 5, trial]).permutation(np.arange(1, sizes.regdb_ids + 1))
+        half = sizes.regdb_ids // 2
+        for split, ids in (("train", sorted(order[:half].tolist())), ("test", sorted(order[half:].tolist()))):
+            for m, name in (("v", "visible"), ("t", "thermal")):
+                lines = [f"{rel} {label}" for label, pid in enumerate(ids) for rel in files[pid][m]]
+                (root / "idx" / f"{split}_{name}_{trial}.txt").write_text("\n".join(lines) + "\n")
+
+
+def _same_view(cam: Camera, person: Identity) -> Camera:
+    """RegDB walkers face one way: the identity's habit decides the view, not the camera."""
+    return replace(cam, views=person.views)
+
+
+# --------------------------------------------------------------------------------------------------
+# Public API
+
+
+def make_synthetic(out: str | Path, seed: int = 0, small: bool = False, **sizes) -> Path:
+    """Write ``<out>/SYSU-MM01`` and ``<out>/RegDB`` (replacing them) and a manifest; returns ``out``."""
+    out = Path(out)
+    spec = Sizes.preset(small, **sizes)
+    for name in ("SYSU-MM01", "RegDB", MANIFEST):
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    write_sysu(out / "SYSU-MM01", seed, spec)
+    write_regdb(out / "RegDB", seed, spec)
+    # Written last: its presence means the generation finished.
+    (out / MANIFEST).write_text(json.dumps(_manifest(seed, spec), indent=2) + "\n")
+    return out
+
+
+def _manifest(seed: int, sizes: Sizes) -> dict:
+    return {"generator_version": GENERATOR_VERSION, "seed": seed, "sizes": asdict(sizes)}
+
+
+def ensure_synthetic(root: str | Path, seed: int = 0, small: bool = False, **sizes) -> Path:
+    """Generate into ``root`` unless a finished generation with the same settings is already there."""
+    root = Path(root)
+    wanted = _manifest(seed, Sizes.preset(small, **sizes))
+    try:
+        if json.loads((root / MANIFEST).read_text()) == wanted:
+            return root
+    except (OSError, ValueError):
+        pass
+    return make_synthetic(root, seed, small, **sizes)
+
+
+def summarize(root: str | Path) -> str:
+    """Human-readable counts per dataset, split, camera and modality."""
+    from reid.data.regdb import RegDB
+    from reid.data.sysu import SYSUMM01
+
+    root = Path(root)
+    lines = [f"synthetic dataset at {root}"]
+    manifest = root / MANIFEST
+    if manifest.is_file():
+        lines.append(f"  generator: {json.dumps(json.loads(manifest.read_text()))}")
+    sysu = SYSUMM01(root / "SYSU-MM01")
+    lines.append(f"SYSU-MM01: {len(sysu.train_ids)} train+val ids, {len(sysu.test_ids)} test ids")
+    train_cams = Counter(cam for _, _, cam in sysu.train)
+    lines.append("  train images per camera: " + ", ".join(
+        f"cam{c}{'(IR)' if c in sysu.ir_cameras else ''}={train_cams[c]}" for c in sorted(train_cams)))
+    n_ir = sum(v for c, v in train_cams.items() if c in sysu.ir_cameras)
+    lines.append(f"  train: {len(sysu.train) - n_ir} visible + {n_ir} infrared images")
+    for mode in ("all", "indoor"):
+        lines.append(f"  {mode}-search: query {len(sysu.query(mode))} IR images, "
+                     f"gallery {len(sysu.gallery(mode, 0, 1))} (single-shot) / "
+                     f"{len(sysu.gallery(mode, 0, 10))} (multi-shot) RGB images")
+    regdb = RegDB(root / "RegDB", trial=1)
+    mods = Counter("thermal" if cam in regdb.ir_cameras else "visible" for _, _, cam in regdb.train)
+    lines.append(f"RegDB (trial 1): {regdb.num_train_pids} train ids "
+                 f"({mods['visible']} visible + {mods['thermal']} thermal), "
+                 f"test {len(regdb.query('v2t'))} visible / {len(regdb.gallery('v2t'))} thermal images")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="data/synthetic", help="output folder (gets SYSU-MM01/ and RegDB/)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--small", action="store_true", help="the tiny set used by the tests")
+    parser.add_argument("--num-ids", type=int, default=None, help="SYSU train identities")
+    parser.add_argument("--val-ids", type=int, default=None, help="SYSU val identities")
+    parser.add_argument("--test-ids", type=int, default=None, help="SYSU test identities")
+    parser.add_argument("--images-per-camera", type=int, default=None, help="SYSU images per RGB camera")
+    parser.add_argument("--ir-images-per-camera", type=int, default=None)
+    parser.add_argument("--regdb-ids", type=int, default=None)
+    parser.add_argument("--height", type=int, default=None)
+    parser.add_argument("--width", type=int, default=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    sizes = dict(sysu_train_ids=args.num_ids, sysu_val_ids=args.val_ids, sysu_test_ids=args.test_ids,
+                 images_per_rgb_camera=args.images_per_camera, images_per_ir_camera=args.ir_images_per_camera,
+                 regdb_ids=args.regdb_ids, height=args.height, width=args.width)
+    root = make_synthetic(args.out, args.seed, args.small, **{k: v for k, v in sizes.items() if v is not None})
+    print(summarize(root))
+    return 0

@@ -1,0 +1,127 @@
+"""The synthetic cross-modal dataset: layouts, determinism, cross-modal properties, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from reid.cli import main
+from reid.data import RegDB, SYSUMM01, ensure_synthetic, make_synthetic, summarize
+from reid.data.synthetic import MANIFEST, Sizes, make_identity
+from reid.errors import UserError
+
+TINY = dict(sysu_train_ids=3, sysu_val_ids=1, sysu_test_ids=2, images_per_rgb_camera=1,
+            images_per_ir_camera=1, regdb_ids=2, regdb_images=1)
+
+
+def digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_gives_byte_identical_files(tmp_path):
+    a = digest(make_synthetic(tmp_path / "a", seed=7, **TINY))
+    b = digest(make_synthetic(tmp_path / "b", seed=7, **TINY))
+    c = digest(make_synthetic(tmp_path / "c", seed=8, **TINY))
+    assert a == b and len(a) > 20
+    assert {k: v for k, v in a.items() if k != MANIFEST} != {k: v for k, v in c.items() if k != MANIFEST}
+
+
+def test_sysu_layout(synthetic_root):
+    root = synthetic_root / "SYSU-MM01"
+    ids = {}
+    for name in ("train", "val", "test"):
+        text = (root / "exp" / f"{name}_id.txt").read_text()
+        assert re.fullmatch(r"[1-9]\d*(,[1-9]\d*)*\n", text)  # one line of unpadded ids
+        ids[name] = [int(t) for t in text.split(",")]
+        assert ids[name] == sorted(ids[name])
+    assert (len(ids["train"]), len(ids["val"]), len(ids["test"])) == (8, 2, 4)
+    images = sorted(root.glob("cam*/*/*.jpg"))
+    assert all(re.fullmatch(r"cam[1-6]/\d{4}/\d{4}\.jpg", str(p.relative_to(root))) for p in images)
+    modes = {Image.open(p).mode for p in images if p.parts[-3] in ("cam3", "cam6")}
+    assert modes == {"L"}  # IR stored single-channel
+    assert {Image.open(p).mode for p in images if p.parts[-3] not in ("cam3", "cam6")} == {"RGB"}
+    assert Image.open(images[0]).size == (64, 128)
+    # Not every identity appears in every camera, but every one has RGB and IR images.
+    per_pid = {}
+    for p in images:
+        per_pid.setdefault(p.parts[-2], set()).add(p.parts[-3])
+    assert any(len(cams) < 6 for cams in per_pid.values())
+    assert all(cams & {"cam3", "cam6"} and cams & {"cam1", "cam2"} for cams in per_pid.values())
+
+
+def test_regdb_layout(synthetic_root):
+    root = synthetic_root / "RegDB"
+    for trial in range(1, 11):
+        for split in ("train", "test"):
+            vis = (root / "idx" / f"{split}_visible_{trial}.txt").read_text().split("\n")[0]
+            assert re.fullmatch(r"Visible/(\d+)/(female|male)_(front|back)_v_\d{5}_\1\.bmp \d+", vis)
+    assert {Image.open(p).mode for p in root.glob("Thermal/*/*.bmp")} == {"L"}
+    assert {Image.open(p).mode for p in root.glob("Visible/*/*.bmp")} == {"RGB"}
+    regdb = RegDB(root, trial=3)
+    assert regdb.num_train_pids == 6 and len(regdb.train) == 6 * 4 * 2
+
+
+def test_infrared_brightness_is_independent_of_garment_colour():
+    people = [make_identity(np.random.default_rng([0, i])) for i in range(400)]
+    luminance = [float(p.top.colors[0] @ [0.299, 0.587, 0.114]) for p in people]
+    material = [float(p.top.materials[0]) for p in people]
+    assert abs(np.corrcoef(luminance, material)[0, 1]) < 0.2
+    # The pattern survives into IR: its two materials always differ clearly.
+    assert min(abs(p.top.materials[1] - p.top.materials[0]) for p in people) >= 0.25
+    assert {p.top.pattern for p in people} >= {"plain", "hstripes", "vstripes", "checks"}
+    assert any(p.backpack for p in people) and any(p.hat for p in people) and any(p.shoulder_bag for p in people)
+
+
+def test_same_identity_looks_alike_across_cameras_and_modalities(synthetic_root):
+    """IR images of one person are closer to each other than to other people's (shape survives)."""
+    sysu = SYSUMM01(synthetic_root / "SYSU-MM01")
+    ir = [(p, pid) for p, pid, cam in sysu.train if cam in sysu.ir_cameras]
+    feats = np.stack([np.asarray(Image.open(p).resize((16, 32)), np.float32).ravel() for p, _ in ir])
+    feats = (feats - feats.mean(1, keepdims=True)) / feats.std(1, keepdims=True)
+    pids = np.array([pid for _, pid in ir])
+    dist = ((feats[:, None] - feats[None]) ** 2).sum(-1)
+    same, diff = pids[:, None] == pids[None], pids[:, None] != pids[None]
+    np.fill_diagonal(same, False)
+    assert dist[same].mean() < dist[diff].mean()
+
+
+def test_ensure_synthetic_regenerates_only_when_settings_change(tmp_path):
+    root = ensure_synthetic(tmp_path / "s", seed=1, **TINY)
+    stamp = (root / MANIFEST).stat().st_mtime_ns
+    marker = root / "SYSU-MM01" / "marker"
+    marker.write_text("kept")
+    assert ensure_synthetic(root, seed=1, **TINY) == root and marker.exists()
+    assert (root / MANIFEST).stat().st_mtime_ns == stamp
+    ensure_synthetic(root, seed=2, **TINY)
+    assert not marker.exists()  # other seed: generated afresh
+
+
+def test_sizes_and_bad_sizes(tmp_path):
+    root = make_synthetic(tmp_path / "s", seed=0, height=64, width=32, **TINY)
+    assert Image.open(next(root.glob("SYSU-MM01/cam1/*/*.jpg"))).size == (32, 64)
+    with pytest.raises(UserError, match="regdb_ids"):
+        Sizes.preset(regdb_ids=0)
+    with pytest.raises(UserError, match="unknown synthetic size"):
+        Sizes.preset(colour="red")
+
+
+def test_summary_counts(synthetic_root):
+    text = summarize(synthetic_root)
+    assert "SYSU-MM01: 10 train+val ids, 4 test ids" in text
+    assert "cam3(IR)=" in text and "RegDB (trial 1): 6 train ids (24 visible + 24 thermal)" in text
+
+
+def test_cli(tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["synth", "--out", str(out), "--seed", "3", "--small", "--num-ids", "3", "--test-ids", "2",
+            "--val-ids", "1", "--regdb-ids", "2", "--images-per-camera", "1", "--ir-images-per-camera", "1"]
+    assert main(args) == 0
+    assert "SYSU-MM01: 4 train+val ids, 2 test ids" in capsys.readouterr().out
+    assert main(["synth", "--out", str(out), "--regdb-ids", "1", "--small"]) == 2
+    assert "regdb_ids" in capsys.readouterr().err
