@@ -98,7 +98,10 @@ def timing(preset: str, batch: int, iters: int, device: torch.device) -> float:
     medians = time_interleaved({"bare": bare_step, "full": full_step}, iters, device)
     bare_s, full_s = medians["bare"] / n, medians["full"] / n
     ratio = full_s / bare_s
-    print(f"  preset {preset}, {batch} colour + {batch} grayscale images, {iters} interleaved iterations on {device}, medians")
+    print(
+        f"  preset {preset}, {batch} colour + {batch} grayscale images, "
+        f"{iters} interleaved iterations on {device}, medians"
+    )
     print(f"  bare CrossViT backbone  {bare_s * 1e3:8.2f} ms/image (forward + backward)")
     print(f"  full model + losses     {full_s * 1e3:8.2f} ms/image (forward + backward)")
     print(f"  ratio full / bare       {ratio:8.3f}   (target <= 1.3: {'ok' if ratio <= 1.3 else 'OVER'})")

@@ -13,8 +13,8 @@ left out; the cross-modal sampler never produces them.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from reid.errors import UserError
 
@@ -133,7 +133,9 @@ class AdaptiveTripletLoss(nn.Module):
 class CenterLoss(nn.Module):
     """Center loss (Wen et al., 2016): 1/2 |f_i - c_{y_i}|^2, averaged over the batch.
 
-    The centers are parameters: the optimiser must include this module's parameters.
+    The centers are parameters: the optimiser must include this module's parameters. The loss is
+    large at the start (random centers, squared distances summed over D), so it is usually weighted
+    small (e.g. 5e-4, as in Wen et al.).
     """
 
     def __init__(self, num_classes: int, feat_dim: int) -> None:

@@ -48,7 +48,8 @@ def test_standard_spatial_attention_weighs_positions():
 
 
 def test_paper_spatial_attention_is_a_channel_gate():
-    """The literal Eq. 12 text: per-channel avg and max -> 1x1x2C -> conv -> sigmoid, one weight per channel."""
+    """The literal Eq. 12 text: per-channel avg and max -> 1x1x2C -> conv -> sigmoid: one weight
+    per channel."""
     torch.manual_seed(0)
     sa = SpatialAttention(32, "paper")
     x = fmap(2)

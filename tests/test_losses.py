@@ -17,8 +17,10 @@ from reid.losses import (
     pairwise_distances,
 )
 
+
 def distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return math.sqrt(sum((float(x) - float(y)) ** 2 for x, y in zip(a, b)))
+
 
 # Tiny tensors: extra threads only add synchronisation, and on a busy 2-core machine OpenMP
 # oversubscription made these tests ~30x slower. One thread for this process.
@@ -26,7 +28,11 @@ torch.set_num_threads(1)
 
 
 def loop_pairs(features, pids, anchor):
-    positives = [distance(features[anchor], features[j]) for j in range(len(pids)) if j != anchor and pids[j] == pids[anchor]]
+    positives = [
+        distance(features[anchor], features[j])
+        for j in range(len(pids))
+        if j != anchor and pids[j] == pids[anchor]
+    ]
     negatives = [distance(features[anchor], features[j]) for j in range(len(pids)) if pids[j] != pids[anchor]]
     return positives, negatives
 
@@ -81,7 +87,9 @@ def test_pairwise_distances_match_norms():
 def test_hard_triplet_matches_loop(margin, reduction, seed):
     features, pids = batch(seed)
     got = HardTripletLoss(margin, reduction=reduction)(features, pids)
-    assert got.item() == pytest.approx(loop_hard_triplet(features, pids, margin, reduction), rel=1e-4, abs=1e-4)
+    assert got.item() == pytest.approx(
+        loop_hard_triplet(features, pids, margin, reduction), rel=1e-4, abs=1e-4
+    )
 
 
 @pytest.mark.parametrize("soft_margin", [False, True])
@@ -196,7 +204,9 @@ def test_center_loss_matches_loop_and_moves_centers():
 
 
 def test_build_metric_loss():
-    assert isinstance(build_metric_loss("hard_triplet", margin=0.3, num_classes=5, feat_dim=8), HardTripletLoss)
+    assert isinstance(
+        build_metric_loss("hard_triplet", margin=0.3, num_classes=5, feat_dim=8), HardTripletLoss
+    )
     adaptive = build_metric_loss("adaptive_triplet", margin=1.0, num_classes=5, feat_dim=8)
     assert isinstance(adaptive, AdaptiveTripletLoss) and adaptive.margin == 1.0
     center = build_metric_loss("center", margin=1.0, num_classes=5, feat_dim=8)

@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 from reid.errors import UserError
 from reid.models import PRESETS, ModelConfig, build_model
@@ -81,8 +81,9 @@ SWITCHES = [
 
 @pytest.mark.parametrize("backbone,csa,spatial,pooling,residual", SWITCHES)
 def test_every_switch_combination(backbone, csa, spatial, pooling, residual):
-    cfg = small_cfg(backbone=backbone, csa=csa, spatial_attention=spatial, pooling=pooling,
-                    multiscale_residual=residual)
+    cfg = small_cfg(
+        backbone=backbone, csa=csa, spatial_attention=spatial, pooling=pooling, multiscale_residual=residual
+    )
     model = build_model(cfg, num_classes=3)
     check_outputs(model, cfg, images(), 3)
     assert all(isinstance(m, nn.Identity) for m in model.csa) == (not csa)
@@ -90,7 +91,12 @@ def test_every_switch_combination(backbone, csa, spatial, pooling, residual):
 
 def test_default_model_at_paper_size():
     cfg = ModelConfig()
-    assert (cfg.backbone, cfg.preset, cfg.img_size, cfg.patch_sizes) == ("crossvit", "9", (288, 144), (12, 16))
+    assert (cfg.backbone, cfg.preset, cfg.img_size, cfg.patch_sizes) == (
+        "crossvit",
+        "9",
+        (288, 144),
+        (12, 16),
+    )
     model = build_model(cfg, num_classes=4)
     assert model.backbone.grid_sizes == [(24, 12), (18, 9)]
     check_outputs(model, cfg, images(2, (288, 144)), 4)
@@ -173,8 +179,16 @@ def test_timm_scale_and_crop_are_disabled():
 
 
 def test_config_round_trips_through_json_and_yaml_types():
-    cfg = ModelConfig(preset="small", img_size=(192, 96), csa=False, spatial_attention="paper",
-                      pooling="gap", test_feature="before_bn", drop_path_rate=0.2, pretrained_path="w.pth")
+    cfg = ModelConfig(
+        preset="small",
+        img_size=(192, 96),
+        csa=False,
+        spatial_attention="paper",
+        pooling="gap",
+        test_feature="before_bn",
+        drop_path_rate=0.2,
+        pretrained_path="w.pth",
+    )
     d = dataclasses.asdict(cfg)
     assert ModelConfig(**d) == cfg
     from_json = json.loads(json.dumps(d))  # tuples become lists
@@ -244,9 +258,16 @@ class Logits(nn.Module):
         return self.model.forward_head(self.model.forward_features(x)["global"])["logits"]
 
 
-@pytest.mark.parametrize("backbone,branch,layer", [
-    ("crossvit", 0, "csa"), ("crossvit", 1, "tokens"), ("crossvit", 0, "tokens"), ("vit", 0, "csa"), ("vit", 0, "tokens"),
-])
+@pytest.mark.parametrize(
+    "backbone,branch,layer",
+    [
+        ("crossvit", 0, "csa"),
+        ("crossvit", 1, "tokens"),
+        ("crossvit", 0, "tokens"),
+        ("vit", 0, "csa"),
+        ("vit", 0, "tokens"),
+    ],
+)
 def test_gradcam_targets_work_with_pytorch_grad_cam(backbone, branch, layer):
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -265,3 +286,37 @@ def test_gradcam_refuses_missing_branch():
     model = build_model(small_cfg(backbone="vit"), num_classes=3)
     with pytest.raises(ValueError, match="branch"):
         model.gradcam_targets(1)
+
+
+# The Table 3/4 model axes (backbone x CSA); the metric losses of Table 4 rotate across them.
+@pytest.mark.parametrize(
+    "backbone,csa,metric",
+    [
+        ("crossvit", True, "adaptive_triplet"),
+        ("crossvit", False, "hard_triplet"),
+        ("vit", True, "center"),
+        ("vit", False, "adaptive_triplet"),
+    ],
+)
+def test_every_ablation_combination_trains(backbone, csa, metric):
+    """A few Adam steps on one fixed batch (colour + grayscale views) lower LSCE + metric loss."""
+    from reid.losses import LabelSmoothingCrossEntropy, build_metric_loss
+
+    torch.manual_seed(0)
+    model = build_model(small_cfg(backbone=backbone, csa=csa, drop_path_rate=0.0), num_classes=3).train()
+    metric_loss = build_metric_loss(metric, margin=0.3, num_classes=3, feat_dim=model.feature_dim)
+    ce = LabelSmoothingCrossEntropy(0.1)
+    optimizer = torch.optim.Adam([*model.parameters(), *metric_loss.parameters()], lr=1e-3)
+    colour = images(6, seed=1)
+    x = torch.cat([colour, colour.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)])
+    pids = torch.tensor([0, 0, 1, 1, 2, 2] * 2)
+    losses = []
+    for _ in range(6):
+        out = model(x)
+        loss = ce(out["logits"], pids) + metric_loss(out["features"], pids)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < losses[0], losses

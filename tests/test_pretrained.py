@@ -10,7 +10,8 @@ from safetensors.torch import save_file
 from timm.layers import resample_abs_pos_embed
 
 from reid.errors import UserError
-from reid.models import ModelConfig, build_model
+from reid.models import PRESETS, ModelConfig, build_model
+from reid.models.crossvit import TIMM_NAMES
 
 # Tiny tensors: extra threads only add synchronisation, and on a busy 2-core machine OpenMP
 # oversubscription made these tests ~30x slower. One thread for this process.
@@ -42,10 +43,18 @@ def test_round_trip_resamples_pos_embed_and_copies_the_rest(timm_tiny, tmp_path,
     loaded = model.backbone.vit.state_dict()
 
     for b, (old, new) in enumerate([((20, 20), (24, 12)), ((14, 14), (18, 9))]):
-        want = resample_abs_pos_embed(timm_tiny[f"pos_embed_{b}"], new_size=new, old_size=old, num_prefix_tokens=1)
-        assert loaded[f"pos_embed_{b}"].shape == (1, 1 + new[0] * new[1], timm_tiny[f"pos_embed_{b}"].shape[2])
+        want = resample_abs_pos_embed(
+            timm_tiny[f"pos_embed_{b}"], new_size=new, old_size=old, num_prefix_tokens=1
+        )
+        assert loaded[f"pos_embed_{b}"].shape == (
+            1,
+            1 + new[0] * new[1],
+            timm_tiny[f"pos_embed_{b}"].shape[2],
+        )
         assert torch.equal(loaded[f"pos_embed_{b}"], want)
-        assert torch.equal(loaded[f"pos_embed_{b}"][:, 0], timm_tiny[f"pos_embed_{b}"][:, 0])  # CLS entry kept
+        assert torch.equal(
+            loaded[f"pos_embed_{b}"][:, 0], timm_tiny[f"pos_embed_{b}"][:, 0]
+        )  # CLS entry kept
 
     copied = [k for k in timm_tiny if not k.startswith("head") and not k.startswith("pos_embed")]
     assert len(copied) > 100
@@ -85,10 +94,13 @@ def test_wrong_preset_names_the_file_and_a_mismatch(timm_tiny, tmp_path):
         build_model(ModelConfig(preset="9", img_size=(96, 48), pretrained_path=str(path)), num_classes=3)
 
 
-@pytest.mark.parametrize("content,suffix,message", [
-    (b"not a checkpoint", ".pth", "cannot read"),
-    (b"{}", ".json", "expected one of"),
-])
+@pytest.mark.parametrize(
+    "content,suffix,message",
+    [
+        (b"not a checkpoint", ".pth", "cannot read"),
+        (b"{}", ".json", "expected one of"),
+    ],
+)
 def test_unreadable_files_are_user_errors(tmp_path, content, suffix, message):
     path = tmp_path / f"weights{suffix}"
     path.write_bytes(content)
@@ -101,11 +113,30 @@ def test_vit_baseline_loads_a_timm_vit_checkpoint(tmp_path):
     from timm.models.vision_transformer import VisionTransformer
 
     torch.manual_seed(0)
-    source = VisionTransformer(img_size=224, patch_size=16, embed_dim=192, depth=12, num_heads=3, mlp_ratio=4.0,
-                               qkv_bias=True, num_classes=10).state_dict()
+    source = VisionTransformer(
+        img_size=224,
+        patch_size=16,
+        embed_dim=192,
+        depth=12,
+        num_heads=3,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        num_classes=10,
+    ).state_dict()
     path = tmp_path / "vit.pth"
     torch.save(source, path)
     model = build_model(ModelConfig(backbone="vit", preset="tiny", pretrained_path=str(path)), num_classes=3)
-    want = resample_abs_pos_embed(source["pos_embed"], new_size=(18, 9), old_size=(14, 14), num_prefix_tokens=1)
+    want = resample_abs_pos_embed(
+        source["pos_embed"], new_size=(18, 9), old_size=(14, 14), num_prefix_tokens=1
+    )
     assert torch.equal(model.backbone.vit.pos_embed, want)
     assert torch.equal(model.backbone.vit.blocks[3].mlp.fc1.weight, source["blocks.3.mlp.fc1.weight"])
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_presets_match_timm_checkpoints(preset):
+    """Every preset has exactly the tensors of its timm model, so its ImageNet file would load."""
+    theirs = timm.create_model(TIMM_NAMES[preset], pretrained=False).state_dict()
+    ours = build_model(ModelConfig(preset=preset), num_classes=3).backbone.vit.state_dict()
+    shapes = {k: tuple(v.shape) for k, v in theirs.items() if not k.startswith(("head", "pos_embed"))}
+    assert shapes == {k: tuple(v.shape) for k, v in ours.items() if not k.startswith("pos_embed")}

@@ -10,12 +10,12 @@ labels) goes through the same weights: one shared backbone, one CSA per branch, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Callable
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from reid.errors import UserError
 from reid.models.crossvit import PRESETS, CrossViTBackbone, check_img_size
@@ -88,7 +88,7 @@ class ModelConfig:
         check_img_size(self.img_size, used_patches)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         """Like `ModelConfig(**d)` but an unknown key is a `UserError` naming it."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
@@ -152,7 +152,11 @@ class ReIDModel(nn.Module):
     def forward_head(self, global_feature: torch.Tensor) -> dict:
         """-> {"features": before BN (metric losses), "bn_features": after BN, "logits": (B, num_classes)}."""
         bn_features = self.bottleneck(global_feature)
-        return {"features": global_feature, "bn_features": bn_features, "logits": self.classifier(bn_features)}
+        return {
+            "features": global_feature,
+            "bn_features": bn_features,
+            "logits": self.classifier(bn_features),
+        }
 
     def forward(self, x: torch.Tensor):
         head = self.forward_head(self.forward_features(x)["global"])
