@@ -220,3 +220,12 @@ def test_bad_arguments_raise_user_error():
         HardTripletLoss(0.3, reduction="max")
     with pytest.raises(UserError, match="epsilon"):
         LabelSmoothingCrossEntropy(1.5)
+
+
+def test_half_precision_features_are_measured_in_float32():
+    features, pids = batch(8)
+    half = features.half()
+    assert pairwise_distances(half).dtype == torch.float32
+    assert AdaptiveTripletLoss(1.0)(half, pids).item() == pytest.approx(
+        AdaptiveTripletLoss(1.0)(half.float(), pids).item(), rel=1e-6
+    )
