@@ -28,7 +28,8 @@ def pairwise_distances(features: torch.Tensor) -> torch.Tensor:
     on near-identical features, and its square root has an infinite gradient at 0. torch's cdist
     backward gives a zero gradient for zero distances (the diagonal, duplicated images).
     """
-    features = features.float()  # half-precision features (AMP) would lose the small distances
+    if features.dtype in (torch.float16, torch.bfloat16):  # AMP: half precision loses small distances
+        features = features.float()
     return torch.cdist(features, features, compute_mode="donot_use_mm_for_euclid_dist")
 
 
