@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from reid.errors import UserError
-from reid.models.crossvit import PRESETS, CrossViTBackbone, check_img_size
+from reid.models.crossvit import PRESETS, CrossViTBackbone, check_img_size, tokens_to_map
 from reid.models.csa import CSA, SPATIAL_ATTENTION_MODES
 from reid.models.vit import ViTBackbone
 
@@ -182,12 +183,7 @@ class ReIDModel(nn.Module):
             return [self.csa[branch]], None
         if layer == "tokens":
             grid = self.backbone.grid_sizes[branch]
-
-            def reshape_transform(tokens: torch.Tensor) -> torch.Tensor:
-                patches = tokens[:, 1:]
-                return patches.transpose(1, 2).reshape(patches.shape[0], patches.shape[2], *grid)
-
-            return [self.backbone.last_token_layer(branch)], reshape_transform
+            return [self.backbone.last_token_layer(branch)], partial(tokens_to_map, grid=grid)
         raise ValueError(f"layer={layer!r} is not valid; expected 'csa' or 'tokens'")
 
     def no_weight_decay(self) -> set[str]:
