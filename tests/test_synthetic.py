@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 
 from reid.cli import main
-from reid.data import RegDB, SYSUMM01, ensure_synthetic, make_synthetic, summarize
+from reid.data import SYSUMM01, RegDB, ensure_synthetic, make_synthetic, summarize
 from reid.data.synthetic import MANIFEST, Sizes, make_identity
 from reid.errors import UserError
 
-TINY = dict(sysu_train_ids=3, sysu_val_ids=1, sysu_test_ids=2, images_per_rgb_camera=1,
-            images_per_ir_camera=1, regdb_ids=2, regdb_images=1)
+TINY = {"sysu_train_ids": 3, "sysu_val_ids": 1, "sysu_test_ids": 2, "images_per_rgb_camera": 1,
+        "images_per_ir_camera": 1, "regdb_ids": 2, "regdb_images": 1}
 
 
 def digest(root: Path) -> dict[str, str]:
@@ -100,6 +100,22 @@ def test_ensure_synthetic_regenerates_only_when_settings_change(tmp_path):
     assert (root / MANIFEST).stat().st_mtime_ns == stamp
     ensure_synthetic(root, seed=2, **TINY)
     assert not marker.exists()  # other seed: generated afresh
+
+
+def test_refuses_to_overwrite_data_it_did_not_generate(tmp_path):
+    real = tmp_path / "SYSU-MM01" / "cam1" / "0001"
+    real.mkdir(parents=True)
+    (real / "0001.jpg").write_bytes(b"precious")
+    with pytest.raises(UserError, match="refusing to overwrite"):
+        make_synthetic(tmp_path, **TINY)
+    assert (real / "0001.jpg").read_bytes() == b"precious"
+
+
+def test_interrupted_generation_is_redone(tmp_path):
+    root = make_synthetic(tmp_path / "s", seed=0, **TINY)
+    (root / MANIFEST).write_text('{"complete": false}')  # as left by a generation cut off midway
+    assert ensure_synthetic(root, seed=0, **TINY) == root
+    assert '"complete"' not in (root / MANIFEST).read_text() and SYSUMM01(root / "SYSU-MM01").train
 
 
 def test_sizes_and_bad_sizes(tmp_path):

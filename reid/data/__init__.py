@@ -16,7 +16,20 @@ from reid.data.sysu import SYSUMM01
 from reid.data.transforms import TrainTransform, build_test_transform, build_train_transform
 
 __all__ = [
-    "SYSUMM01", "RegDB", "CrossModalIdentitySampler", "CrossModalTrainSet", "ImageSet", "ImageCache",
-    "Item", "carve_validation", "relabel_pids", "read_image", "TrainTransform", "build_train_transform",
-    "build_test_transform", "make_synthetic", "ensure_synthetic", "summarize",
+    "SYSUMM01",
+    "CrossModalIdentitySampler",
+    "CrossModalTrainSet",
+    "ImageCache",
+    "ImageSet",
+    "Item",
+    "RegDB",
+    "TrainTransform",
+    "build_test_transform",
+    "build_train_transform",
+    "carve_validation",
+    "ensure_synthetic",
+    "make_synthetic",
+    "read_image",
+    "relabel_pids",
+    "summarize",
 ]

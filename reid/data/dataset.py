@@ -6,8 +6,8 @@ Items everywhere are ``(path, pid, camid)`` tuples (docs/architecture.md).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable
 
 import numpy as np
 import torch

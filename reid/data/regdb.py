@@ -19,7 +19,7 @@ DIRECTIONS = ("v2t", "t2v")  # visible query -> thermal gallery, and the reverse
 class RegDB:
     """Items are ``(path, pid, camid)``; ``.train`` pids are relabelled ``0..num_train_pids-1``."""
 
-    ir_cameras = {THERMAL}
+    ir_cameras = frozenset({THERMAL})
 
     def __init__(self, root: str | Path, trial: int = 1):
         self.root = Path(root)

@@ -8,7 +8,7 @@ visited), optionally repeated to reach ``batches_per_epoch``.
 from __future__ import annotations
 
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

@@ -9,9 +9,11 @@ What makes it *cross-modal* rather than a colour-matching toy:
   pattern (plain, horizontal/vertical stripes, checks, two-tone) and accessories (backpack, shoulder
   bag, hat); shape, pattern and accessories survive into infrared;
 - the infrared rendering has no hue: a garment's brightness comes from a *material* value drawn
-  independently of its colour (two equally red shirts can be bright and dark in IR), skin is warm,
-  and the image is blurred (thermal optics) and noisy; pattern stripes use two materials so the
-  pattern remains visible, with a contrast unrelated to the colour contrast;
+  independently of its colour (two equally red shirts can be bright and dark in IR); pattern
+  stripes use two materials so the pattern remains visible, with a contrast unrelated to the
+  colour contrast. SYSU-MM01's IR cameras are near-infrared (active illumination: reflectance,
+  a bright centre falling off to the edges, slight blur); RegDB's is thermal (emission: the body
+  is warm against a cool scene, strong optical blur); both are noisy;
 - cameras differ in viewpoint mix (front / back / side, which moves or hides bags), scale,
   position, illumination (gain and colour cast) and background; SYSU cameras 1-3 are "indoor",
   4-6 "outdoor", like the real set.
@@ -35,10 +37,11 @@ from PIL import Image, ImageFilter
 
 from reid.errors import UserError
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MANIFEST = "synthetic.json"
 SYSU_RGB, SYSU_IR = (1, 2, 4, 5), (3, 6)
 INDOOR = {1, 2, 3}
+SKIN = 0.9  # IR material of skin: warm (thermal) and bright (near-IR)
 PATTERNS = ("plain", "hstripes", "vstripes", "checks", "twotone_v", "twotone_h")
 BOTTOMS = ("trousers", "shorts", "skirt")
 
@@ -58,7 +61,7 @@ class Sizes:
     width: int = 64
 
     @classmethod
-    def preset(cls, small: bool = False, **overrides) -> "Sizes":
+    def preset(cls, small: bool = False, **overrides) -> Sizes:
         base = cls(8, 2, 4, 2, 3, 12, 4) if small else cls()
         unknown = set(overrides) - set(asdict(base))
         if unknown:
@@ -158,8 +161,9 @@ class Camera:
     gain: float
     cast: np.ndarray  # RGB illumination colour
     background: np.ndarray  # (H, W, 3) visible background
-    thermal_background: np.ndarray  # (H, W) infrared background
-    blur: float  # thermal blur radius (px at 128x64)
+    ir_background: np.ndarray  # (H, W) infrared background
+    thermal: bool  # far-infrared emission (RegDB) rather than near-infrared reflectance (SYSU)
+    blur: float  # infrared blur radius (px at 128x64)
 
 
 def make_camera(rng: np.random.Generator, indoor: bool, height: int, width: int, regdb: bool = False) -> Camera:
@@ -176,14 +180,20 @@ def make_camera(rng: np.random.Generator, indoor: bool, height: int, width: int,
     for _ in range(rng.integers(1, 4)):
         x0, w = rng.uniform(0, 1), rng.uniform(0.05, 0.25)
         bg = np.where(((xx > x0) & (xx < x0 + w) & (yy < horizon))[..., None], _color(rng, val=(0.2, 0.8)), bg)
-    thermal = rng.uniform(0.08, 0.3) + rng.uniform(-0.1, 0.1) * yy + 0.04 * np.sin(xx * rng.uniform(3, 9))
-    if rng.random() < 0.5:  # a warm object (radiator, lamp, car) somewhere in the scene
+    if regdb:  # thermal: a cool scene with a smooth gradient
+        ir = rng.uniform(0.08, 0.3) + rng.uniform(-0.1, 0.1) * yy + 0.04 * np.sin(xx * rng.uniform(3, 9))
+    else:  # near-infrared: the scene's reflectance, unrelated to its colours, lit from the camera
+        ir = rng.uniform(0.15, 0.45) + rng.uniform(-0.15, 0.15) * (yy > horizon)
+        for _ in range(rng.integers(1, 4)):
+            x0, w = rng.uniform(0, 1), rng.uniform(0.05, 0.25)
+            ir = np.where((xx > x0) & (xx < x0 + w) & (yy < horizon), rng.uniform(0.1, 0.6), ir)
+    if rng.random() < 0.5:  # a hot or shiny object (radiator, lamp, car) somewhere in the scene
         cy, cx = rng.uniform(0.1, 0.9), rng.choice([rng.uniform(0, 0.2), rng.uniform(0.8, 1.0)])
-        thermal = thermal + 0.4 * np.exp(-(((yy - cy) / 0.08) ** 2 + ((xx - cx) / 0.1) ** 2))
+        ir = ir + 0.4 * np.exp(-(((yy - cy) / 0.08) ** 2 + ((xx - cx) / 0.1) ** 2))
     views = np.array([0.5, 0.5, 0.0]) if regdb else rng.dirichlet([1.5, 1.5, 1.5])
     return Camera(indoor, views, rng.uniform(0.85, 1.05) if not regdb else rng.uniform(0.95, 1.0),
-                  rng.uniform(0.7, 1.2), cast, np.clip(bg, 0, 1), np.clip(thermal, 0, 1),
-                  rng.uniform(1.0, 1.8))
+                  rng.uniform(0.7, 1.2), cast, np.clip(bg, 0, 1), np.clip(ir, 0, 1), thermal=regdb,
+                  blur=rng.uniform(1.2, 1.8) if regdb else rng.uniform(0.5, 0.9))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -246,13 +256,13 @@ def render(person: Identity, cam: Camera, rng: np.random.Generator, height: int,
     arm_half = 0.032 * body * person.build
     mirrored = view == 1  # seen from the back, the person's left is on the image's left
 
-    # Layers: (mask, rgb colour or (H,W,3) texture, infrared value or (H,W) texture).
+    # Layers: (mask, rgb colour or (H,W,3) texture, IR material in [0, 1] or (H,W) texture).
     layers: list[tuple[np.ndarray, object, object]] = []
 
     def garment_layer(mask, g: Garment, gtop: float):
         sec = _pattern(g, yy, xx, gtop, cx, body, mirrored)
         rgb = np.where(sec[..., None], g.colors[1], g.colors[0])
-        ir = 0.35 + 0.55 * np.where(sec, g.materials[1], g.materials[0])
+        ir = np.where(sec, g.materials[1], g.materials[0])
         layers.append((mask, rgb, ir))
 
     # Legs (skin under shorts/skirts), shoes.
@@ -269,11 +279,11 @@ def render(person: Identity, cam: Camera, rng: np.random.Generator, height: int,
     if person.bottom_kind == "trousers":
         garment_layer(legs, person.bottom, hip)
     else:
-        layers.append((legs, person.skin, 0.85))
+        layers.append((legs, person.skin, SKIN))
         cover = legs & (yy < knee) if person.bottom_kind == "shorts" else _trapezoid(
             yy, xx, hip - 0.02 * body, knee, cx, hip_w * 1.05, hip_w * 1.5)
         garment_layer(cover, person.bottom, hip)
-    layers.append((shoes, person.shoes, 0.3))
+    layers.append((shoes, person.shoes, 0.0))
 
     torso = _trapezoid(yy, xx, neck, hip + 0.02 * body, cx, shoulder, hip_w * 1.05)
     arm_len = person.arm_fraction * body
@@ -300,9 +310,9 @@ def render(person: Identity, cam: Camera, rng: np.random.Generator, height: int,
             for s in (-1, 1):
                 straps = _limb(yy, xx, neck, hip - 0.1 * body, cx + s * shoulder * 0.55, cx + s * shoulder * 0.6,
                                0.015 * body + 0.5)
-                layers.append((straps, person.bag.colors[0], 0.35 + 0.55 * person.bag.materials[0]))
+                layers.append((straps, person.bag.colors[0], person.bag.materials[0]))
         garment_layer(arms, person.top, neck)
-    layers.append((hands, person.skin, 0.85))
+    layers.append((hands, person.skin, SKIN))
     if person.shoulder_bag:
         side = person.shoulder_bag * (-1 if mirrored else 1) * (0.4 if view == 2 else 1)
         bx = cx + side * (shoulder + arm_half * 2.2)
@@ -317,17 +327,26 @@ def render(person: Identity, cam: Camera, rng: np.random.Generator, height: int,
     if person.hair_long:
         hair |= _trapezoid(yy, xx, head_cy, neck + 0.12 * body, cx, head_r * 0.9, head_r * 1.1) & \
             ((view == 1) | (np.abs(xx - cx) > head_r * 0.55))
-    layers.append((head, person.skin, 0.95))
-    layers.append((hair, person.hair, 0.55))
+    layers.append((head, person.skin, 1.0))
+    layers.append((hair, person.hair, 0.35))
     if person.hat:
         hat = _ellipse(yy, xx, top + 0.4 * head_r, cx, 0.55 * head_r, head_r * 1.05) & (yy < top + 0.8 * head_r)
-        layers.append((hat, person.hat_color, 0.2))
+        layers.append((hat, person.hat_color, 0.0))
 
+    # Cylinder-like shading: the body darkens towards its silhouette edges.
+    shade = np.clip(1 - 0.3 * ((xx - cx) / (shoulder * 1.6)) ** 2, 0.6, 1).astype(np.float32)
+    on_body = np.zeros_like(legs)
+    for mask, _, _ in layers:
+        on_body |= mask
     if infrared:
-        img = cam.thermal_background.astype(np.float32).copy()
-        for mask, _, value in layers:
-            img = np.where(mask, value, img)
-        # Body heat varies with the weather / time of day: a global gain and offset per image.
+        img = cam.ir_background.astype(np.float32).copy()
+        for mask, _, material in layers:
+            # Thermal: clothes are warmed by the body; near-IR: plain reflectance.
+            img = np.where(mask, 0.35 + 0.55 * np.asarray(material) if cam.thermal else 0.1 + 0.8 * np.asarray(material), img)
+        img = np.where(on_body, img * shade, img)
+        if not cam.thermal:  # active illuminator: bright centre, darker corners
+            img = img * (1.1 - 0.45 * (((yy / height - 0.5) * 1.6) ** 2 + ((xx / width - 0.5) * 1.4) ** 2))
+        # Emission / illumination strength varies per image: a global gain and offset.
         img = img * rng.uniform(0.8, 1.1) + rng.uniform(-0.08, 0.08)
         pil = Image.fromarray(np.clip(img * 255, 0, 255).astype(np.uint8), "L")
         blurred = np.asarray(pil.filter(ImageFilter.GaussianBlur(cam.blur * height / 128)), np.float32) / 255
@@ -335,6 +354,7 @@ def render(person: Identity, cam: Camera, rng: np.random.Generator, height: int,
     img = cam.background.astype(np.float32).copy()
     for mask, rgb, _ in layers:
         img = np.where(mask[..., None], rgb, img)
+    img = np.where(on_body[..., None], img * shade[..., None], img)
     light = cam.gain * rng.uniform(0.85, 1.15) * cam.cast * rng.uniform(0.96, 1.04, 3)
     img = img * light.astype(np.float32)
     return np.clip(img + rng.normal(0, 0.015, img.shape), 0, 1)
@@ -433,17 +453,20 @@ def make_synthetic(out: str | Path, seed: int = 0, small: bool = False, **sizes)
     """Write ``<out>/SYSU-MM01`` and ``<out>/RegDB`` (replacing them) and a manifest; returns ``out``."""
     out = Path(out)
     spec = Sizes.preset(small, **sizes)
-    for name in ("SYSU-MM01", "RegDB", MANIFEST):
-        target = out / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+    manifest = out / MANIFEST
+    existing = [out / name for name in ("SYSU-MM01", "RegDB") if (out / name).exists()]
+    if existing and not manifest.is_file():
+        # Never delete what we did not generate (e.g. --out pointing at a real dataset copy).
+        raise UserError(f"{existing[0]} exists and {manifest} does not: refusing to overwrite data that "
+                        "was not generated by `reid synth`; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({"complete": False}) + "\n")  # marks the folders as ours
+    for target in existing:
+        shutil.rmtree(target)
     write_sysu(out / "SYSU-MM01", seed, spec)
     write_regdb(out / "RegDB", seed, spec)
-    # Written last: its presence means the generation finished.
-    (out / MANIFEST).write_text(json.dumps(_manifest(seed, spec), indent=2) + "\n")
+    # Rewritten last: the full manifest means the generation finished.
+    manifest.write_text(json.dumps(_manifest(seed, spec), indent=2) + "\n")
     return out
 
 
@@ -507,9 +530,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    sizes = dict(sysu_train_ids=args.num_ids, sysu_val_ids=args.val_ids, sysu_test_ids=args.test_ids,
-                 images_per_rgb_camera=args.images_per_camera, images_per_ir_camera=args.ir_images_per_camera,
-                 regdb_ids=args.regdb_ids, height=args.height, width=args.width)
+    sizes = {"sysu_train_ids": args.num_ids, "sysu_val_ids": args.val_ids, "sysu_test_ids": args.test_ids,
+             "images_per_rgb_camera": args.images_per_camera, "images_per_ir_camera": args.ir_images_per_camera,
+             "regdb_ids": args.regdb_ids, "height": args.height, "width": args.width}
     root = make_synthetic(args.out, args.seed, args.small, **{k: v for k, v in sizes.items() if v is not None})
     print(summarize(root))
     return 0

@@ -40,7 +40,7 @@ def read_id_file(path: Path) -> list[int]:
 class SYSUMM01:
     """Items are ``(path, pid, camid)``; ``.train`` pids are relabelled ``0..num_train_pids-1``."""
 
-    ir_cameras = set(IR_CAMERAS)
+    ir_cameras = frozenset(IR_CAMERAS)
 
     def __init__(self, root: str | Path, rand_perm_cam: str | Path | None = None):
         self.root = Path(root)
@@ -123,10 +123,11 @@ def _load_rand_perm_cam(path: Path) -> list[list]:
     """The official permutation file: per camera, per pid (1-based), a (trials, n) array of 1-based image numbers."""
     import numpy as np
     import scipy.io
+    from scipy.io.matlab import MatReadError
 
     try:
         cells = scipy.io.loadmat(str(path))["rand_perm_cam"]
-    except Exception as err:  # scipy raises MatReadError, ValueError, OSError... all mean the same here
+    except (MatReadError, OSError, ValueError, KeyError, TypeError) as err:
         raise UserError(f"{path}: not a readable .mat file with a 'rand_perm_cam' variable ({err})") from None
     cams = [np.asarray(c[0] if c.shape == (1,) else c).squeeze() for c in np.asarray(cells).reshape(-1)]
     if len(cams) != 6:

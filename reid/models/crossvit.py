@@ -16,8 +16,8 @@ Branch 0 is the fine branch (patch 12, narrow), branch 1 the coarse one (patch 1
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 from timm.models.crossvit import CrossVit
+from torch import nn
 
 from reid.errors import UserError
 
@@ -73,7 +73,9 @@ class CrossViTBackbone(nn.Module):
         if preset not in PRESETS:
             raise UserError(f"model preset={preset!r} is unknown; expected one of {sorted(PRESETS)}")
         if len(patch_sizes) != 2:
-            raise UserError(f"model patch_sizes={tuple(patch_sizes)} must name two patch sizes (fine, coarse)")
+            raise UserError(
+                f"model patch_sizes={tuple(patch_sizes)} must name two patch sizes (fine, coarse)"
+            )
         check_img_size(img_size, patch_sizes)
         spec = PRESETS[preset]
         self.vit = CrossVit(

@@ -7,7 +7,7 @@ then spatial on the channel-refined map M') follows Eq. 11, which feeds M' into 
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 SPATIAL_ATTENTION_MODES = ("standard", "paper")
 

@@ -13,8 +13,8 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 from timm.layers import resample_abs_pos_embed
+from torch import nn
 
 from reid.errors import UserError
 
@@ -36,7 +36,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = load_file(str(path), device="cpu")
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
+    except Exception as err:  # truncated file, not a torch file, unsafe pickle, bad header...
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"model pretrained_path={str(path)!r}: cannot read weights ({message})") from None
     for container in ("model", "state_dict"):
@@ -51,7 +51,9 @@ def _grid_of(num_tokens: int, key: str, path: Path) -> tuple[int, int]:
     """Square grid of a checkpoint's position embedding (timm's CrossViT and ViT train on squares)."""
     side = math.isqrt(num_tokens)
     if side * side != num_tokens:
-        raise UserError(f"model pretrained_path={str(path)!r}: {key} has {num_tokens} patch positions, not a square grid")
+        raise UserError(
+            f"model pretrained_path={str(path)!r}: {key} has {num_tokens} patch positions, not a square grid"
+        )
     return side, side
 
 
@@ -61,13 +63,17 @@ def load_pretrained_backbone(backbone: nn.Module, path: str | Path) -> None:
     path = Path(path)
     state = read_state_dict(path)
     # The original IBM checkpoints name the per-branch tensors "pos_embed.0"; timm names them "pos_embed_0".
-    state = {k.replace("pos_embed.", "pos_embed_").replace("cls_token.", "cls_token_"): v for k, v in state.items()}
+    state = {
+        k.replace("pos_embed.", "pos_embed_").replace("cls_token.", "cls_token_"): v for k, v in state.items()
+    }
     state = {k: v for k, v in state.items() if not k.startswith("head")}  # ImageNet classifier(s)
     target = backbone.vit.state_dict()
     for key, grid in zip(backbone.pos_embed_names, backbone.grid_sizes):
         if key in state and state[key].shape != target[key].shape and state[key].ndim == 3:
             old_grid = _grid_of(state[key].shape[1] - 1, key, path)
-            state[key] = resample_abs_pos_embed(state[key], new_size=list(grid), old_size=list(old_grid), num_prefix_tokens=1)
+            state[key] = resample_abs_pos_embed(
+                state[key], new_size=list(grid), old_size=list(old_grid), num_prefix_tokens=1
+            )
     missing = sorted(set(target) - set(state))
     unexpected = sorted(set(state) - set(target))
     mismatched = sorted(k for k in set(target) & set(state) if state[k].shape != target[k].shape)
@@ -79,7 +85,10 @@ def load_pretrained_backbone(backbone: nn.Module, path: str | Path) -> None:
             details.append(f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
         if mismatched:
             k = mismatched[0]
-            details.append(f"{len(mismatched)} shape mismatches, e.g. {k}: file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}")
+            details.append(
+                f"{len(mismatched)} shape mismatches, e.g. {k}: "
+                f"file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
+            )
         raise UserError(
             f"model pretrained_path={str(path)!r} does not fit this backbone ({'; '.join(details)}); "
             f"is it the timm checkpoint of the same preset?"

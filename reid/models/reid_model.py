@@ -10,15 +10,16 @@ labels) goes through the same weights: one shared backbone, one CSA per branch, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Callable
+from functools import partial
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from reid.errors import UserError
-from reid.models.crossvit import PRESETS, CrossViTBackbone, check_img_size
+from reid.models.crossvit import PRESETS, CrossViTBackbone, check_img_size, tokens_to_map
 from reid.models.csa import CSA, SPATIAL_ATTENTION_MODES
 from reid.models.vit import ViTBackbone
 
@@ -88,7 +89,7 @@ class ModelConfig:
         check_img_size(self.img_size, used_patches)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         """Like `ModelConfig(**d)` but an unknown key is a `UserError` naming it."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
@@ -152,7 +153,11 @@ class ReIDModel(nn.Module):
     def forward_head(self, global_feature: torch.Tensor) -> dict:
         """-> {"features": before BN (metric losses), "bn_features": after BN, "logits": (B, num_classes)}."""
         bn_features = self.bottleneck(global_feature)
-        return {"features": global_feature, "bn_features": bn_features, "logits": self.classifier(bn_features)}
+        return {
+            "features": global_feature,
+            "bn_features": bn_features,
+            "logits": self.classifier(bn_features),
+        }
 
     def forward(self, x: torch.Tensor):
         head = self.forward_head(self.forward_features(x)["global"])
@@ -178,12 +183,7 @@ class ReIDModel(nn.Module):
             return [self.csa[branch]], None
         if layer == "tokens":
             grid = self.backbone.grid_sizes[branch]
-
-            def reshape_transform(tokens: torch.Tensor) -> torch.Tensor:
-                patches = tokens[:, 1:]
-                return patches.transpose(1, 2).reshape(patches.shape[0], patches.shape[2], *grid)
-
-            return [self.backbone.last_token_layer(branch)], reshape_transform
+            return [self.backbone.last_token_layer(branch)], partial(tokens_to_map, grid=grid)
         raise ValueError(f"layer={layer!r} is not valid; expected 'csa' or 'tokens'")
 
     def no_weight_decay(self) -> set[str]:

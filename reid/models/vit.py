@@ -8,8 +8,8 @@ the head and Grad-CAM work unchanged with lists of length 1.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer
+from torch import nn
 
 from reid.errors import UserError
 from reid.models.crossvit import PRESETS, check_img_size, tokens_to_map
