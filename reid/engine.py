@@ -437,21 +437,50 @@ def _config_changes(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------- CLI
 
-def parse_trials(text: str) -> list[int]:
-    """`--trials`: "N" (splits 1..N), "a-b" or "1,3,5"; RegDB has splits 1..10."""
+def parse_trials(text: str) -> int:
+    """`--trials N`: RegDB splits 1..N (the protocol uses all 10)."""
     try:
-        if "," in text:
-            trials = [int(t) for t in text.split(",")]
-        elif "-" in text:
-            lo, hi = (int(t) for t in text.split("-"))
-            trials = list(range(lo, hi + 1))
-        else:
-            trials = list(range(1, int(text) + 1))
+        trials = int(text)
     except ValueError:
-        raise UserError(f"--trials {text!r}: expected N, a-b or a comma list, e.g. 10, 1-10, 1,2,3") from None
-    if not trials or min(trials) < 1 or max(trials) > 10:
+        raise UserError(f"--trials {text!r}: expected a number of RegDB splits, 1..10") from None
+    if not 1 <= trials <= 10:
         raise UserError(f"--trials {text!r}: RegDB splits are numbered 1..10")
     return trials
+
+
+def train_regdb_splits(cfg: ExperimentConfig, output_dir: str | os.PathLike, trials: int, resume: bool = False,
+                       device: str | None = None) -> dict:
+    """One model per RegDB split 1..trials (the protocol), each in OUTPUT_DIR/trial_NN, then the test
+    protocol in both directions with each split's own model: mean +- std over the splits.
+
+    Returns {"v2t": result, "t2v": result, "checkpoints": [best.pt per split]} (empty off rank 0).
+    With `resume`, splits already trained to the end are reused as they are."""
+    import json
+
+    from reid.evaluate import evaluate_regdb, load_model
+
+    checkpoints = []
+    for trial in range(1, trials + 1):
+        cfg.data.regdb_trial = trial
+        out = Path(output_dir) / f"trial_{trial:02d}"
+        summary = train(cfg, out, resume=resume and (out / "last.pt").is_file(), device=device)
+        if summary["rank"] != 0:
+            continue
+        print(f"RegDB split {trial}: best validation mAP {summary['best_val_mAP']:.2f}% -> {out}")
+        checkpoints.append(summary["best"])
+    if not checkpoints:  # not rank 0
+        return {}
+    models = [load_model(path) for path in checkpoints]
+    results = {d: evaluate_regdb(models, resolve_root(cfg), trials=trials, direction=d, device=device)
+               for d in ("v2t", "t2v")}
+    for result in results.values():
+        print(f"{result['label']}: Rank-1 {result['rank1']:.2f} +- {result['std']['rank1']:.2f}%, "
+              f"mAP {result['mAP']:.2f} +- {result['std']['mAP']:.2f}%")
+    results["checkpoints"] = checkpoints
+    path = Path(output_dir) / "regdb_results.json"
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"results: {path}")
+    return results
 
 
 def add_arguments(parser) -> None:
@@ -464,7 +493,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set optim.lr=0.01 (repeatable)")
     parser.add_argument("--trials", default=None,
-                        help="RegDB: train one model per split, e.g. 10 or 1-10 (runs in OUTPUT_DIR/trial_NN)")
+                        help="RegDB: train one model per split 1..N (in OUTPUT_DIR/trial_NN) and test each")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when present)")
 
@@ -490,10 +519,5 @@ def run(args) -> int:
         return 0
     if cfg.data.dataset != "regdb":
         raise UserError("--trials is for RegDB (one model per identity split); add --dataset regdb")
-    for trial in parse_trials(args.trials):
-        cfg.data.regdb_trial = trial
-        out = Path(args.output_dir) / f"trial_{trial:02d}"
-        summary = train(cfg, out, resume=args.resume and (out / "last.pt").is_file(), device=args.device)
-        if summary["rank"] == 0:
-            print(f"RegDB split {trial}: best validation mAP {summary['best_val_mAP']:.2f}% -> {out}")
+    train_regdb_splits(cfg, args.output_dir, parse_trials(args.trials), resume=args.resume, device=args.device)
     return 0

@@ -89,15 +89,10 @@ def untrained_like(checkpoint: str | Path, seed: int = 0) -> torch.nn.Module:
 
 
 def _train(cfg, out: Path, device) -> Path:
-    """Train into `out`, resuming an unfinished run there and skipping a finished one."""
-    from reid.checkpoint import load_checkpoint
+    """Train into `out`; an unfinished run there is resumed, a finished one reused as it is."""
     from reid.engine import train
 
-    last = out / "last.pt"
-    if last.is_file() and load_checkpoint(last)["epoch"] >= cfg.train.epochs:
-        print(f"  {out}: already trained, reusing it")
-    else:
-        train(cfg, out, resume=last.is_file(), device=device)
+    train(cfg, out, resume=(out / "last.pt").is_file(), device=device)
     return out / "best.pt"
 
 
@@ -138,25 +133,23 @@ def reproduce_sysu(args, root: Path, runs: Path, results_dir: Path, extra: dict)
 def reproduce_regdb(args, root: Path, runs: Path, results_dir: Path, extra: dict, trials: int) -> dict:
     from reid.config import load_config
     from reid.data import RegDB
-    from reid.evaluate import evaluate_regdb, load_model
+    from reid.engine import train_regdb_splits
+    from reid.evaluate import evaluate_regdb
 
     cfg = load_config(config_name(args.profile, "regdb"),
                       [*args.overrides, "data.dataset=regdb", f"data.root={root}"])
-    checkpoints = []
-    for trial in range(1, trials + 1):
-        cfg.data.regdb_trial = trial
-        print(f"== RegDB layout at {root}, split {trial}/{trials}: training {cfg.name} -> {runs / f'regdb_{trial:02d}'}")
-        checkpoints.append(_train(cfg, runs / f"regdb_{trial:02d}", args.device))
-    out = {"config": cfg.name, "trials": trials, "checkpoints": [str(c) for c in checkpoints]}
-    trained = [load_model(c) for c in checkpoints]
+    print(f"== RegDB layout at {root}: training {cfg.name}, one model per split 1..{trials} -> {runs / 'regdb'}")
+    trained = train_regdb_splits(cfg, runs / "regdb", trials, resume=True, device=args.device)
+    checkpoints = trained["checkpoints"]
+    out = {"config": cfg.name, "trials": trials, "checkpoints": checkpoints}
+    for direction in ("v2t", "t2v"):
+        out[f"{direction}_trained"] = _record(trained[direction], f"reproduce_{args.profile}_regdb_{direction}_trained",
+                                              results_dir, checkpoints, {**extra, "model": "trained"})
     untrained = [untrained_like(c, cfg.train.seed) for c in checkpoints]
-    for label, models in [("trained", trained), ("untrained", untrained)]:
-        for direction in ("v2t", "t2v"):
-            result = evaluate_regdb(models, root, trials=trials, direction=direction, device=args.device)
-            name = f"reproduce_{args.profile}_regdb_{direction}_{label}"
-            out[f"{direction}_{label}"] = _record(result, name, results_dir,
-                                                  out["checkpoints"] if label == "trained" else None,
-                                                  {**extra, "model": label})
+    for direction in ("v2t", "t2v"):
+        result = evaluate_regdb(untrained, root, trials=trials, direction=direction, device=args.device)
+        out[f"{direction}_untrained"] = _record(result, f"reproduce_{args.profile}_regdb_{direction}_untrained",
+                                                results_dir, None, {**extra, "model": "untrained"})
     dataset = RegDB(root, trial=1)
     for direction in ("v2t", "t2v"):
         query, gallery = dataset.query(direction), dataset.gallery(direction)
@@ -175,15 +168,15 @@ def learning_check(summary: dict) -> dict:
 
 
 def run(args) -> int:
-    from reid.data.synthetic import ensure_synthetic
+    from reid.data.synthetic import ensure_synthetic, summarize
     from reid.viz import plot_training_curves
 
     runs, results_dir, figures_dir = Path(args.runs_dir), Path(args.results_dir), Path(args.figures_dir)
     if args.data is None:
         synthetic = Path(ensure_synthetic(Path(args.synthetic_root), seed=0))
         roots = {"sysu": synthetic / "SYSU-MM01", "regdb": synthetic / "RegDB"}
-        print(f"data: the synthetic set at {synthetic} (numbers below are synthetic-layout numbers, "
-              "not SYSU-MM01/RegDB numbers)")
+        print(summarize(synthetic))
+        print("(numbers below are synthetic-layout numbers, not SYSU-MM01/RegDB numbers)")
     else:
         root = Path(args.data)
         if not root.is_dir():
@@ -203,7 +196,7 @@ def run(args) -> int:
         summary["learning_check"] = learning_check(summary["sysu"])
     if "regdb" in roots:
         summary["regdb"] = reproduce_regdb(args, roots["regdb"], runs, results_dir, extra, trials)
-    for key, run_dir in [("sysu", runs / "sysu"), ("regdb", runs / "regdb_01")]:
+    for key, run_dir in [("sysu", runs / "sysu"), ("regdb", runs / "regdb" / "trial_01")]:
         if key in roots:
             png = figures_dir / f"training_curves_{key}_{args.profile}.png"
             plot_training_curves(run_dir / "log.csv", png, title=f"{args.profile} profile, {key} layout")

@@ -104,7 +104,29 @@ def test_schedule_and_trials():
     assert lr_factor(50, optim) == pytest.approx(0.01) and lr_factor(99, optim) == pytest.approx(0.01)
     literal = load_config("paper_literal_sysu").optim
     assert [lr_factor(e, literal) * literal.lr for e in (0, 20, 50)] == pytest.approx([0.1, 0.01, 0.001])
-    assert parse_trials("10") == list(range(1, 11)) and parse_trials("2-4") == [2, 3, 4]
-    assert parse_trials("1,5") == [1, 5]
-    with pytest.raises(UserError, match="--trials"):
-        parse_trials("11")
+    assert parse_trials("10") == 10
+    for bad in ["11", "0", "1-3"]:
+        with pytest.raises(UserError, match="--trials"):
+            parse_trials(bad)
+
+
+@pytest.mark.slow  # trains, then runs the SYSU protocol 4 times (trained/untrained x all/indoor)
+def test_reproduce_on_a_given_root_writes_results_and_figures(synthetic_root, tmp_path, capsys):
+    sets = [item for key in TINY for item in ("--set", key)]
+    code = main(["reproduce", "--data", str(synthetic_root / "SYSU-MM01"), "--runs-dir", str(tmp_path / "runs"),
+                 "--results-dir", str(tmp_path / "results"), "--figures-dir", str(tmp_path / "figures"),
+                 "--device", "cpu", *sets, "--set", "train.epochs=1"])
+    assert code == 0
+    import json
+
+    summary = json.loads((tmp_path / "results" / "reproduce_smoke.json").read_text())
+    check = summary["learning_check"]
+    assert {"trained", "untrained", "chance", "passed"} <= set(check)
+    assert 0 < check["chance"] < 100  # random rankings: a fraction of a percent to a few percent
+    for mode in ("all", "indoor"):
+        for model in ("trained", "untrained"):
+            result = json.loads((tmp_path / "results" / f"reproduce_smoke_sysu_{mode}_{model}.json").read_text())
+            assert result["data"]["kind"] == "synthetic" and "commit" in result["provenance"]
+    assert (tmp_path / "figures" / "training_curves_sysu_smoke.png").stat().st_size > 1000
+    out = capsys.readouterr().out
+    assert "results.csv" in out and "training_curves_sysu_smoke.png" in out
