@@ -133,7 +133,7 @@ def test_vit_baseline_loads_a_timm_vit_checkpoint(tmp_path):
     assert torch.equal(model.backbone.vit.blocks[3].mlp.fc1.weight, source["blocks.3.mlp.fc1.weight"])
 
 
-@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("preset", sorted(TIMM_NAMES))
 def test_presets_match_timm_checkpoints(preset):
     """Every preset has exactly the tensors of its timm model, so its ImageNet file would load."""
     theirs = timm.create_model(TIMM_NAMES[preset], pretrained=False).state_dict()
