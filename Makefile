@@ -11,7 +11,7 @@ DATA     ?=
 DATASET  ?=
 PROFILE  ?= smoke
 
-.PHONY: reproduce test install lab lint bench clean
+.PHONY: reproduce test install lab notebooks lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ test: $(STAMP)
 lab: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[dev,lab]"
 	$(VENV)/bin/jupyter lab notebooks/
+
+# Re-execute every notebook in place, refreshing the committed outputs and figures/.
+notebooks: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,lab]"
+	for nb in notebooks/[0-9]*.ipynb; do echo "== $$nb"; \
+	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=1200 "$$nb" || exit 1; done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check reid tests benchmarks

@@ -1,0 +1,280 @@
+"""Experiment configs: small dataclasses, loaded from YAML.
+
+A config file names the settings it changes; everything else keeps the defaults below.
+
+    base: paper_sysu          # optional, one level: a config name or a path (relative to this file)
+    model: {backbone: vit, csa: false}
+    data: {trivial_augment: false}
+
+`load_config("table3_ta")` finds `reid/configs/table3_ta.yaml`; a path works too.
+`overrides=["optim.lr=0.01", "model.preset=tiny"]` (the CLI's `--set`) are typed from the
+current value (bool, int, float, str, list). `profile="smoke"` swaps the file's `base:` for
+another config, so that every Table 3/4 row can be run with the CPU-sized `smoke` settings.
+Unknown keys are a `UserError` naming the key and the file or flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reid.errors import UserError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "sysu"  # "sysu" | "regdb"
+    root: str | None = None  # None: the default synthetic set of that layout
+    regdb_trial: int = 1  # which of RegDB's 10 identity splits to train on
+    height: int = 288
+    width: int = 144
+    num_ids: int = 4  # P identities per batch
+    num_instances: int = 4  # K images per identity and modality: batch = P*K visible + P*K infrared
+    trivial_augment: bool = True
+    random_erasing: float = 0.5
+    with_gray: bool = True  # feed the grayscale copies of every image as extra samples
+    val_fraction: float = 0.1  # share of the training identities held out for model selection
+    workers: int = 2
+    test_batch_size: int = 64
+
+
+@dataclass
+class LossConfig:
+    id_loss: str = "lsce"  # "lsce" (Eq. 13) | "ce"
+    epsilon: float = 0.1  # label smoothing xi
+    metric: str = "adaptive_triplet"  # "adaptive_triplet" (Eq. 15) | "hard_triplet" (Eq. 14) | "center"
+    margin: float = 1.0  # alpha
+    soft_margin: bool = False
+    id_weight: float = 1.0
+    metric_weight: float = 1.0
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # "sgd" | "adam" | "adamw"
+    lr: float = 0.1  # the head's learning rate (BN neck, classifier)
+    backbone_lr_scale: float = 0.1  # backbone lr = lr * scale
+    weight_decay: float = 5e-4
+    momentum: float = 0.9  # SGD momentum; for Adam(W) this is beta1
+    beta2: float = 0.999
+    nesterov: bool = True
+    milestones: list = field(default_factory=lambda: [20, 50])  # lr *= gamma from these epochs (0-based)
+    gamma: float = 0.1
+    warmup_epochs: int = 10  # linear warm-up from lr/warmup_epochs
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    seed: int = 0
+    amp: bool = True  # mixed precision on CUDA only (bf16 where supported, else fp16 + GradScaler)
+    compile: bool = False
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+    eval_every: int = 1  # validate every N epochs (and after the last one)
+    max_steps_per_epoch: int = 0  # 0 = a full pass of the sampler; >0 caps it (tests, smoke runs)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "default"
+    description: str = ""
+    model: dict = field(default_factory=dict)  # keyword arguments of reid.models.ModelConfig
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+SECTIONS = {"data": DataConfig, "loss": LossConfig, "optim": OptimConfig, "train": TrainConfig}
+CHOICES = {
+    "data.dataset": ("sysu", "regdb"),
+    "loss.id_loss": ("lsce", "ce"),
+    "loss.metric": ("adaptive_triplet", "hard_triplet", "center"),
+    "optim.name": ("sgd", "adam", "adamw"),
+}
+
+
+def available_configs() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def resolve_config_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    """A path to a YAML file, or the name of one in reid/configs/."""
+    candidates = [Path(name_or_path)]
+    if relative_to is not None:
+        candidates.insert(0, relative_to / name_or_path)
+    candidates.append(CONFIG_DIR / f"{name_or_path}.yaml")
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise UserError(
+        f"config not found: {name_or_path!r} (not a file; known names: {', '.join(available_configs())})"
+    )
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"cannot parse config {path}: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config {path} must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_from_dict(raw: dict, source: str = "config") -> ExperimentConfig:
+    """Build and validate an `ExperimentConfig`; `source` names the file in error messages."""
+    top = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    unknown = sorted(set(raw) - top)
+    if unknown:
+        raise UserError(f"unknown key {unknown[0]!r} in {source} (expected one of {sorted(top)})")
+    kwargs: dict[str, Any] = {k: v for k, v in raw.items() if k not in SECTIONS}
+    if not isinstance(kwargs.get("model", {}), dict):
+        raise UserError(f"'model' in {source} must be a mapping of ModelConfig fields")
+    kwargs["model"] = dict(kwargs.get("model") or {})
+    for section, cls in SECTIONS.items():
+        values = raw.get(section) or {}
+        if not isinstance(values, dict):
+            raise UserError(f"{section!r} in {source} must be a mapping, got {values!r}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(values) - names)
+        if bad:
+            raise UserError(f"unknown key '{section}.{bad[0]}' in {source} (expected one of {sorted(names)})")
+        kwargs[section] = cls(**values)
+    cfg = ExperimentConfig(**kwargs)
+    _validate(cfg, source)
+    return cfg
+
+
+def _validate(cfg: ExperimentConfig, source: str) -> None:
+    for key, allowed in CHOICES.items():
+        value = get_value(cfg, key)
+        if value not in allowed:
+            raise UserError(f"{key}={value!r} in {source}: expected one of {list(allowed)}")
+    if "img_size" in cfg.model:
+        raise UserError(f"model.img_size in {source}: set data.height and data.width instead")
+    d, t = cfg.data, cfg.train
+    if min(d.height, d.width, d.num_ids, d.num_instances, t.epochs, t.eval_every) < 1:
+        raise UserError(f"{source}: sizes, batch P/K, epochs and eval_every must be positive")
+    if not 0.0 <= d.val_fraction < 1.0:
+        raise UserError(f"data.val_fraction={d.val_fraction} in {source}: expected 0 <= f < 1")
+
+
+def config_to_dict(cfg: ExperimentConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def get_value(cfg: ExperimentConfig, key: str) -> Any:
+    section, _, name = key.partition(".")
+    obj = getattr(cfg, section)
+    return obj[name] if isinstance(obj, dict) else getattr(obj, name)
+
+
+def _parse_like(text: str, current: Any, key: str) -> Any:
+    """Type an override string like the value it replaces (YAML rules when there is none)."""
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError:
+        parsed = text
+    if current is None:
+        return parsed
+    if isinstance(current, bool):
+        if isinstance(parsed, bool):
+            return parsed
+        raise UserError(f"--set {key}={text}: expected true or false")
+    if isinstance(current, (int, float)):
+        if isinstance(parsed, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):
+            raise UserError(f"--set {key}={text}: expected a number")
+        if isinstance(current, int) and not float(parsed).is_integer():
+            raise UserError(f"--set {key}={text}: expected an integer")
+        return type(current)(parsed)
+    if isinstance(current, (list, tuple)):
+        if not isinstance(parsed, list):
+            raise UserError(f"--set {key}={text}: expected a list like [1, 2]")
+        return parsed
+    return text if isinstance(current, str) else parsed
+
+
+def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """Apply `section.key=value` strings to a raw config dict (typed from the defaults/current values)."""
+    defaults = config_to_dict(ExperimentConfig())
+    raw = _deep_merge({}, raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--set {item!r}: expected key=value, e.g. optim.lr=0.01")
+        section, dot, name = key.partition(".")
+        if not dot:
+            if section not in ("name", "description"):
+                raise UserError(f"--set {key}: expected section.key (sections: model, {', '.join(SECTIONS)})")
+            raw[section] = text
+            continue
+        if section == "model":
+            current = raw.get("model", {}).get(name)
+        elif section in SECTIONS:
+            if name not in defaults[section]:
+                raise UserError(f"--set {key}: unknown key {name!r} in section {section!r} "
+                                f"(expected one of {sorted(defaults[section])})")
+            current = raw.get(section, {}).get(name, defaults[section][name])
+        else:
+            raise UserError(f"--set {key}: unknown section {section!r} (expected model, {', '.join(SECTIONS)})")
+        raw.setdefault(section, {})[name] = _parse_like(text, current, key)
+    return raw
+
+
+def load_raw(name_or_path: str | Path, profile: str | None = None) -> tuple[dict, str]:
+    """The merged raw dict of a config file and its base; returns (dict, source description)."""
+    path = resolve_config_path(name_or_path)
+    raw = _read_yaml(path)
+    base = profile if profile is not None else raw.pop("base", None)
+    raw.pop("base", None)
+    source = str(path)
+    base_path = resolve_config_path(base, path.parent) if base is not None else None
+    if base_path is not None and base_path.resolve() != path.resolve():
+        base_raw = _read_yaml(base_path)
+        if "base" in base_raw:
+            raise UserError(f"config {base_path} has its own 'base:'; only one level of inheritance is supported")
+        # Validate each file on its own first, so an unknown key names the file it is in.
+        config_from_dict(base_raw, str(base_path))
+        raw = _deep_merge(base_raw, raw)
+        source = f"{path} (base {base_path})"
+    return raw, source
+
+
+def load_config(
+    name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = (), profile: str | None = None
+) -> ExperimentConfig:
+    """Load a config by name or path, with one level of `base:`, then apply `--set` overrides."""
+    raw, source = load_raw(name_or_path, profile)
+    config_from_dict(raw, source)  # unknown keys in the file are reported against the file
+    raw = apply_overrides(raw, overrides)
+    return config_from_dict(raw, source + (" with --set overrides" if overrides else ""))
+
+
+def save_config(cfg: ExperimentConfig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    return path

@@ -1,0 +1,343 @@
+"""The SYSU-MM01 and RegDB test protocols, and `python -m reid evaluate`.
+
+    model = load_model("runs/sysu/best.pt")
+    result = evaluate_sysu(model, "data/synthetic/SYSU-MM01", mode="all", shots=1, trials=10)
+    result["rank1"], result["mAP"], result["std"]["rank1"], result["per_trial"]
+
+SYSU-MM01: the query (every IR image of the test ids) is embedded once; the gallery is redrawn
+for each trial (`shots` RGB images per identity and camera) and scored with `eval_sysu`.
+RegDB: each of the 10 identity splits has its own test set and, in the standard protocol, its
+own model trained on that split; pass one model per trial (a list, a callable, or a checkpoint
+path with `{trial}` in it). A single model for every split is accepted but labelled
+`model_per_trial: false`, because it has seen test identities of the other splits in training.
+
+Metrics are reported in percent, as mean and std over trials plus one row per trial; the
+feature used (`test_feature`: after or before the BN neck), flip TTA and re-ranking are part of
+every result and of its label.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from reid.errors import UserError
+from reid.metrics import eval_regdb, eval_sysu
+from reid.provenance import describe_data, provenance, write_result
+from reid.rerank import k_reciprocal_rerank
+
+METRICS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
+SYSU_TRIALS, REGDB_TRIALS = 10, 10
+
+
+# ----------------------------------------------------------------------------- model and features
+def load_model(checkpoint: str | Path, map_location: str = "cpu"):
+    """Rebuild the model of a training checkpoint, in eval mode; any mismatch is a one-line `UserError`
+    naming it. `model.checkpoint_info` keeps the path, epoch and experiment config for the result."""
+    from reid.checkpoint import load_checkpoint
+    from reid.models import ModelConfig, build_model
+
+    ckpt = load_checkpoint(checkpoint, map_location=map_location, required=("model", "model_config", "num_classes"))
+    try:
+        cfg = ModelConfig.from_dict(dict(ckpt["model_config"]))
+        model = build_model(cfg, int(ckpt["num_classes"]), load_pretrained=False)
+    except (UserError, TypeError, ValueError) as err:
+        raise UserError(f"checkpoint {checkpoint}: its model_config cannot build a model: {err}") from None
+    state = ckpt["model"]
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shape = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong_shape:
+        problems = [
+            f"{len(found)} {what} (e.g. {found[0]})"
+            for what, found in (("missing keys", missing), ("unexpected keys", unexpected),
+                                ("shape mismatches", wrong_shape))
+            if found
+        ]
+        raise UserError(f"checkpoint {checkpoint} does not fit the model its model_config describes: "
+                        + ", ".join(problems))
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    model.checkpoint_info = {"path": str(checkpoint), "epoch": ckpt.get("epoch"), "config": ckpt.get("config")}
+    return model
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def extract_features(
+    model: torch.nn.Module,
+    items: Sequence[tuple[str, int, int]],
+    cache=None,
+    transform: Callable | None = None,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+    flip: bool = False,
+    desc: str = "features",
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Embed `items` in batches -> (features (N, D) float32 on CPU, pids (N,), camids (N,)).
+
+    The model's eval-mode output is used (L2-normalised, before/after the BN neck per its
+    `cfg.test_feature`). `flip=True` averages the embeddings of the image and its mirror image.
+    """
+    from torch.utils.data import DataLoader
+
+    from reid.data.dataset import ImageCache, ImageSet
+    from reid.data.transforms import build_test_transform
+
+    height, width = model.cfg.img_size
+    cache = cache if cache is not None else ImageCache(height, width)
+    transform = transform if transform is not None else build_test_transform(height, width)
+    device = torch.device(device) if device is not None else default_device()
+    model.eval().to(device)
+    loader = DataLoader(ImageSet(list(items), transform, cache), batch_size=batch_size, shuffle=False,
+                        num_workers=0, pin_memory=device.type == "cuda")
+    features = []
+    for images, _, _ in tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True):
+        images = images.to(device, non_blocking=True)
+        emb = model(images)
+        if flip:
+            emb = F.normalize(emb + model(torch.flip(images, dims=[3])), dim=1)
+        features.append(emb.float().cpu())
+    pids = np.array([pid for _, pid, _ in items], dtype=np.int64)
+    camids = np.array([cam for _, _, cam in items], dtype=np.int64)
+    return torch.cat(features), pids, camids
+
+
+def distances(query: torch.Tensor, gallery: torch.Tensor, rerank: bool = False) -> np.ndarray:
+    """Cosine distance between L2-normalised embeddings, or the k-reciprocal re-ranked distance."""
+    if rerank:
+        return k_reciprocal_rerank(query, gallery).numpy()
+    return (1.0 - query @ gallery.T).numpy()
+
+
+# ----------------------------------------------------------------------------- summaries
+def _percent(cmc: np.ndarray, mAP: float, mINP: float) -> dict:
+    return {"rank1": 100 * cmc[0], "rank5": 100 * cmc[4], "rank10": 100 * cmc[9], "rank20": 100 * cmc[19],
+            "mAP": 100 * mAP, "mINP": 100 * mINP}
+
+
+def summarize_trials(per_trial: list[dict]) -> dict:
+    """Mean (top level) and population std (under "std") of every metric over the trials."""
+    out = {m: float(np.mean([t[m] for t in per_trial])) for m in METRICS}
+    out["std"] = {m: float(np.std([t[m] for t in per_trial])) for m in METRICS}
+    out["per_trial"] = per_trial
+    return out
+
+
+def _label(data: dict, setting: str, trials: int, rerank: bool) -> str:
+    return f"{data['label']}, {setting}, {trials} trial{'s' if trials != 1 else ''}" + (
+        ", re-ranked" if rerank else "")
+
+
+def _check_trials(trials: int, most: int) -> None:
+    if not 1 <= int(trials) <= most:
+        raise UserError(f"--trials must be between 1 and {most}, got {trials}")
+
+
+# ----------------------------------------------------------------------------- SYSU-MM01
+def evaluate_sysu(
+    model: torch.nn.Module,
+    root_or_dataset,
+    mode: str = "all",
+    shots: int = 1,
+    trials: int = SYSU_TRIALS,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+    flip: bool = False,
+    rerank: bool = False,
+    synthetic: bool | None = None,
+) -> dict:
+    """The SYSU-MM01 protocol: IR queries vs a redrawn RGB gallery per trial (trial seeds 0..trials-1)."""
+    from reid.data.dataset import ImageCache
+    from reid.data.sysu import SYSUMM01
+
+    _check_trials(trials, SYSU_TRIALS)
+    dataset = root_or_dataset if isinstance(root_or_dataset, SYSUMM01) else SYSUMM01(root_or_dataset)
+    query = dataset.query(mode)
+    galleries = [dataset.gallery(mode, trial, shots) for trial in range(trials)]
+    if not query or not any(galleries):
+        raise UserError(f"{dataset.root}: the SYSU-MM01 test set is empty (mode={mode}, shots={shots})")
+    cache = ImageCache(*model.cfg.img_size)
+    q_feat, q_pids, q_cams = extract_features(model, query, cache, batch_size=batch_size, device=device,
+                                              flip=flip, desc="query")
+    # Every trial's gallery is a subset of the test RGB images: embed their union once.
+    union = list(dict.fromkeys(item for gallery in galleries for item in gallery))
+    g_feat_all, _, _ = extract_features(model, union, cache, batch_size=batch_size, device=device, flip=flip,
+                                        desc="gallery")
+    row_of = {item: i for i, item in enumerate(union)}
+
+    per_trial = []
+    for trial, gallery in enumerate(galleries):
+        rows = torch.tensor([row_of[item] for item in gallery])
+        g_pids = np.array([pid for _, pid, _ in gallery])
+        g_cams = np.array([cam for _, _, cam in gallery])
+        cmc, mAP, mINP = eval_sysu(distances(q_feat, g_feat_all[rows], rerank), q_pids, g_pids, q_cams, g_cams)
+        per_trial.append({"trial": trial, "num_query": len(query), "num_gallery": len(gallery),
+                          **_percent(cmc, mAP, mINP)})
+
+    data = describe_data(dataset.root, "sysu", synthetic)
+    setting = f"{'all' if mode == 'all' else 'indoor'}-search, {'single' if shots == 1 else f'{shots}'}-shot"
+    return {
+        "label": _label(data, setting, trials, rerank),
+        **summarize_trials(per_trial),
+        "data": data,
+        "protocol": {"dataset": "sysu", "setting": setting, "mode": mode, "shots": shots, "trials": trials,
+                     "test_feature": model.cfg.test_feature, "flip": flip, "rerank": rerank,
+                     "model_per_trial": False},
+    }
+
+
+# ----------------------------------------------------------------------------- RegDB
+def _model_for_trial(models, trial: int):
+    """`models`: one model, a list (index = trial - 1), a callable trial -> model, or a path with {trial}."""
+    if isinstance(models, torch.nn.Module):
+        return models
+    if isinstance(models, (str, Path)):
+        return load_model(str(models).format(trial=trial))
+    if callable(models):
+        return models(trial)
+    return models[trial - 1]
+
+
+def evaluate_regdb(
+    models,
+    root: str | Path,
+    trials: int = REGDB_TRIALS,
+    direction: str = "v2t",
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+    flip: bool = False,
+    rerank: bool = False,
+    synthetic: bool | None = None,
+) -> dict:
+    """The RegDB protocol over splits 1..trials, in one direction (v2t: visible query, thermal gallery).
+
+    `models` is one model for all splits (labelled `model_per_trial: false`), or one per split:
+    a list, a callable `trial -> model`, or a checkpoint path containing `{trial}`.
+    """
+    from reid.data.regdb import RegDB
+
+    _check_trials(trials, REGDB_TRIALS)
+    if isinstance(models, (list, tuple)) and len(models) < trials:
+        raise UserError(f"{len(models)} models given for {trials} RegDB trials: need one per trial")
+    per_trial_models = not isinstance(models, torch.nn.Module) and not (
+        isinstance(models, (str, Path)) and "{trial}" not in str(models))
+    per_trial, test_feature = [], None
+    for trial in range(1, trials + 1):
+        dataset = RegDB(root, trial=trial)
+        model = _model_for_trial(models, trial)
+        test_feature = model.cfg.test_feature
+        query, gallery = dataset.query(direction), dataset.gallery(direction)
+        q_feat, q_pids, _ = extract_features(model, query, batch_size=batch_size, device=device, flip=flip,
+                                             desc=f"split {trial} query")
+        g_feat, g_pids, _ = extract_features(model, gallery, batch_size=batch_size, device=device, flip=flip,
+                                             desc=f"split {trial} gallery")
+        cmc, mAP, mINP = eval_regdb(distances(q_feat, g_feat, rerank), q_pids, g_pids)
+        per_trial.append({"trial": trial, "num_query": len(query), "num_gallery": len(gallery),
+                          **_percent(cmc, mAP, mINP)})
+
+    data = describe_data(root, "regdb", synthetic)
+    setting = "visible to thermal" if direction == "v2t" else "thermal to visible"
+    if not per_trial_models:
+        setting += ", one model for all splits"
+    return {
+        "label": _label(data, setting, trials, rerank),
+        **summarize_trials(per_trial),
+        "data": data,
+        "protocol": {"dataset": "regdb", "setting": setting, "direction": direction, "trials": trials,
+                     "test_feature": test_feature, "flip": flip, "rerank": rerank,
+                     "model_per_trial": per_trial_models},
+    }
+
+
+# ----------------------------------------------------------------------------- CLI
+def add_arguments(parser) -> None:
+    parser.add_argument("--checkpoint", required=True,
+                        help="trained checkpoint; for RegDB a path containing {trial} gives one per split")
+    parser.add_argument("--dataset", required=True, choices=["sysu", "regdb"])
+    parser.add_argument("--data", required=True, help="dataset root (the SYSU-MM01 or RegDB folder)")
+    parser.add_argument("--mode", default="all", choices=["all", "indoor"], help="SYSU-MM01 search mode")
+    parser.add_argument("--shots", default=1, type=int, choices=[1, 10], help="SYSU-MM01 gallery images per id/camera")
+    parser.add_argument("--trials", default=10, type=int, help="SYSU-MM01 gallery draws / RegDB splits (<= 10)")
+    parser.add_argument("--direction", default="v2t", choices=["v2t", "t2v"], help="RegDB query -> gallery")
+    parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (labelled in the result)")
+    parser.add_argument("--flip", action="store_true", help="average the embeddings of each image and its mirror")
+    parser.add_argument("--test-feature", choices=["after_bn", "before_bn"], default=None,
+                        help="embedding to use (default: the checkpoint's model config)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    parser.add_argument("--synthetic", choices=["auto", "yes", "no"], default="auto",
+                        help="is --data the synthetic dataset? auto: look for the generator's manifest")
+    parser.add_argument("--results-dir", default="results", help="where <name>.json and results.csv go")
+    parser.add_argument("--name", default=None, help="result name (default: date, dataset and setting)")
+    parser.add_argument("--json", default=None, help="also write the result JSON here")
+
+
+def _checked_model(path: str, test_feature: str | None):
+    model = load_model(path)
+    if test_feature is not None:
+        model.cfg = dataclasses.replace(model.cfg, test_feature=test_feature)
+    return model
+
+
+def run(args) -> int:
+    root = Path(args.data)
+    if not root.is_dir():
+        raise UserError(f"--data {root}: dataset root not found")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.device is not None:
+        try:
+            device = torch.device(args.device)
+        except RuntimeError:
+            raise UserError(f"--device {args.device}: not a torch device (e.g. cpu, cuda, cuda:1)") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"--device {args.device}: CUDA is not available on this machine")
+    synthetic = {"auto": None, "yes": True, "no": False}[args.synthetic]
+    common = {"trials": args.trials, "batch_size": args.batch_size, "device": args.device, "flip": args.flip,
+              "rerank": args.rerank, "synthetic": synthetic}
+    if args.dataset == "sysu":
+        model = _checked_model(args.checkpoint, args.test_feature)
+        result = evaluate_sysu(model, root, mode=args.mode, shots=args.shots, **common)
+        config = model.checkpoint_info["config"]
+    else:
+        if "{trial}" in args.checkpoint:
+            # fail before any work when a split's checkpoint is missing
+            for trial in range(1, args.trials + 1):
+                if not Path(args.checkpoint.format(trial=trial)).is_file():
+                    raise UserError(f"checkpoint not found: {args.checkpoint.format(trial=trial)} "
+                                    f"(--checkpoint {args.checkpoint} with trial {trial})")
+            models = lambda trial: _checked_model(args.checkpoint.format(trial=trial), args.test_feature)
+            config = None
+        else:
+            models = _checked_model(args.checkpoint, args.test_feature)
+            config = models.checkpoint_info["config"]
+        result = evaluate_regdb(models, root, direction=args.direction, **common)
+    result["checkpoint"] = args.checkpoint
+    result["config"] = config
+    result["provenance"] = provenance()
+
+    print(result["label"])
+    print("  " + "  ".join(f"{m} {result[m]:.2f}±{result['std'][m]:.2f}" for m in METRICS))
+    name = args.name or "_".join([dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S"), args.dataset,
+                                  args.mode if args.dataset == "sysu" else args.direction,
+                                  *(["rerank"] if args.rerank else [])])
+    path = write_result(result, args.results_dir, name)
+    print(f"wrote {path} and a row of {Path(args.results_dir) / 'results.csv'}")
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return 0

@@ -1,0 +1,162 @@
+"""The paper's losses (Sec. 1.4): label-smoothing CE (Eq. 13), batch-hard triplet (Eq. 14), the
+adaptive-weight triplet (Eq. 15), and the center loss compared in Table 4.
+
+Metric losses take `(features, pids)` with features (B, D) taken before the BN neck and return a
+scalar; the CE takes `(logits, pids)`. Distances are Euclidean, as Eq. 14 says.
+
+Eq. 14 and 15 write a sum over the N anchors of the batch; we average (reduction="mean", the usual
+implementation: the loss scale then does not depend on the batch size). reduction="sum" is the
+literal form. Anchors that have no positive (other than themselves) or no negative in the batch are
+left out; the cross-modal sampler never produces them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reid.errors import UserError
+
+REDUCTIONS = ("mean", "sum")
+
+
+def pairwise_distances(features: torch.Tensor) -> torch.Tensor:
+    """(B, D) -> (B, B) Euclidean distances.
+
+    Computed from the differences, not as |a|^2 + |b|^2 - 2ab: that form loses ~1e-3 to cancellation
+    on near-identical features, and its square root has an infinite gradient at 0. torch's cdist
+    backward gives a zero gradient for zero distances (the diagonal, duplicated images).
+    """
+    if features.dtype in (torch.float16, torch.bfloat16):  # AMP: half precision loses small distances
+        features = features.float()
+    return torch.cdist(features, features, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def _pair_masks(pids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(positives, negatives) boolean (B, B) masks; an anchor is not its own positive."""
+    same = pids[:, None] == pids[None, :]
+    eye = torch.eye(len(pids), dtype=torch.bool, device=pids.device)
+    return same & ~eye, ~same
+
+
+def _reduce(per_anchor: torch.Tensor, valid: torch.Tensor, reduction: str) -> torch.Tensor:
+    kept = per_anchor[valid]
+    if kept.numel() == 0:  # nothing to compare: zero, still attached to the graph
+        return per_anchor.sum() * 0.0
+    return kept.mean() if reduction == "mean" else kept.sum()
+
+
+def _check_reduction(reduction: str) -> str:
+    if reduction not in REDUCTIONS:
+        raise UserError(f"loss reduction={reduction!r} is not valid; expected one of {list(REDUCTIONS)}")
+    return reduction
+
+
+def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Row-wise softmax of `scores` over the entries where `mask` is true (zero elsewhere).
+
+    Subtracts each row's largest masked score before exp, so large distances cannot overflow; rows
+    with no masked entry give all zeros instead of NaN.
+    """
+    masked = scores.masked_fill(~mask, float("-inf"))
+    row_max = masked.amax(dim=1, keepdim=True).detach()
+    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    weights = torch.exp(masked - row_max)  # exp(-inf) = 0 outside the mask
+    return weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+class LabelSmoothingCrossEntropy(nn.Module):
+    """Eq. 13: cross-entropy against q_i = 1 - (N-1)/N * eps for the true class and eps/N otherwise,
+    i.e. (1 - eps) * one_hot + eps / N (N = number of training identities). Averaged over the batch."""
+
+    def __init__(self, epsilon: float = 0.1) -> None:
+        super().__init__()
+        if not 0.0 <= epsilon < 1.0:
+            raise UserError(f"label smoothing epsilon={epsilon!r} is not valid; expected 0 <= epsilon < 1")
+        self.epsilon = epsilon
+
+    def forward(self, logits: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
+        log_probs = F.log_softmax(logits, dim=1)
+        num_classes = logits.shape[1]
+        targets = torch.full_like(log_probs, self.epsilon / num_classes)
+        targets.scatter_(1, pids[:, None], 1.0 - self.epsilon + self.epsilon / num_classes)
+        return -(targets * log_probs).sum(dim=1).mean()
+
+
+class HardTripletLoss(nn.Module):
+    """Eq. 14, batch-hard: for each anchor, [max_p d(a, p) - min_n d(a, n) + margin]_+."""
+
+    def __init__(self, margin: float = 0.3, reduction: str = "mean") -> None:
+        super().__init__()
+        self.margin = margin
+        self.reduction = _check_reduction(reduction)
+
+    def forward(self, features: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
+        dist = pairwise_distances(features)
+        positives, negatives = _pair_masks(pids)
+        hardest_positive = dist.masked_fill(~positives, float("-inf")).amax(dim=1)
+        hardest_negative = dist.masked_fill(~negatives, float("inf")).amin(dim=1)
+        valid = positives.any(dim=1) & negatives.any(dim=1)
+        # where(valid, ...) keeps the +-inf of invalid anchors out of the graph (their grad would be NaN)
+        gap = torch.where(valid, hardest_positive - hardest_negative, torch.zeros_like(hardest_positive))
+        return _reduce(F.relu(gap + self.margin), valid, self.reduction)
+
+
+class AdaptiveTripletLoss(nn.Module):
+    """Eq. 15, the adaptive-weight hard triplet: for each anchor,
+
+        [ sum_p w_p d(a, p) - sum_n w_n d(a, n) + margin ]_+,
+        w_p = softmax(d(a, .)) over the anchor's positives, w_n = softmax(-d(a, .)) over its negatives,
+
+    so far positives and near negatives dominate, like batch-hard but with every pair contributing.
+    The weights are not detached (they are part of the loss, as in Eq. 15).
+    soft_margin=True replaces the hinge by softplus(x) = log(1 + e^x) and drops the margin
+    (Hermans et al.'s soft margin).
+    """
+
+    def __init__(self, margin: float = 1.0, soft_margin: bool = False, reduction: str = "mean") -> None:
+        super().__init__()
+        self.margin = margin
+        self.soft_margin = soft_margin
+        self.reduction = _check_reduction(reduction)
+
+    def forward(self, features: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
+        dist = pairwise_distances(features)
+        positives, negatives = _pair_masks(pids)
+        weighted_positive = (_masked_softmax(dist, positives) * dist).sum(dim=1)
+        weighted_negative = (_masked_softmax(-dist, negatives) * dist).sum(dim=1)
+        gap = weighted_positive - weighted_negative
+        per_anchor = F.softplus(gap) if self.soft_margin else F.relu(gap + self.margin)
+        valid = positives.any(dim=1) & negatives.any(dim=1)
+        return _reduce(per_anchor, valid, self.reduction)
+
+
+class CenterLoss(nn.Module):
+    """Center loss (Wen et al., 2016): 1/2 |f_i - c_{y_i}|^2, averaged over the batch.
+
+    The centers are parameters: the optimiser must include this module's parameters. The loss is
+    large at the start (random centers, squared distances summed over D), so it is usually weighted
+    small (e.g. 5e-4, as in Wen et al.).
+    """
+
+    def __init__(self, num_classes: int, feat_dim: int) -> None:
+        super().__init__()
+        self.centers = nn.Parameter(torch.randn(num_classes, feat_dim))
+
+    def forward(self, features: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (features - self.centers[pids]).pow(2).sum(dim=1).mean()
+
+
+METRIC_LOSSES = ("hard_triplet", "adaptive_triplet", "center")
+
+
+def build_metric_loss(name: str, *, margin: float, num_classes: int, feat_dim: int) -> nn.Module:
+    """The metric loss of Table 4 by name: "hard_triplet" | "adaptive_triplet" | "center"."""
+    if name == "hard_triplet":
+        return HardTripletLoss(margin=margin)
+    if name == "adaptive_triplet":
+        return AdaptiveTripletLoss(margin=margin)
+    if name == "center":
+        return CenterLoss(num_classes=num_classes, feat_dim=feat_dim)
+    raise UserError(f"metric loss {name!r} is unknown; expected one of {list(METRIC_LOSSES)}")

@@ -1,0 +1,128 @@
+"""The dual-branch CrossViT backbone (Sec. 1.2) at a non-square person size, on top of timm.
+
+timm's `CrossVit` already implements Eq. 5-8: in every multi-scale block, each branch runs its own
+transformer blocks (Eq. 1-4), then its CLS token is projected to the other branch's width (P, Eq. 5),
+attends to that branch's patch tokens (Eq. 6-7, residual on the projected CLS) and is back-projected
+(BP, Eq. 8). This module adds what timm lacks for re-ID:
+
+- a (H, W) input such as 288x144 with `img_scale=(1, 1)`, so timm never interpolates or crops the
+  input, and sizes that timm would miscount (a side not divisible by a patch size) are refused;
+- the "multi-scale residual connection" of Sec. 1.2 (our reading, see docs/deviations.md);
+- per-branch outputs: the CLS token and the patch tokens as a (B, C, h, w) map for CSA and Grad-CAM.
+
+Branch 0 is the fine branch (patch 12, narrow), branch 1 the coarse one (patch 16, wide).
+"""
+
+from __future__ import annotations
+
+import torch
+from timm.models.crossvit import CrossVit
+from torch import nn
+
+from reid.errors import UserError
+
+# timm's widths and depths (crossvit_{tiny,9,small}_240). depth[k] = (fine blocks, coarse blocks,
+# cross-attention blocks) of multi-scale block k; mlp_ratio = (fine, coarse, cross).
+PRESETS: dict[str, dict] = {
+    "tiny": dict(embed_dim=(96, 192), depth=((1, 4, 0),) * 3, num_heads=(3, 3), mlp_ratio=(4.0, 4.0, 1.0)),
+    "9": dict(embed_dim=(128, 256), depth=((1, 3, 0),) * 3, num_heads=(4, 4), mlp_ratio=(3.0, 3.0, 1.0)),
+    "small": dict(embed_dim=(192, 384), depth=((1, 4, 0),) * 3, num_heads=(6, 6), mlp_ratio=(4.0, 4.0, 1.0)),
+    # Not a timm model (no ImageNet weights): a CPU-sized CrossViT for the smoke profile, the notebooks
+    # and the tests. Same structure (two branches, cross-attention fusion in every multi-scale block).
+    "micro": dict(embed_dim=(48, 96), depth=((1, 2, 0),) * 2, num_heads=(2, 2), mlp_ratio=(2.0, 2.0, 1.0)),
+}
+
+# The timm model whose ImageNet checkpoint matches each preset (for `pretrained_path`).
+TIMM_NAMES = {"tiny": "crossvit_tiny_240", "9": "crossvit_9_240", "small": "crossvit_small_240"}
+
+
+def check_img_size(img_size: tuple[int, int], patch_sizes: tuple[int, ...], field: str = "img_size") -> None:
+    """Refuse sizes timm would get wrong: it floors the patch count, and its PatchEmbed would then fail
+    (or, with img_scale, silently resize). Raised at construction, before any weights are made."""
+    height, width = img_size
+    for p in patch_sizes:
+        if height % p or width % p:
+            raise UserError(
+                f"model {field}={height}x{width} (HxW) is not divisible by patch size {p}; "
+                f"use a size that is a multiple of every patch size {tuple(patch_sizes)}, e.g. 288x144"
+            )
+
+
+def tokens_to_map(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(B, 1 + h*w, C) tokens -> (B, C, h, w) map of the patch tokens (the CLS token is dropped)."""
+    patches = tokens[:, 1:]
+    batch, count, channels = patches.shape
+    if count != grid[0] * grid[1]:
+        raise ValueError(f"{count} patch tokens do not fill a {grid[0]}x{grid[1]} grid")
+    return patches.transpose(1, 2).reshape(batch, channels, grid[0], grid[1])
+
+
+class CrossViTBackbone(nn.Module):
+    """timm CrossVit at (H, W) -> per-branch CLS tokens (B, C_b) and token maps (B, C_b, h_b, w_b).
+
+    The timm model lives in `self.vit` unchanged, so its state_dict keys are exactly timm's (prefixed
+    `vit.`) and ImageNet checkpoints load into it (see reid/models/pretrained.py).
+    """
+
+    def __init__(
+        self,
+        preset: str = "9",
+        img_size: tuple[int, int] = (288, 144),
+        patch_sizes: tuple[int, int] = (12, 16),
+        drop_path_rate: float = 0.1,
+        multiscale_residual: bool = True,
+    ) -> None:
+        super().__init__()
+        if preset not in PRESETS:
+            raise UserError(f"model preset={preset!r} is unknown; expected one of {sorted(PRESETS)}")
+        if len(patch_sizes) != 2:
+            raise UserError(
+                f"model patch_sizes={tuple(patch_sizes)} must name two patch sizes (fine, coarse)"
+            )
+        check_img_size(img_size, patch_sizes)
+        spec = PRESETS[preset]
+        self.vit = CrossVit(
+            img_size=tuple(img_size),
+            img_scale=(1.0, 1.0),  # both branches see the input as is: no interpolation, no crop
+            crop_scale=False,
+            patch_size=tuple(patch_sizes),
+            num_classes=0,
+            drop_path_rate=drop_path_rate,
+            **spec,
+        )
+        self.img_size = tuple(img_size)
+        self.dims: list[int] = list(spec["embed_dim"])
+        self.grid_sizes: list[tuple[int, int]] = [(img_size[0] // p, img_size[1] // p) for p in patch_sizes]
+        self.pos_embed_names = [f"pos_embed_{b}" for b in range(len(self.dims))]  # keys in self.vit
+        # Multi-scale residual (our reading of Sec. 1.2): timm's fusion *replaces* each branch's CLS
+        # token by the back-projection BP(.) of the cross-attended one, so a branch's own CLS survives
+        # only through the projection round trip. We add a skip from each multi-scale block's input CLS
+        # to its output CLS, per branch, scaled by a learnable gamma that starts at 0 (ReZero style):
+        # at initialisation the backbone computes exactly timm's function, so ImageNet weights keep
+        # their meaning, and training decides how much of the skip to use.
+        self.multiscale_residual = multiscale_residual
+        if multiscale_residual:
+            self.residual_gamma = nn.Parameter(torch.zeros(len(self.vit.blocks), len(self.dims)))
+
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        tokens = self.vit._embed(x)  # CLS + patch tokens + position embedding, per branch
+        for k, block in enumerate(self.vit.blocks):
+            out = block(tokens)
+            if self.multiscale_residual:
+                out = [
+                    torch.cat([o[:, :1] + self.residual_gamma[k, b] * t[:, :1], o[:, 1:]], dim=1)
+                    for b, (o, t) in enumerate(zip(out, tokens))
+                ]
+            tokens = out
+        tokens = [norm(t) for norm, t in zip(self.vit.norm, tokens)]
+        cls = [t[:, 0] for t in tokens]
+        maps = [tokens_to_map(t, grid) for t, grid in zip(tokens, self.grid_sizes)]
+        return cls, maps
+
+    def last_token_layer(self, branch: int) -> nn.Module:
+        """The last transformer block of `branch`: its output holds that branch's final patch tokens."""
+        return self.vit.blocks[-1].blocks[branch][-1]
+
+    def no_weight_decay(self) -> set[str]:
+        names = {f"vit.{n}" for n in self.vit.no_weight_decay()}
+        return names | ({"residual_gamma"} if self.multiscale_residual else set())

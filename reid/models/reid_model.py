@@ -1,0 +1,210 @@
+"""The re-ID model: backbone -> CSA per branch -> pooling -> BN neck -> bias-free classifier.
+
+Every image (visible, infrared, and the grayscale copies the engine appends to the batch with the same
+labels) goes through the same weights: one shared backbone, one CSA per branch, one head.
+
+    model = build_model(ModelConfig(), num_classes=395)
+    model.train(); out = model(x)          # {"features", "bn_features", "logits"}
+    model.eval();  emb = model(x)          # (B, D) L2-normalised embedding
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reid.errors import UserError
+from reid.models.crossvit import PRESETS, CrossViTBackbone, check_img_size, tokens_to_map
+from reid.models.csa import CSA, SPATIAL_ATTENTION_MODES
+from reid.models.vit import ViTBackbone
+
+BACKBONES = ("crossvit", "vit")
+POOLINGS = ("gap+cls", "gap", "cls")
+TEST_FEATURES = ("after_bn", "before_bn")
+
+
+def _choice(field: str, value, allowed) -> None:
+    if value not in allowed:
+        raise UserError(f"model {field}={value!r} is not valid; expected one of {list(allowed)}")
+
+
+def _int_pair(field: str, value) -> tuple[int, int]:
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        raise UserError(f"model {field}={value!r} is not valid; expected two positive integers")
+    return (int(value[0]), int(value[1]))
+
+
+@dataclass
+class ModelConfig:
+    """Everything that decides the architecture. `ModelConfig(**dataclasses.asdict(cfg))` round-trips,
+    also after YAML/JSON (lists are turned back into tuples). Invalid values raise `UserError`."""
+
+    backbone: str = "crossvit"  # "crossvit" | "vit" (the Table 3 baseline)
+    preset: str = "9"  # "tiny" | "9" | "small": timm's widths and depths
+    img_size: tuple[int, int] = (288, 144)  # (H, W)
+    patch_sizes: tuple[int, int] = (12, 16)  # (fine, coarse); the ViT baseline uses the coarse one
+    csa: bool = True  # channel + spatial attention on each branch's token map (Sec. 1.3)
+    spatial_attention: str = "standard"  # "standard" (CBAM) | "paper" (literal Eq. 12 text)
+    csa_reduction: int = 16  # bottleneck ratio of the channel-attention MLP (Eq. 10)
+    sa_kernel_size: int = 7  # spatial-attention conv kernel ("standard" mode)
+    multiscale_residual: bool = True  # our reading of Sec. 1.2, see crossvit.py
+    pooling: str = "gap+cls"  # per branch: GAP of the CSA map and/or the CLS token, concatenated
+    test_feature: str = "after_bn"  # "after_bn" | "before_bn": which embedding eval mode returns
+    drop_path_rate: float = 0.1
+    pretrained_path: str | None = None  # a timm CrossViT ImageNet checkpoint (.pth / .safetensors)
+
+    def __post_init__(self) -> None:
+        _choice("backbone", self.backbone, BACKBONES)
+        self.preset = str(self.preset)  # YAML reads `preset: 9` as an int
+        _choice("preset", self.preset, list(PRESETS))
+        self.img_size = _int_pair("img_size", self.img_size)
+        self.patch_sizes = _int_pair("patch_sizes", self.patch_sizes)
+        for name in ("csa", "multiscale_residual"):
+            if not isinstance(getattr(self, name), bool):
+                raise UserError(f"model {name}={getattr(self, name)!r} is not valid; expected true or false")
+        _choice("spatial_attention", self.spatial_attention, SPATIAL_ATTENTION_MODES)
+        for name in ("csa_reduction", "sa_kernel_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UserError(f"model {name}={value!r} is not valid; expected a positive integer")
+        if self.sa_kernel_size % 2 == 0:
+            raise UserError(f"model sa_kernel_size={self.sa_kernel_size} must be odd (same-size output)")
+        _choice("pooling", self.pooling, POOLINGS)
+        _choice("test_feature", self.test_feature, TEST_FEATURES)
+        if not isinstance(self.drop_path_rate, (int, float)) or not 0.0 <= self.drop_path_rate < 1.0:
+            raise UserError(f"model drop_path_rate={self.drop_path_rate!r} is not valid; expected 0 <= p < 1")
+        self.drop_path_rate = float(self.drop_path_rate)
+        if self.pretrained_path is not None and not isinstance(self.pretrained_path, str):
+            raise UserError(f"model pretrained_path={self.pretrained_path!r} is not valid; expected a path")
+        used_patches = self.patch_sizes if self.backbone == "crossvit" else self.patch_sizes[1:]
+        check_img_size(self.img_size, used_patches)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        """Like `ModelConfig(**d)` but an unknown key is a `UserError` naming it."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserError(f"model config has unknown keys {unknown}; expected some of {sorted(known)}")
+        return cls(**d)
+
+
+class ReIDModel(nn.Module):
+    """Backbone -> CSA -> pooling -> BN neck -> classifier. See docs/architecture.md for the contract."""
+
+    def __init__(self, cfg: ModelConfig, num_classes: int) -> None:
+        super().__init__()
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise UserError(f"num_classes={num_classes!r} is not valid; expected a positive integer")
+        self.cfg = cfg
+        self.num_classes = num_classes
+        if cfg.backbone == "crossvit":
+            self.backbone = CrossViTBackbone(
+                cfg.preset, cfg.img_size, cfg.patch_sizes, cfg.drop_path_rate, cfg.multiscale_residual
+            )
+        else:
+            self.backbone = ViTBackbone(cfg.preset, cfg.img_size, cfg.patch_sizes[1], cfg.drop_path_rate)
+        dims = self.backbone.dims
+        # nn.Identity when CSA is off keeps the module path (and Grad-CAM hooks) the same.
+        self.csa = nn.ModuleList(
+            CSA(d, cfg.csa_reduction, cfg.spatial_attention, cfg.sa_kernel_size) if cfg.csa else nn.Identity()
+            for d in dims
+        )
+        self.feature_dim = sum(dims) * (2 if cfg.pooling == "gap+cls" else 1)
+        # BN neck (Luo et al., "Bag of tricks"): metric losses see the features before BN, the
+        # classifier those after. The BN shift is frozen at 0 so the classifier needs no bias.
+        self.bottleneck = nn.BatchNorm1d(self.feature_dim)
+        self.bottleneck.bias.requires_grad_(False)
+        self.classifier = nn.Linear(self.feature_dim, num_classes, bias=False)
+        nn.init.normal_(self.classifier.weight, std=0.001)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Never resize silently: an input of another size is a configuration mistake."""
+        height, width = self.cfg.img_size
+        if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != (height, width):
+            raise UserError(
+                f"model input has shape {tuple(x.shape)}; expected (B, 3, {height}, {width}) as set by "
+                f"model img_size={height}x{width}: make the transforms produce that size"
+            )
+
+    def forward_features(self, x: torch.Tensor) -> dict:
+        """-> {"global": (B, D) pooled before the BN neck, "maps": per-branch (B, C, h, w) after CSA,
+        "cls": per-branch (B, C) CLS tokens}."""
+        self.check_input(x)
+        cls, maps = self.backbone(x)
+        maps = [attend(m) for attend, m in zip(self.csa, maps)]
+        pooled = []
+        for token, fmap in zip(cls, maps):
+            if self.cfg.pooling in ("gap+cls", "gap"):
+                pooled.append(fmap.mean(dim=(2, 3)))
+            if self.cfg.pooling in ("gap+cls", "cls"):
+                pooled.append(token)
+        return {"global": torch.cat(pooled, dim=1), "maps": maps, "cls": cls}
+
+    def forward_head(self, global_feature: torch.Tensor) -> dict:
+        """-> {"features": before BN (metric losses), "bn_features": after BN, "logits": (B, num_classes)}."""
+        bn_features = self.bottleneck(global_feature)
+        return {
+            "features": global_feature,
+            "bn_features": bn_features,
+            "logits": self.classifier(bn_features),
+        }
+
+    def forward(self, x: torch.Tensor):
+        head = self.forward_head(self.forward_features(x)["global"])
+        if self.training:
+            return head
+        key = "bn_features" if self.cfg.test_feature == "after_bn" else "features"
+        return F.normalize(head[key], dim=1)
+
+    def gradcam_targets(self, branch: int = 0, layer: str = "csa") -> tuple[list[nn.Module], Callable | None]:
+        """Target layers and reshape transform for pytorch-grad-cam, for one branch.
+
+        layer="csa": the branch's CSA module (an identity when CSA is off); its output is already a
+        (B, C, h, w) map, so no reshape transform is needed.
+        layer="tokens": the branch's last transformer block; its (B, 1 + h*w, C) output is turned into
+        a (B, C, h, w) map by the returned transform (the grids are not square: 24x12 and 18x9 at 288x144).
+
+        grad-cam calls `model(x)` and expects logits; wrap the model, e.g.
+        `lambda x: model.forward_head(model.forward_features(x)["global"])["logits"]` in an nn.Module.
+        """
+        if not 0 <= branch < len(self.csa):
+            raise ValueError(f"branch={branch} does not exist; this model has {len(self.csa)} branch(es)")
+        if layer == "csa":
+            return [self.csa[branch]], None
+        if layer == "tokens":
+            grid = self.backbone.grid_sizes[branch]
+            return [self.backbone.last_token_layer(branch)], partial(tokens_to_map, grid=grid)
+        raise ValueError(f"layer={layer!r} is not valid; expected 'csa' or 'tokens'")
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameter names usually kept out of weight decay (CLS tokens, position embeddings, gammas)."""
+        return {f"backbone.{n}" for n in self.backbone.no_weight_decay()}
+
+
+def build_model(cfg: ModelConfig, num_classes: int, load_pretrained: bool = True) -> ReIDModel:
+    """Build the model; load `cfg.pretrained_path` ImageNet weights into the backbone if set.
+
+    Pass `load_pretrained=False` when a trained checkpoint's weights will be loaded right after
+    (evaluation, resume): the ImageNet file is then not needed.
+    """
+    if isinstance(cfg, dict):
+        cfg = ModelConfig.from_dict(cfg)
+    model = ReIDModel(cfg, num_classes)
+    if load_pretrained and cfg.pretrained_path:
+        from reid.models.pretrained import load_pretrained_backbone
+
+        load_pretrained_backbone(model.backbone, cfg.pretrained_path)
+    return model
+
+
+__all__ = ["ModelConfig", "ReIDModel", "build_model"]

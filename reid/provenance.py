@@ -1,0 +1,194 @@
+"""Provenance: every result says where it came from.
+
+    provenance()                       git commit (+ dirty flag), command, UTC date, hardware, versions
+    describe_data(root, "sysu")        {"kind": "synthetic"|"real", "dataset", "root", "label"}
+    write_result(result, "results", name)   results/<name>.json + one row of results/results.csv
+
+A result computed on the synthetic dataset is labelled "synthetic SYSU-MM01-layout" (or
+"synthetic RegDB-layout"), never "SYSU-MM01" or "RegDB": its numbers say nothing about the paper's.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from reid.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("torch", "torchvision", "timm", "numpy")
+DATASET_NAMES = {"sysu": "SYSU-MM01", "regdb": "RegDB"}
+# The synthetic generator writes this manifest at its root, the parent of SYSU-MM01/ and RegDB/
+# (reid.data.synthetic.MANIFEST; repeated here so that provenance does not import the data layer).
+SYNTHETIC_MANIFEST = "synthetic.json"
+
+# results.csv: one row per evaluation; the column set never changes silently (see write_result).
+CSV_COLUMNS = [
+    "name", "date", "commit", "dirty", "data", "data_kind", "dataset", "setting", "trials",
+    "model_per_trial", "test_feature", "flip", "rerank",
+    "rank1", "rank5", "rank10", "rank20", "mAP", "mINP", "rank1_std", "mAP_std", "mINP_std",
+    "checkpoint", "command",
+]
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_state() -> dict:
+    """The commit of the code that ran, and whether the working tree differed from it."""
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit or "unknown", "dirty": None if status is None else bool(status)}
+
+
+def current_command() -> str:
+    """The exact command line, as the user would retype it."""
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name == "__main__.py" and Path(argv[0]).parent.name == "reid":
+        argv = ["python", "-m", "reid", *argv[1:]]
+    return shlex.join(argv)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware() -> dict:
+    """CPU model, core count and GPU name; deliberately no hostname."""
+    import torch
+
+    info = {
+        "cpu": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "system": f"{platform.system()} {platform.machine()}",
+        "gpu": None,
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpu_count"] = torch.cuda.device_count()
+    return info
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def provenance(command: str | None = None, extra: dict | None = None) -> dict:
+    """Everything needed to tell where a number came from."""
+    record = {
+        **git_state(),
+        "command": command if command is not None else current_command(),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "hardware": hardware(),
+        "versions": versions(),
+    }
+    record.update(extra or {})
+    return record
+
+
+def is_synthetic(root: str | Path) -> bool:
+    """True when `root` (or its parent, for <synthetic>/SYSU-MM01) holds the generator's manifest."""
+    root = Path(root)
+    return (root / SYNTHETIC_MANIFEST).is_file() or (root.parent / SYNTHETIC_MANIFEST).is_file()
+
+
+def describe_data(root: str | Path, dataset: str, synthetic: bool | None = None) -> dict:
+    """The `"data"` entry of a result; `synthetic=None` decides from the manifest file."""
+    if dataset not in DATASET_NAMES:
+        raise UserError(f"unknown dataset {dataset!r}: expected one of {sorted(DATASET_NAMES)}")
+    name = DATASET_NAMES[dataset]
+    synthetic = is_synthetic(root) if synthetic is None else synthetic
+    return {
+        "kind": "synthetic" if synthetic else "real",
+        "dataset": name,
+        "root": str(root),
+        "label": f"synthetic {name}-layout" if synthetic else name,
+    }
+
+
+def _two_decimals(value):
+    return round(value, 2) if isinstance(value, float) else value
+
+
+def _csv_row(name: str, result: dict) -> dict:
+    prov, data, protocol = result.get("provenance", {}), result.get("data", {}), result.get("protocol", {})
+    std = result.get("std", {})
+    row = {
+        "name": name,
+        "date": prov.get("date"),
+        "commit": prov.get("commit"),
+        "dirty": prov.get("dirty"),
+        "data": data.get("label"),
+        "data_kind": data.get("kind"),
+        "dataset": data.get("dataset"),
+        "setting": protocol.get("setting"),
+        "trials": protocol.get("trials"),
+        "model_per_trial": protocol.get("model_per_trial"),
+        "test_feature": protocol.get("test_feature"),
+        "flip": protocol.get("flip"),
+        "rerank": protocol.get("rerank"),
+        "checkpoint": result.get("checkpoint"),
+        "command": prov.get("command"),
+    }
+    for metric in ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP"):
+        row[metric] = _two_decimals(result.get(metric))
+    for metric in ("rank1", "mAP", "mINP"):
+        row[f"{metric}_std"] = _two_decimals(std.get(metric))
+    return row
+
+
+def write_result(result: dict, results_dir: str | Path, name: str) -> Path:
+    """Write `<results_dir>/<name>.json` and append a row to `<results_dir>/results.csv`.
+
+    The result must carry `"data"` (from `describe_data`) so that no number loses its label.
+    An existing results.csv with another column set is an error rather than a silently
+    misaligned table.
+    """
+    if "data" not in result or "kind" not in result["data"]:
+        raise ValueError("a result must say which data it was computed on: add describe_data(...) as 'data'")
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = results_dir / "results.csv"
+    new_file = not csv_path.is_file() or csv_path.stat().st_size == 0
+    if not new_file:
+        with open(csv_path, newline="") as f:
+            header = next(csv.reader(f), [])
+        if header != CSV_COLUMNS:
+            raise UserError(
+                f"{csv_path} has columns {header}, expected {CSV_COLUMNS}: move it aside to start a new table"
+            )
+    json_path = results_dir / f"{name}.json"
+    tmp = json_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    os.replace(tmp, json_path)
+    with open(csv_path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        if new_file:
+            writer.writeheader()
+        writer.writerow(_csv_row(name, result))
+    return json_path

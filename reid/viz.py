@@ -1,0 +1,256 @@
+"""Plotting helpers for the notebooks and `make reproduce` (matplotlib/seaborn; files are PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+
+def plot_training_curves(log_csv: str | Path, out_png: str | Path | None = None, title: str | None = None):
+    """Loss parts, learning rate and validation mAP / Rank-1 per epoch, from a run's `log.csv`.
+
+    Returns the matplotlib figure; writes it to `out_png` when given.
+    """
+    import seaborn as sns
+
+    log = pd.read_csv(log_csv)
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    losses = log.melt(id_vars="epoch", value_vars=["loss", "loss_id", "loss_metric"], var_name="part",
+                      value_name="value")
+    sns.lineplot(data=losses, x="epoch", y="value", hue="part", marker="o", ax=axes[0])
+    axes[0].set(title="training loss", ylabel="loss")
+    sns.lineplot(data=log, x="epoch", y="lr", marker="o", ax=axes[1])
+    axes[1].set(title="learning rate", yscale="log")
+    val = log.dropna(subset=["val_mAP"])
+    if len(val):
+        curves = val.melt(id_vars="epoch", value_vars=["val_mAP", "val_rank1"], var_name="metric",
+                          value_name="percent")
+        sns.lineplot(data=curves, x="epoch", y="percent", hue="metric", marker="o", ax=axes[2])
+    axes[2].set(title="validation (held-out training ids)", ylabel="%")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if out_png is not None:
+        Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out_png, dpi=120)
+    return fig
+
+
+# ------------------------------------------------------------------------------------ image figures
+
+def _frame(ax, color: str | None, width: float = 4.0) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(color is not None)
+        if color is not None:
+            spine.set_edgecolor(color)
+            spine.set_linewidth(width)
+
+
+def _show(ax, image, title: str | None = None, color: str | None = None, fontsize: int = 8) -> None:
+    """Show a PIL image, uint8/float array, or a normalised (3, H, W) tensor on `ax`."""
+    import torch
+
+    if isinstance(image, torch.Tensor):
+        from reid.gradcam import denormalize
+
+        image = denormalize(image)
+    ax.imshow(image, cmap="gray" if getattr(image, "ndim", 3) == 2 else None)
+    _frame(ax, color)
+    if title:
+        ax.set_title(title, fontsize=fontsize)
+
+
+def show_identities(items_by_camera: dict, pids: list[int], ir_cameras, max_cameras: int = 6,
+                    out_png: str | Path | None = None):
+    """A grid: one row per identity, one column per camera (first image of that id in that camera).
+
+    `items_by_camera` maps camid -> list of (path, pid, camid). Infrared cameras are labelled IR.
+    """
+    from reid.data import read_image
+
+    cams = sorted(items_by_camera)[:max_cameras]
+    fig, axes = plt.subplots(len(pids), len(cams), figsize=(1.25 * len(cams), 2.3 * len(pids)), squeeze=False)
+    for r, pid in enumerate(pids):
+        for c, cam in enumerate(cams):
+            ax = axes[r][c]
+            paths = sorted(p for p, q, _ in items_by_camera[cam] if q == pid)
+            kind = "IR" if cam in ir_cameras else "RGB"
+            if paths:
+                _show(ax, read_image(paths[0]), f"id {pid} · cam{cam}" + (f" ({kind})" if r == 0 else ""))
+            else:
+                ax.set_axis_off()
+                ax.set_title(f"cam{cam}: absent", fontsize=8)
+    fig.tight_layout()
+    _save(fig, out_png)
+    return fig
+
+
+def show_tensor_grid(rows: list[list], row_titles: list[str] | None = None, col_titles: list[str] | None = None,
+                     out_png: str | Path | None = None, scale: float = 1.2):
+    """Images (tensors / arrays / PIL) laid out in rows, with optional row and column titles."""
+    n_cols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(scale * n_cols, scale * 2.1 * len(rows)), squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            if c >= len(row):
+                ax.set_axis_off()
+                continue
+            _show(ax, row[c], col_titles[c] if (col_titles and r == 0) else None)
+            if c == 0 and row_titles:
+                ax.set_ylabel(row_titles[r], fontsize=9)
+    fig.tight_layout()
+    _save(fig, out_png)
+    return fig
+
+
+def plot_retrieval(queries: list, galleries: list[list], correct: list[list[bool]], row_titles: list[str],
+                   out_png: str | Path | None = None, title: str | None = None):
+    """The paper's Fig. 4: each row is a query and its top-k gallery images, framed green (same identity)
+    or red (wrong identity)."""
+    k = max(len(g) for g in galleries)
+    fig, axes = plt.subplots(len(queries), k + 1, figsize=(0.95 * (k + 1), 2.0 * len(queries)), squeeze=False)
+    for r, (query, gallery, hits) in enumerate(zip(queries, galleries, correct)):
+        _show(axes[r][0], query, "query" if r == 0 else None, color="#1f4e9c")
+        axes[r][0].set_ylabel(row_titles[r], fontsize=8)
+        for c in range(k):
+            ax = axes[r][c + 1]
+            if c < len(gallery):
+                _show(ax, gallery[c], f"{c + 1}" if r == 0 else None, color="#1a9a3a" if hits[c] else "#d62728")
+            else:
+                ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, out_png)
+    return fig
+
+
+def _save(fig, out_png) -> None:
+    if out_png is not None:
+        Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out_png, dpi=90)
+
+
+# ------------------------------------------------------------------------------ paper vs ours tables
+
+def _paper_rows(table: str) -> pd.DataFrame:
+    from reid.experiments import repo_root
+
+    return pd.read_csv(repo_root() / "results" / "paper" / f"{table}.csv")
+
+
+def paper_table(table: str, extra_rows: list[dict] | None = None) -> pd.DataFrame:
+    """The paper's table (verbatim from results/paper/) with our measured rows appended.
+
+    Columns are (setting, metric); a `source` column says which rows are the paper's and which are ours.
+    `extra_rows` are dicts {"method": name, (setting, metric): value-or-"mean ± std"}.
+    """
+    paper = _paper_rows(table)
+    wide = paper.pivot_table(index="method", columns=["setting", "metric"], values="value", sort=False)
+    wide = wide.map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+    wide.insert(0, ("", "source"), "paper")
+    rows = [wide]
+    for extra in extra_rows or []:
+        ours = {k: v for k, v in extra.items() if k != "method"}
+        row = pd.DataFrame([ours], index=[extra["method"]])
+        row.insert(0, ("", "source"), "ours (measured)")
+        rows.append(row)
+    out = pd.concat(rows).fillna("")
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    order = [("", "source")] + [c for c in wide.columns if c != ("", "source")]
+    return out[order].rename_axis("method")
+
+
+def plot_paper_vs_ours(table: str, ours: dict, ours_label: str, metrics=("rank1", "mAP"),
+                       out_png: str | Path | None = None):
+    """Bars: every method's Rank-1 and mAP per setting from the paper, and ours (hatched) beside them.
+
+    `ours` maps setting -> a result dict (percent numbers, e.g. from `reid.evaluate`).
+    """
+    import seaborn as sns
+
+    paper = _paper_rows(table)
+    paper = paper[paper.metric.isin(metrics)].assign(source="paper")
+    mine = pd.DataFrame([{"method": "ours (measured)", "setting": s, "metric": m, "value": r[m],
+                          "source": ours_label} for s, r in ours.items() for m in metrics])
+    data = pd.concat([paper, mine], ignore_index=True)
+    settings = list(dict.fromkeys(data.setting))
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, axes = plt.subplots(1, len(settings), figsize=(6.5 * len(settings), 4.2), squeeze=False)
+    for ax, setting in zip(axes[0], settings):
+        part = data[data.setting == setting]
+        sns.barplot(data=part, y="method", x="value", hue="metric", ax=ax, orient="h")
+        n_methods = part.method.nunique()
+        for bar_group in ax.containers:
+            bars = list(bar_group)
+            if len(bars) == n_methods:
+                bars[-1].set_hatch("//")
+                bars[-1].set_edgecolor("black")
+        ax.set(title=setting, xlabel="%", ylabel="", xlim=(0, 100))
+    fig.suptitle(f"{table}: paper's numbers (real data) vs ours (hatched: {ours_label})", fontsize=10)
+    fig.tight_layout()
+    _save(fig, out_png)
+    return fig
+
+
+def ablation_table(table: str, measured: pd.DataFrame, rows: list[str],
+                   metrics=("rank1", "rank10", "rank20", "mAP")) -> pd.DataFrame:
+    """Ablation rows: the paper's value and ours (mean ± std over seeds, n seeds) per setting and metric."""
+    paper = _paper_rows(table)
+    out = {}
+    for setting in dict.fromkeys(measured.setting):
+        for metric in metrics:
+            col_paper, col_ours = {}, {}
+            for row in rows:
+                hit = paper[(paper.method == row) & (paper.setting == setting) & (paper.metric == metric)]
+                col_paper[row] = f"{hit.value.iloc[0]:.2f}" if len(hit) else ""
+                vals = measured[(measured.row == row) & (measured.setting == setting)][metric]
+                if len(vals) > 1:
+                    col_ours[row] = f"{vals.mean():.2f} ± {vals.std(ddof=1):.2f}"
+                elif len(vals) == 1:
+                    col_ours[row] = f"{vals.iloc[0]:.2f}"
+                else:
+                    col_ours[row] = ""
+            out[(setting, metric, "paper")] = col_paper
+            out[(setting, metric, "ours")] = col_ours
+    df = pd.DataFrame(out)
+    df.columns = pd.MultiIndex.from_tuples(df.columns)
+    seeds = measured.seed.nunique()
+    return df.rename_axis(f"{table} row (ours: {seeds} seed{'s' if seeds > 1 else ''})")
+
+
+def plot_ablation(table: str, measured: pd.DataFrame, rows: list[str], metric: str = "rank1",
+                  setting: str | None = "all-search", out_png: str | Path | None = None):
+    """Per row: the paper's value (outline) and ours (dots per seed, bar = mean), one panel per setting."""
+    import seaborn as sns
+
+    paper = _paper_rows(table)
+    settings = [setting] if setting else list(dict.fromkeys(measured.setting))
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, axes = plt.subplots(1, len(settings), figsize=(5.2 * len(settings), 0.55 * len(rows) + 1.6),
+                             squeeze=False)
+    for ax, s in zip(axes[0], settings):
+        ours = measured[measured.setting == s]
+        sns.barplot(data=ours, y="row", x=metric, order=rows, ax=ax, color="#9ecae1", errorbar=None,
+                    label="ours (mean)")
+        sns.stripplot(data=ours, y="row", x=metric, order=rows, ax=ax, color="#08519c", size=5,
+                      label="ours (each seed)")
+        hits = paper[(paper.setting == s) & (paper.metric == metric)].set_index("method").value
+        ys = [i for i, r in enumerate(rows) if r in hits]
+        ax.scatter([hits[rows[i]] for i in ys], ys, marker="D", color="#d62728", zorder=3,
+                   label="paper (real data)")
+        ax.set(title=s, xlabel=f"{metric} (%)", ylabel="")
+        handles, labels = ax.get_legend_handles_labels()
+        uniq = dict(zip(labels, handles))
+        ax.legend(uniq.values(), uniq.keys(), fontsize=7, loc="lower right")
+    fig.tight_layout()
+    _save(fig, out_png)
+    return fig

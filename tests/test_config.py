@@ -1,0 +1,113 @@
+import dataclasses
+
+import pytest
+
+from reid.config import (
+    ExperimentConfig,
+    available_configs,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    save_config,
+)
+from reid.errors import UserError
+
+
+def test_every_shipped_config_loads():
+    names = available_configs()
+    for required in ["paper_sysu", "paper_regdb", "paper_literal_sysu", "paper_literal_regdb", "smoke",
+                     "table3_baseline", "table3_full", "table4_center", "table4_trihard", "table4_trihardw"]:
+        assert required in names
+    for name in names:
+        cfg = load_config(name)
+        assert cfg.name == name
+
+
+def test_paper_settings():
+    cfg = load_config("paper_sysu")
+    assert (cfg.data.height, cfg.data.width) == (288, 144)
+    assert cfg.data.num_ids * cfg.data.num_instances == 16
+    assert cfg.data.random_erasing == 0.5 and cfg.train.epochs == 100
+    assert cfg.optim.lr == 0.1 and cfg.optim.milestones == [20, 50] and cfg.optim.gamma == 0.1
+    assert cfg.optim.weight_decay == 5e-4 and cfg.loss.margin == 1.0 and cfg.loss.epsilon == 0.1
+    literal = load_config("paper_literal_regdb")
+    assert literal.optim.name == "adam" and literal.optim.lr == 0.1 and literal.optim.backbone_lr_scale == 1
+    assert literal.data.dataset == "regdb" and literal.optim.milestones == [20, 50]
+
+
+def test_table_rows_differ_only_in_their_switches():
+    base = config_to_dict(load_config("paper_sysu"))
+    rows = {
+        "table3_baseline": {"model.backbone": "vit", "model.csa": False, "data.trivial_augment": False,
+                            "loss.metric": "hard_triplet"},
+        "table3_full": {},
+        "table4_center": {"loss.metric": "center", "loss.metric_weight": 0.0005},
+    }
+    for name, expected in rows.items():
+        row = config_to_dict(load_config(name))
+        for key, value in expected.items():
+            section, sub = key.split(".")
+            assert row[section][sub] == value, (name, key)
+        for section in ["data", "optim", "train"]:
+            changed = {k for k in base[section] if row[section][k] != base[section][k]}
+            assert changed <= {k.split(".")[1] for k in expected if k.startswith(section)}, (name, changed)
+
+
+def test_profile_replaces_the_base_but_keeps_the_row_switches():
+    cfg = load_config("table3_baseline", profile="smoke")
+    smoke = load_config("smoke")
+    assert cfg.model["backbone"] == "vit" and cfg.model["csa"] is False
+    assert cfg.model["preset"] == smoke.model["preset"] and cfg.data.height == smoke.data.height
+    assert cfg.data.trivial_augment is False and cfg.optim == smoke.optim
+
+
+def test_overrides_are_typed_like_the_values_they_replace():
+    cfg = load_config("smoke", overrides=["optim.lr=5e-1", "train.epochs=3", "data.with_gray=false",
+                                           "optim.milestones=[1, 2]", "model.preset=9", "data.root=/x"])
+    assert cfg.optim.lr == 0.5 and isinstance(cfg.optim.lr, float)
+    assert cfg.train.epochs == 3 and isinstance(cfg.train.epochs, int)
+    assert cfg.data.with_gray is False and cfg.optim.milestones == [1, 2]
+    assert cfg.model["preset"] == "9" and cfg.data.root == "/x"
+    with pytest.raises(UserError, match="train.epochs"):
+        load_config("smoke", overrides=["train.epochs=1.5"])
+    with pytest.raises(UserError, match="true or false"):
+        load_config("smoke", overrides=["data.with_gray=maybe"])
+    with pytest.raises(UserError, match="optim.lrr"):
+        load_config("smoke", overrides=["optim.lrr=1"])
+    with pytest.raises(UserError, match="key=value"):
+        load_config("smoke", overrides=["optim.lr"])
+    with pytest.raises(UserError, match="loss.metric"):
+        load_config("smoke", overrides=["loss.metric=triplett"])
+
+
+def test_unknown_keys_name_the_key_and_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("base: smoke\noptim: {learning_rate: 0.1}\n")
+    with pytest.raises(UserError, match=r"optim\.learning_rate.*bad\.yaml"):
+        load_config(bad)
+    bad.write_text("trainer: {epochs: 1}\n")
+    with pytest.raises(UserError, match=r"'trainer'.*bad\.yaml"):
+        load_config(bad)
+    with pytest.raises(UserError, match="config not found: 'nope'"):
+        load_config("nope")
+    bad.write_text("optim: [1, 2\n")
+    with pytest.raises(UserError, match="cannot parse config .*bad.yaml"):
+        load_config(bad)
+
+
+def test_base_is_resolved_next_to_the_file_and_only_one_level(tmp_path):
+    (tmp_path / "parent.yaml").write_text("train: {epochs: 7}\n")
+    (tmp_path / "child.yaml").write_text("base: parent.yaml\noptim: {lr: 0.2}\n")
+    cfg = load_config(tmp_path / "child.yaml")
+    assert cfg.train.epochs == 7 and cfg.optim.lr == 0.2
+    (tmp_path / "parent.yaml").write_text("base: smoke\n")
+    with pytest.raises(UserError, match="one level"):
+        load_config(tmp_path / "child.yaml")
+
+
+def test_round_trip_through_yaml_and_dict(tmp_path):
+    cfg = load_config("table4_center", overrides=["train.seed=3"])
+    path = save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(path) == cfg
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+    assert dataclasses.asdict(ExperimentConfig()) == config_to_dict(config_from_dict({}))

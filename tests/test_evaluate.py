@@ -1,0 +1,158 @@
+"""The protocol runner end to end on a small synthetic tree with a random-weight tiny model."""
+
+import csv
+import dataclasses
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from reid.checkpoint import save_checkpoint
+from reid.cli import main as cli
+from reid.errors import UserError
+from reid.evaluate import METRICS, evaluate_regdb, evaluate_sysu, extract_features, load_model
+from reid.metrics import eval_sysu
+
+IMG = (48, 48)  # the smallest size both patch sizes (12, 16) divide: keeps the tests fast
+
+
+@pytest.fixture(scope="module")
+def data(synthetic_root):
+    """The session's small synthetic tree (tests/conftest.py); read-only."""
+    return synthetic_root
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A random-weight tiny CrossViT at 48x48 and its checkpoint dict."""
+    from reid.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(preset="tiny", img_size=IMG, drop_path_rate=0.0)
+    model = build_model(cfg, num_classes=8, load_pretrained=False).eval()
+    state = {"model": model.state_dict(), "model_config": dataclasses.asdict(cfg), "num_classes": 8,
+             "config": {"note": "test"}, "epoch": 3}
+    return model, state
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny, tmp_path_factory):
+    return save_checkpoint(tiny[1], tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+def test_sysu_runner_matches_a_direct_computation(tiny, data):
+    from reid.data.sysu import SYSUMM01
+
+    model = tiny[0]
+    result = evaluate_sysu(model, data / "SYSU-MM01", mode="all", shots=1, trials=2, batch_size=8, device="cpu")
+    assert len(result["per_trial"]) == 2 and [t["trial"] for t in result["per_trial"]] == [0, 1]
+    for m in METRICS:
+        assert 0 <= result[m] <= 100 and result["std"][m] >= 0
+        assert result[m] == pytest.approx(np.mean([t[m] for t in result["per_trial"]]))
+    assert result["data"]["kind"] == "synthetic" and result["label"].startswith("synthetic SYSU-MM01-layout")
+    assert result["protocol"] == {"dataset": "sysu", "setting": "all-search, single-shot", "mode": "all",
+                                  "shots": 1, "trials": 2, "test_feature": "after_bn", "flip": False,
+                                  "rerank": False, "model_per_trial": False}
+    # trial 1 by hand: embed query and gallery, cosine distance, eval_sysu
+    ds = SYSUMM01(data / "SYSU-MM01")
+    q, q_pids, q_cams = extract_features(model, ds.query("all"), device="cpu")
+    g, g_pids, g_cams = extract_features(model, ds.gallery("all", 1, 1), device="cpu")
+    cmc, mAP, _ = eval_sysu((1 - q @ g.T).numpy(), q_pids, g_pids, q_cams, g_cams)
+    assert result["per_trial"][1]["rank1"] == pytest.approx(100 * cmc[0])
+    assert result["per_trial"][1]["mAP"] == pytest.approx(100 * mAP)
+
+
+def test_features_are_normalised_and_flip_is_an_average(tiny, data):
+    from reid.data.sysu import SYSUMM01
+
+    items = SYSUMM01(data / "SYSU-MM01").query("all")[:5]
+    plain, pids, _ = extract_features(tiny[0], items, batch_size=2, device="cpu")
+    flipped, _, _ = extract_features(tiny[0], items, batch_size=2, device="cpu", flip=True)
+    assert plain.shape[0] == 5 and list(pids) == [pid for _, pid, _ in items]
+    torch.testing.assert_close(plain.norm(dim=1), torch.ones(5))
+    torch.testing.assert_close(flipped.norm(dim=1), torch.ones(5))
+    assert not torch.allclose(plain, flipped)
+
+
+def test_regdb_one_model_versus_one_per_split(tiny, data):
+    model = tiny[0]
+    single = evaluate_regdb(model, data / "RegDB", trials=1, direction="t2v", device="cpu")
+    assert single["protocol"]["model_per_trial"] is False and "one model for all splits" in single["label"]
+    assert single["label"].startswith("synthetic RegDB-layout, thermal to visible")
+    seen = []
+    per_split = evaluate_regdb(lambda t: seen.append(t) or model, data / "RegDB", trials=2, device="cpu",
+                               rerank=True)
+    assert seen == [1, 2] and per_split["protocol"]["model_per_trial"] is True
+    assert per_split["protocol"]["rerank"] is True and per_split["label"].endswith("re-ranked")
+    with pytest.raises(UserError, match="one per trial"):
+        evaluate_regdb([model], data / "RegDB", trials=2)
+    with pytest.raises(UserError, match="--trials"):
+        evaluate_regdb(model, data / "RegDB", trials=11)
+
+
+def test_cli_sysu_writes_json_csv_and_provenance(checkpoint, data, tmp_path, capsys):
+    out = tmp_path / "out.json"
+    rc = cli(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "sysu", "--data", str(data / "SYSU-MM01"),
+              "--trials", "2", "--flip", "--test-feature", "before_bn", "--json", str(out),
+              "--results-dir", str(tmp_path / "results"), "--name", "run1"])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert all(isinstance(result[m], float) for m in ("rank1", "rank10", "rank20", "mAP", "mINP"))
+    assert result["protocol"]["flip"] is True and result["protocol"]["test_feature"] == "before_bn"
+    assert result["config"] == {"note": "test"} and result["checkpoint"] == str(checkpoint)
+    assert result["provenance"]["commit"] and "versions" in result["provenance"]
+    assert json.loads((tmp_path / "results" / "run1.json").read_text())["rank1"] == result["rank1"]
+    with open(tmp_path / "results" / "results.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["data"] == "synthetic SYSU-MM01-layout" and row["flip"] == "True"
+    assert "synthetic SYSU-MM01-layout" in capsys.readouterr().out
+
+
+def test_cli_regdb_with_a_checkpoint_per_split(tiny, data, tmp_path):
+    save_checkpoint(tiny[1], tmp_path / "split1.pt")
+    out = tmp_path / "regdb.json"
+    rc = cli(["evaluate", "--checkpoint", str(tmp_path / "split{trial}.pt"), "--dataset", "regdb",
+              "--data", str(data / "RegDB"), "--trials", "1", "--json", str(out),
+              "--results-dir", str(tmp_path / "results")])
+    assert rc == 0
+    assert json.loads(out.read_text())["protocol"]["model_per_trial"] is True
+
+def test_cli_regdb_checks_every_split_checkpoint_first(tiny, data, tmp_path, capsys):
+    save_checkpoint(tiny[1], tmp_path / "split1.pt")
+    rc = cli(["evaluate", "--checkpoint", str(tmp_path / "split{trial}.pt"), "--dataset", "regdb",
+              "--data", str(data / "RegDB"), "--trials", "2", "--results-dir", str(tmp_path / "results")])
+    assert rc == 2 and "split2.pt" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+def test_cli_errors_are_one_line(checkpoint, tiny, data, tmp_path, capsys):
+    base = ["evaluate", "--dataset", "sysu", "--results-dir", str(tmp_path)]
+    assert cli([*base, "--checkpoint", str(checkpoint), "--data", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert cli([*base, "--checkpoint", str(tmp_path / "none.pt"), "--data", str(data / "SYSU-MM01")]) == 2
+    assert "none.pt" in capsys.readouterr().err
+    # weights that do not fit the config (CSA switched off in the config, weights still have it)
+    bad = dict(tiny[1], model_config={**tiny[1]["model_config"], "csa": False})
+    save_checkpoint(bad, tmp_path / "mismatch.pt")
+    assert cli([*base, "--checkpoint", str(tmp_path / "mismatch.pt"), "--data", str(data / "SYSU-MM01")]) == 2
+    err = capsys.readouterr().err
+    assert "mismatch.pt" in err and "unexpected keys" in err and err.count("\n") == 1
+    assert cli([*base, "--checkpoint", str(checkpoint), "--data", str(data / "SYSU-MM01"), "--device", "gpu0"]) == 2
+    assert "--device gpu0" in capsys.readouterr().err
+    # a config the model code rejects
+    save_checkpoint(dict(tiny[1], model_config={"backbone": "resnet"}), tmp_path / "badcfg.pt")
+    with pytest.raises(UserError, match="badcfg.pt"):
+        load_model(tmp_path / "badcfg.pt")
+    assert not list(tmp_path.glob("*.json"))  # nothing was evaluated
+
+
+def test_missing_checkpoint_exits_without_traceback(data, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "reid", "evaluate", "--checkpoint", str(tmp_path / "gone.pt"), "--dataset", "regdb",
+         "--data", str(data / "RegDB")], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "gone.pt" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0

@@ -1,0 +1,231 @@
+"""Every loss against a plain per-anchor loop written here from the equations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from reid.errors import UserError
+from reid.losses import (
+    AdaptiveTripletLoss,
+    CenterLoss,
+    HardTripletLoss,
+    LabelSmoothingCrossEntropy,
+    build_metric_loss,
+    pairwise_distances,
+)
+
+
+def distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    return math.sqrt(sum((float(x) - float(y)) ** 2 for x, y in zip(a, b)))
+
+
+# Tiny tensors: extra threads only add synchronisation, and on a busy 2-core machine OpenMP
+# oversubscription made these tests ~30x slower. One thread for this process.
+torch.set_num_threads(1)
+
+
+def loop_pairs(features, pids, anchor):
+    positives = [
+        distance(features[anchor], features[j])
+        for j in range(len(pids))
+        if j != anchor and pids[j] == pids[anchor]
+    ]
+    negatives = [distance(features[anchor], features[j]) for j in range(len(pids)) if pids[j] != pids[anchor]]
+    return positives, negatives
+
+
+def loop_hard_triplet(features, pids, margin, reduction="mean"):
+    losses = []
+    for a in range(len(pids)):
+        pos, neg = loop_pairs(features, pids, a)
+        if pos and neg:
+            losses.append(max(0.0, max(pos) - min(neg) + margin))
+    if not losses:
+        return 0.0
+    return sum(losses) / len(losses) if reduction == "mean" else sum(losses)
+
+
+def loop_adaptive_triplet(features, pids, margin, soft_margin=False, reduction="mean"):
+    losses = []
+    for a in range(len(pids)):
+        pos, neg = loop_pairs(features, pids, a)
+        if not (pos and neg):
+            continue
+        # softmax written out, with Python floats in double precision (math.exp of a shifted value)
+        pos_w = [math.exp(d - max(pos)) for d in pos]
+        neg_w = [math.exp(-d + min(neg)) for d in neg]
+        wp = sum(w * d for w, d in zip(pos_w, pos)) / sum(pos_w)
+        wn = sum(w * d for w, d in zip(neg_w, neg)) / sum(neg_w)
+        gap = wp - wn
+        losses.append(math.log1p(math.exp(gap)) if soft_margin else max(0.0, gap + margin))
+    if not losses:
+        return 0.0
+    return sum(losses) / len(losses) if reduction == "mean" else sum(losses)
+
+
+def batch(seed=0, ids=4, per_id=4, dim=8, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    features = torch.randn(ids * per_id, dim, generator=g) * scale
+    pids = torch.arange(ids).repeat_interleave(per_id)
+    perm = torch.randperm(len(pids), generator=g)  # identities interleaved, not in blocks
+    return features[perm], pids[perm]
+
+
+def test_pairwise_distances_match_norms():
+    features, _ = batch()
+    expected = torch.cdist(features.double(), features.double())
+    assert torch.allclose(pairwise_distances(features).double(), expected, atol=1e-5)
+    assert (pairwise_distances(features).diagonal() == 0).all()
+
+
+@pytest.mark.parametrize("margin", [0.3, 1.0])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hard_triplet_matches_loop(margin, reduction, seed):
+    features, pids = batch(seed)
+    got = HardTripletLoss(margin, reduction=reduction)(features, pids)
+    assert got.item() == pytest.approx(
+        loop_hard_triplet(features, pids, margin, reduction), rel=1e-4, abs=1e-4
+    )
+
+
+@pytest.mark.parametrize("soft_margin", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_adaptive_triplet_matches_loop(soft_margin, reduction, seed):
+    features, pids = batch(seed, ids=3, per_id=5)
+    got = AdaptiveTripletLoss(1.0, soft_margin=soft_margin, reduction=reduction)(features, pids)
+    want = loop_adaptive_triplet(features, pids, 1.0, soft_margin, reduction)
+    assert got.item() == pytest.approx(want, rel=1e-4, abs=1e-4)
+
+
+def test_single_positive_per_anchor():
+    """Two images per identity: each anchor has exactly one positive, whose weight is then 1."""
+    features, pids = batch(3, ids=5, per_id=2)
+    assert HardTripletLoss(0.3)(features, pids).item() == pytest.approx(
+        loop_hard_triplet(features, pids, 0.3), rel=1e-4, abs=1e-4
+    )
+    assert AdaptiveTripletLoss(1.0)(features, pids).item() == pytest.approx(
+        loop_adaptive_triplet(features, pids, 1.0), rel=1e-4, abs=1e-4
+    )
+
+
+def test_anchor_without_positive_is_left_out():
+    features, pids = batch(4, ids=3, per_id=3)
+    pids = pids.clone()
+    pids[0] = 99  # a singleton identity: no positive for that anchor
+    for loss, loop in [
+        (HardTripletLoss(0.3), lambda: loop_hard_triplet(features, pids, 0.3)),
+        (AdaptiveTripletLoss(1.0), lambda: loop_adaptive_triplet(features, pids, 1.0)),
+    ]:
+        assert loss(features, pids).item() == pytest.approx(loop(), rel=1e-4, abs=1e-4)
+
+
+@pytest.mark.parametrize("loss", [HardTripletLoss(0.3), AdaptiveTripletLoss(1.0)])
+def test_single_identity_gives_zero_with_finite_gradient(loss):
+    features = torch.randn(6, 4, requires_grad=True)
+    value = loss(features, torch.zeros(6, dtype=torch.long))
+    value.backward()
+    assert value.item() == 0.0
+    assert torch.isfinite(features.grad).all()
+
+
+def test_equal_distances_give_uniform_weights():
+    """Four points on a square's corners: all positive distances equal, all negative distances equal,
+    so the weighted means equal the plain means (and the hard ones)."""
+    features = torch.tensor([[0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    pids = torch.tensor([0, 0, 1, 1])  # positives across the diagonal (sqrt 2), negatives on the edges (1)
+    expected = math.sqrt(2) - 1.0 + 0.5
+    assert AdaptiveTripletLoss(0.5)(features, pids).item() == pytest.approx(expected, abs=1e-5)
+    assert HardTripletLoss(0.5)(features, pids).item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_identical_features_have_finite_gradient():
+    features = torch.ones(4, 3, requires_grad=True)
+    pids = torch.tensor([0, 0, 1, 1])
+    for loss in (HardTripletLoss(0.3), AdaptiveTripletLoss(1.0)):
+        features.grad = None
+        loss(features, pids).backward()
+        assert torch.isfinite(features.grad).all()
+
+
+def test_adaptive_triplet_is_stable_for_large_distances():
+    """Distances of thousands would overflow exp() without the max subtraction."""
+    features, pids = batch(5, ids=3, per_id=4, scale=1000.0)
+    features.requires_grad_(True)
+    value = AdaptiveTripletLoss(1.0)(features, pids)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(features.grad).all()
+    want = loop_adaptive_triplet(features.detach(), pids, 1.0)
+    assert value.item() == pytest.approx(want, rel=1e-3, abs=1e-2)
+
+
+def test_adaptive_weights_interpolate_between_mean_and_hard():
+    """Adaptive positives lie between the mean and the max of the positive distances, so with the
+    same margin the loss is at most the batch-hard loss."""
+    features, pids = batch(6, ids=4, per_id=4, scale=3.0)
+    assert AdaptiveTripletLoss(1.0)(features, pids) <= HardTripletLoss(1.0)(features, pids) + 1e-6
+
+
+def test_adaptive_triplet_gradient_matches_finite_differences():
+    features, pids = batch(7, ids=2, per_id=3, dim=3)
+    features = features.double().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda f: AdaptiveTripletLoss(1.0)(f, pids), (features,))
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.1, 0.3])
+def test_label_smoothing_matches_eq13(epsilon):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 7, generator=g)
+    pids = torch.tensor([0, 3, 6, 2, 3])
+    total = 0.0
+    for row, y in zip(logits, pids):
+        log_p = torch.log_softmax(row.double(), dim=0)
+        n = len(row)
+        q = [1 - (n - 1) / n * epsilon if i == y else epsilon / n for i in range(n)]
+        total += -sum(qi * float(lp) for qi, lp in zip(q, log_p))
+    got = LabelSmoothingCrossEntropy(epsilon)(logits, pids).item()
+    assert got == pytest.approx(total / len(pids), rel=1e-5)
+    if epsilon == 0.0:
+        assert got == pytest.approx(torch.nn.functional.cross_entropy(logits, pids).item(), rel=1e-5)
+
+
+def test_center_loss_matches_loop_and_moves_centers():
+    loss = CenterLoss(num_classes=3, feat_dim=4)
+    features, pids = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    want = sum(0.5 * float(((f - loss.centers[y].detach()) ** 2).sum()) for f, y in zip(features, pids)) / 6
+    value = loss(features, pids)
+    assert value.item() == pytest.approx(want, rel=1e-5)
+    value.backward()
+    assert loss.centers.grad is not None and loss.centers.grad.abs().sum() > 0
+
+
+def test_build_metric_loss():
+    assert isinstance(
+        build_metric_loss("hard_triplet", margin=0.3, num_classes=5, feat_dim=8), HardTripletLoss
+    )
+    adaptive = build_metric_loss("adaptive_triplet", margin=1.0, num_classes=5, feat_dim=8)
+    assert isinstance(adaptive, AdaptiveTripletLoss) and adaptive.margin == 1.0
+    center = build_metric_loss("center", margin=1.0, num_classes=5, feat_dim=8)
+    assert isinstance(center, CenterLoss) and center.centers.shape == (5, 8)
+    with pytest.raises(UserError, match="triplet_hard"):
+        build_metric_loss("triplet_hard", margin=0.3, num_classes=5, feat_dim=8)
+
+
+def test_bad_arguments_raise_user_error():
+    with pytest.raises(UserError, match="reduction"):
+        HardTripletLoss(0.3, reduction="max")
+    with pytest.raises(UserError, match="epsilon"):
+        LabelSmoothingCrossEntropy(1.5)
+
+
+def test_half_precision_features_are_measured_in_float32():
+    features, pids = batch(8)
+    half = features.half()
+    assert pairwise_distances(half).dtype == torch.float32
+    assert AdaptiveTripletLoss(1.0)(half, pids).item() == pytest.approx(
+        AdaptiveTripletLoss(1.0)(half.float(), pids).item(), rel=1e-6
+    )

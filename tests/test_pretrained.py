@@ -1,0 +1,142 @@
+"""Local ImageNet weights: a random timm crossvit_tiny_240 saved to disk loads into the 288x144 model
+with resampled position embeddings, and bad files are clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+from timm.layers import resample_abs_pos_embed
+
+from reid.errors import UserError
+from reid.models import PRESETS, ModelConfig, build_model
+from reid.models.crossvit import TIMM_NAMES
+
+# Tiny tensors: extra threads only add synchronisation, and on a busy 2-core machine OpenMP
+# oversubscription made these tests ~30x slower. One thread for this process.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def timm_tiny() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    model = timm.create_model("crossvit_tiny_240", pretrained=False)  # random weights, no download
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_timm_240_models_have_20x20_and_14x14_grids(timm_tiny):
+    """img_scale (1.0, 224/240): the coarse branch sees 224x224 -> 14x14, the fine one 240/12 = 20x20."""
+    assert timm_tiny["pos_embed_0"].shape == (1, 1 + 20 * 20, 96)
+    assert timm_tiny["pos_embed_1"].shape == (1, 1 + 14 * 14, 192)
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_round_trip_resamples_pos_embed_and_copies_the_rest(timm_tiny, tmp_path, suffix):
+    path = tmp_path / f"crossvit_tiny_240{suffix}"
+    if suffix == ".pth":
+        torch.save(timm_tiny, path)
+    else:
+        save_file({k: v.contiguous() for k, v in timm_tiny.items()}, str(path))
+    torch.manual_seed(1)  # different random init, so that equality below means "loaded"
+    model = build_model(ModelConfig(preset="tiny", pretrained_path=str(path)), num_classes=7)
+    loaded = model.backbone.vit.state_dict()
+
+    for b, (old, new) in enumerate([((20, 20), (24, 12)), ((14, 14), (18, 9))]):
+        want = resample_abs_pos_embed(
+            timm_tiny[f"pos_embed_{b}"], new_size=new, old_size=old, num_prefix_tokens=1
+        )
+        assert loaded[f"pos_embed_{b}"].shape == (
+            1,
+            1 + new[0] * new[1],
+            timm_tiny[f"pos_embed_{b}"].shape[2],
+        )
+        assert torch.equal(loaded[f"pos_embed_{b}"], want)
+        assert torch.equal(
+            loaded[f"pos_embed_{b}"][:, 0], timm_tiny[f"pos_embed_{b}"][:, 0]
+        )  # CLS entry kept
+
+    copied = [k for k in timm_tiny if not k.startswith("head") and not k.startswith("pos_embed")]
+    assert len(copied) > 100
+    assert all(torch.equal(loaded[k], timm_tiny[k]) for k in copied)
+    assert not any(k.startswith("head") for k in loaded)  # the ImageNet classifiers are dropped
+    model.eval()
+    with torch.no_grad():
+        assert torch.isfinite(model(torch.randn(2, 3, 288, 144))).all()
+
+
+def test_wrapped_and_original_key_names_load(timm_tiny, tmp_path):
+    """{"model": ...} containers, a DDP "module." prefix and IBM's "pos_embed.0" names are accepted."""
+    renamed = {}
+    for k, v in timm_tiny.items():
+        k = k.replace("pos_embed_", "pos_embed.").replace("cls_token_", "cls_token.")
+        renamed[f"module.{k}"] = v
+    path = tmp_path / "ibm.pth"
+    torch.save({"model": renamed, "epoch": 300}, path)
+    model = build_model(ModelConfig(preset="tiny", pretrained_path=str(path)), num_classes=3)
+    assert torch.equal(model.backbone.vit.cls_token_1, timm_tiny["cls_token_1"])
+
+
+def test_missing_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no such file"):
+        build_model(ModelConfig(preset="tiny", pretrained_path=str(tmp_path / "nope.pth")), num_classes=3)
+
+
+def test_load_pretrained_false_skips_the_file(tmp_path):
+    cfg = ModelConfig(preset="tiny", pretrained_path=str(tmp_path / "gone.pth"))
+    build_model(cfg, num_classes=3, load_pretrained=False)  # e.g. evaluation of a trained checkpoint
+
+
+def test_wrong_preset_names_the_file_and_a_mismatch(timm_tiny, tmp_path):
+    path = tmp_path / "tiny.pth"
+    torch.save(timm_tiny, path)
+    with pytest.raises(UserError, match=r"tiny\.pth.*(shape mismatch|missing)"):
+        build_model(ModelConfig(preset="9", img_size=(96, 48), pretrained_path=str(path)), num_classes=3)
+
+
+@pytest.mark.parametrize(
+    "content,suffix,message",
+    [
+        (b"not a checkpoint", ".pth", "cannot read"),
+        (b"{}", ".json", "expected one of"),
+    ],
+)
+def test_unreadable_files_are_user_errors(tmp_path, content, suffix, message):
+    path = tmp_path / f"weights{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=message):
+        build_model(ModelConfig(preset="tiny", pretrained_path=str(path)), num_classes=3)
+
+
+def test_vit_baseline_loads_a_timm_vit_checkpoint(tmp_path):
+    """The same loader resamples a square ViT grid (224/16 = 14x14) to 18x9."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    source = VisionTransformer(
+        img_size=224,
+        patch_size=16,
+        embed_dim=192,
+        depth=12,
+        num_heads=3,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        num_classes=10,
+    ).state_dict()
+    path = tmp_path / "vit.pth"
+    torch.save(source, path)
+    model = build_model(ModelConfig(backbone="vit", preset="tiny", pretrained_path=str(path)), num_classes=3)
+    want = resample_abs_pos_embed(
+        source["pos_embed"], new_size=(18, 9), old_size=(14, 14), num_prefix_tokens=1
+    )
+    assert torch.equal(model.backbone.vit.pos_embed, want)
+    assert torch.equal(model.backbone.vit.blocks[3].mlp.fc1.weight, source["blocks.3.mlp.fc1.weight"])
+
+
+@pytest.mark.parametrize("preset", sorted(TIMM_NAMES))
+def test_presets_match_timm_checkpoints(preset):
+    """Every preset has exactly the tensors of its timm model, so its ImageNet file would load."""
+    theirs = timm.create_model(TIMM_NAMES[preset], pretrained=False).state_dict()
+    ours = build_model(ModelConfig(preset=preset), num_classes=3).backbone.vit.state_dict()
+    shapes = {k: tuple(v.shape) for k, v in theirs.items() if not k.startswith(("head", "pos_embed"))}
+    assert shapes == {k: tuple(v.shape) for k, v in ours.items() if not k.startswith("pos_embed")}
