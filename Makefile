@@ -37,6 +37,7 @@ notebooks: $(STAMP)
 	for nb in notebooks/[0-9]*.ipynb; do echo "== $$nb"; \
 	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=1200 "$$nb" || exit 1; done
+	$(PY) notebooks/clean_outputs.py notebooks/[0-9]*.ipynb
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check reid tests benchmarks

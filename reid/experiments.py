@@ -90,6 +90,7 @@ def config_for(profile: str, dataset: str, row: str | None = None) -> tuple[str,
 
 def run_dir(runs_dir: Path, config: str, dataset: str, seed: int, overrides=(), trial: int | None = None,
             profile: str | None = None) -> Path:
+    config, profile = Path(config).stem, Path(profile).stem if profile else None  # names or YAML paths
     name = f"{config}{'@' + profile if profile else ''}-{dataset}{f'-split{trial}' if trial else ''}-seed{seed}"
     if overrides:
         name += "-" + hashlib.sha1("\n".join(sorted(overrides)).encode()).hexdigest()[:8]

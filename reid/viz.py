@@ -179,8 +179,8 @@ def plot_paper_vs_ours(table: str, ours: dict, ours_label: str, metrics=("rank1"
 
     paper = _paper_rows(table)
     paper = paper[paper.metric.isin(metrics)].assign(source="paper")
-    mine = pd.DataFrame([{"method": "ours (measured)", "setting": s, "metric": m, "value": r[m],
-                          "source": ours_label} for s, r in ours.items() for m in metrics])
+    mine = pd.DataFrame([{"method": ours_label, "setting": s, "metric": m, "value": r[m], "source": "ours"}
+                         for s, r in ours.items() for m in metrics])
     data = pd.concat([paper, mine], ignore_index=True)
     settings = list(dict.fromkeys(data.setting))
     sns.set_theme(style="whitegrid", context="notebook")
@@ -195,7 +195,8 @@ def plot_paper_vs_ours(table: str, ours: dict, ours_label: str, metrics=("rank1"
                 bars[-1].set_hatch("//")
                 bars[-1].set_edgecolor("black")
         ax.set(title=setting, xlabel="%", ylabel="", xlim=(0, 100))
-    fig.suptitle(f"{table}: paper's numbers (real data) vs ours (hatched: {ours_label})", fontsize=10)
+    fig.suptitle(f"{table}: the paper's numbers (real data) and ours (hatched, measured: {ours_label})",
+                 fontsize=10)
     fig.tight_layout()
     _save(fig, out_png)
     return fig
