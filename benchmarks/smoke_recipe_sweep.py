@@ -24,7 +24,7 @@ cache=ImageCache(H,W); cache.preload([p for p,_,_ in tr])
 ta = E('TA','1')=='1'
 ts=CrossModalTrainSet(tr, ds.ir_cameras, build_train_transform(H,W, trivial_augment=ta, random_erasing=float(E('RE','0.5')), pad=int(E('PAD','10'))), cache)
 ncls=len({p for _,p,_ in tr})
-model=build_model(ModelConfig(preset=E('PRESET','micro'), img_size=(H,W), patch_sizes=tuple(int(v) for v in E('PATCH','12,16').split(',')), drop_path_rate=0.0), ncls)
+model=build_model(ModelConfig(preset=E('PRESET','micro'), img_size=(H,W), patch_sizes=tuple(int(v) for v in E('PATCH','12,16').split(',')), drop_path_rate=float(E('DPR','0.0')), conv_stem=E('CONV','0')=='1', pooling=E('POOL','gap+cls')), ncls)
 M=E('METRIC','adaptive'); margin=float(E('MARGIN','1.0'))
 if M=='adaptive': metric=AdaptiveTripletLoss(margin=margin)
 elif M=='soft': metric=AdaptiveTripletLoss(soft_margin=True)
@@ -77,3 +77,13 @@ for ep in range(EPOCHS):
         r=evaluate_sysu(model.eval(), ds, mode='all', trials=int(E('TRIALS','3')))
         msg+=f" | test R1 {r['rank1']:.1f} mAP {r['mAP']:.1f}"
     print(msg, flush=True)
+if E('BEFORE_BN','0')=='1':
+    model.cfg.test_feature='before_bn'
+    r=evaluate_sysu(model.eval(), ds, mode='all', trials=int(E('TRIALS','3')))
+    print(f"before-BN features: test R1 {r['rank1']:.1f} mAP {r['mAP']:.1f}", flush=True)
+if E('FLIP','0')=='1':
+    r=evaluate_sysu(model.eval(), ds, mode='all', trials=int(E('TRIALS','3')), flip=True)
+    print(f"flip test: R1 {r['rank1']:.1f} mAP {r['mAP']:.1f}", flush=True)
+if E('TEN','0')=='1':
+    r=evaluate_sysu(model.eval(), ds, mode='all', trials=10)
+    print(f"10 trials: R1 {r['rank1']:.1f} mAP {r['mAP']:.1f}", flush=True)

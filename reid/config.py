@@ -36,8 +36,10 @@ class DataConfig:
     width: int = 144
     num_ids: int = 4  # P identities per batch
     num_instances: int = 4  # K images per identity and modality: batch = P*K visible + P*K infrared
+    batches_per_epoch: int = 0  # 0: one pass over the training identities (ceil(ids / P) batches)
     trivial_augment: bool = True
     random_erasing: float = 0.5
+    pad: int = 10  # zero padding (pixels) before the random crop; scale it with the image size
     with_gray: bool = True  # feed the grayscale copies of every image as extra samples
     val_fraction: float = 0.1  # share of the training identities held out for model selection
     workers: int = 2
@@ -172,6 +174,8 @@ def _validate(cfg: ExperimentConfig, source: str) -> None:
     d, t = cfg.data, cfg.train
     if min(d.height, d.width, d.num_ids, d.num_instances, t.epochs, t.eval_every) < 1:
         raise UserError(f"{source}: sizes, batch P/K, epochs and eval_every must be positive")
+    if d.pad < 0 or d.batches_per_epoch < 0:
+        raise UserError(f"{source}: data.pad and data.batches_per_epoch must be >= 0")
     if not 0.0 <= d.val_fraction < 1.0:
         raise UserError(f"data.val_fraction={d.val_fraction} in {source}: expected 0 <= f < 1")
 

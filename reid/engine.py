@@ -182,12 +182,13 @@ class TrainData:
         self.num_classes = len({pid for _, pid, _ in self.train_items})
         self.cache = ImageCache(d.height, d.width)
         transform = build_train_transform(d.height, d.width, trivial_augment=d.trivial_augment,
-                                          random_erasing=d.random_erasing)
+                                          random_erasing=d.random_erasing, pad=d.pad)
         self.test_transform = build_test_transform(d.height, d.width)
         self.train_set = CrossModalTrainSet(self.train_items, dataset.ir_cameras, transform, self.cache,
                                             with_gray=d.with_gray)
         self.sampler = CrossModalIdentitySampler(self.train_items, dataset.ir_cameras, num_ids=d.num_ids,
                                                  num_instances=d.num_instances, seed=cfg.train.seed,
+                                                 batches_per_epoch=d.batches_per_epoch or None,
                                                  rank=rank, world_size=world_size)
         self.workers = d.workers
 

@@ -78,6 +78,10 @@ def test_overrides_are_typed_like_the_values_they_replace():
         load_config("smoke", overrides=["optim.lr"])
     with pytest.raises(UserError, match="loss.metric"):
         load_config("smoke", overrides=["loss.metric=triplett"])
+    with pytest.raises(UserError, match="data.pad"):
+        load_config("smoke", overrides=["data.pad=-1"])
+    with pytest.raises(UserError, match="batches_per_epoch"):
+        load_config("smoke", overrides=["data.batches_per_epoch=-5"])
 
 
 def test_unknown_keys_name_the_key_and_the_file(tmp_path):

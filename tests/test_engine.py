@@ -130,3 +130,13 @@ def test_reproduce_on_a_given_root_writes_results_and_figures(synthetic_root, tm
     assert (tmp_path / "figures" / "training_curves_sysu_smoke.png").stat().st_size > 1000
     out = capsys.readouterr().out
     assert "results.csv" in out and "training_curves_sysu_smoke.png" in out
+
+
+def test_batches_per_epoch_and_pad_reach_the_sampler_and_transform(sysu_root):
+    from reid.engine import TrainData
+
+    one_pass = TrainData(tiny_config(sysu_root, "data.batches_per_epoch=0")).sampler
+    longer = TrainData(tiny_config(sysu_root, "data.batches_per_epoch=7", "data.pad=3"))
+    assert len(one_pass) < 7 and len(longer.sampler) == 7
+    crops = [t for t in longer.train_set.transform.augment.transforms if type(t).__name__ == "RandomCrop"]
+    assert [c.padding for c in crops] == [3]

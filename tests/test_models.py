@@ -89,6 +89,21 @@ def test_every_switch_combination(backbone, csa, spatial, pooling, residual):
     assert all(isinstance(m, nn.Identity) for m in model.csa) == (not csa)
 
 
+@pytest.mark.parametrize("backbone", ["crossvit", "vit"])
+def test_conv_stem_replaces_the_linear_patch_projection(backbone):
+    """conv_stem (CrossViT-dagger): three convolutions per patch embedding, same token grids."""
+    torch.manual_seed(0)
+    plain = build_model(small_cfg(backbone=backbone), num_classes=3)
+    stem = build_model(small_cfg(backbone=backbone, conv_stem=True), num_classes=3)
+    check_outputs(stem, stem.cfg, images(), 3)
+    assert stem.backbone.grid_sizes == plain.backbone.grid_sizes
+    convs = [m for m in stem.backbone.modules() if isinstance(m, nn.Conv2d) and m.in_channels == 3]
+    assert len(convs) == len(stem.backbone.dims)  # one stem per branch, each starting with a 7x7 conv
+    assert all(c.kernel_size == (7, 7) and c.stride == (4, 4) for c in convs)
+    with pytest.raises(UserError, match="conv_stem"):
+        ModelConfig(img_size=(96, 48), patch_sizes=(8, 16), conv_stem=True)
+
+
 def test_default_model_at_paper_size():
     cfg = ModelConfig()
     assert (cfg.backbone, cfg.preset, cfg.img_size, cfg.patch_sizes) == (
@@ -213,6 +228,7 @@ def test_config_round_trips_through_json_and_yaml_types():
         ("test_feature", "bn"),
         ("drop_path_rate", 1.5),
         ("multiscale_residual", 1),
+        ("conv_stem", "yes"),
         ("pretrained_path", 3),
     ],
 )

@@ -48,6 +48,15 @@ def check_img_size(img_size: tuple[int, int], patch_sizes: tuple[int, ...], fiel
             )
 
 
+def check_conv_stem(conv_stem: bool, patch_sizes: tuple[int, ...]) -> None:
+    """timm's convolutional patch embedding (CrossViT-dagger, `multi_conv`) exists for patches 12 and 16 only."""
+    if conv_stem and not set(patch_sizes) <= {12, 16}:
+        raise UserError(
+            f"model conv_stem=true needs patch sizes 12 and/or 16 (timm's three-conv patch embedding), "
+            f"got {tuple(patch_sizes)}"
+        )
+
+
 def tokens_to_map(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """(B, 1 + h*w, C) tokens -> (B, C, h, w) map of the patch tokens (the CLS token is dropped)."""
     patches = tokens[:, 1:]
@@ -71,6 +80,7 @@ class CrossViTBackbone(nn.Module):
         patch_sizes: tuple[int, int] = (12, 16),
         drop_path_rate: float = 0.1,
         multiscale_residual: bool = True,
+        conv_stem: bool = False,
     ) -> None:
         super().__init__()
         if preset not in PRESETS:
@@ -80,6 +90,7 @@ class CrossViTBackbone(nn.Module):
                 f"model patch_sizes={tuple(patch_sizes)} must name two patch sizes (fine, coarse)"
             )
         check_img_size(img_size, patch_sizes)
+        check_conv_stem(conv_stem, patch_sizes)
         spec = PRESETS[preset]
         self.vit = CrossVit(
             img_size=tuple(img_size),
@@ -88,6 +99,7 @@ class CrossViTBackbone(nn.Module):
             patch_size=tuple(patch_sizes),
             num_classes=0,
             drop_path_rate=drop_path_rate,
+            multi_conv=conv_stem,
             **spec,
         )
         self.img_size = tuple(img_size)

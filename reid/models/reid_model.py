@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reid.errors import UserError
-from reid.models.crossvit import PRESETS, CrossViTBackbone, check_img_size, tokens_to_map
+from reid.models.crossvit import PRESETS, CrossViTBackbone, check_conv_stem, check_img_size, tokens_to_map
 from reid.models.csa import CSA, SPATIAL_ATTENTION_MODES
 from reid.models.vit import ViTBackbone
 
@@ -57,6 +57,9 @@ class ModelConfig:
     csa_reduction: int = 16  # bottleneck ratio of the channel-attention MLP (Eq. 10)
     sa_kernel_size: int = 7  # spatial-attention conv kernel ("standard" mode)
     multiscale_residual: bool = True  # our reading of Sec. 1.2, see crossvit.py
+    # CrossViT-dagger: three convolutions instead of one linear patch projection (timm `multi_conv`).
+    # Off for the paper; on in the CPU smoke profile, where a from-scratch ViT must learn in minutes.
+    conv_stem: bool = False
     pooling: str = "gap+cls"  # per branch: GAP of the CSA map and/or the CLS token, concatenated
     test_feature: str = "after_bn"  # "after_bn" | "before_bn": which embedding eval mode returns
     drop_path_rate: float = 0.1
@@ -68,7 +71,7 @@ class ModelConfig:
         _choice("preset", self.preset, list(PRESETS))
         self.img_size = _int_pair("img_size", self.img_size)
         self.patch_sizes = _int_pair("patch_sizes", self.patch_sizes)
-        for name in ("csa", "multiscale_residual"):
+        for name in ("csa", "multiscale_residual", "conv_stem"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"model {name}={getattr(self, name)!r} is not valid; expected true or false")
         _choice("spatial_attention", self.spatial_attention, SPATIAL_ATTENTION_MODES)
@@ -87,6 +90,7 @@ class ModelConfig:
             raise UserError(f"model pretrained_path={self.pretrained_path!r} is not valid; expected a path")
         used_patches = self.patch_sizes if self.backbone == "crossvit" else self.patch_sizes[1:]
         check_img_size(self.img_size, used_patches)
+        check_conv_stem(self.conv_stem, used_patches)
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
@@ -109,10 +113,12 @@ class ReIDModel(nn.Module):
         self.num_classes = num_classes
         if cfg.backbone == "crossvit":
             self.backbone = CrossViTBackbone(
-                cfg.preset, cfg.img_size, cfg.patch_sizes, cfg.drop_path_rate, cfg.multiscale_residual
+                cfg.preset, cfg.img_size, cfg.patch_sizes, cfg.drop_path_rate, cfg.multiscale_residual,
+                cfg.conv_stem,
             )
         else:
-            self.backbone = ViTBackbone(cfg.preset, cfg.img_size, cfg.patch_sizes[1], cfg.drop_path_rate)
+            self.backbone = ViTBackbone(cfg.preset, cfg.img_size, cfg.patch_sizes[1], cfg.drop_path_rate,
+                                        cfg.conv_stem)
         dims = self.backbone.dims
         # nn.Identity when CSA is off keeps the module path (and Grad-CAM hooks) the same.
         self.csa = nn.ModuleList(

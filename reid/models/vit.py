@@ -8,11 +8,12 @@ the head and Grad-CAM work unchanged with lists of length 1.
 from __future__ import annotations
 
 import torch
+from timm.models.crossvit import PatchEmbed as CrossViTPatchEmbed
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from reid.errors import UserError
-from reid.models.crossvit import PRESETS, check_img_size, tokens_to_map
+from reid.models.crossvit import PRESETS, check_conv_stem, check_img_size, tokens_to_map
 
 
 class ViTBackbone(nn.Module):
@@ -24,11 +25,13 @@ class ViTBackbone(nn.Module):
         img_size: tuple[int, int] = (288, 144),
         patch_size: int = 16,
         drop_path_rate: float = 0.1,
+        conv_stem: bool = False,
     ) -> None:
         super().__init__()
         if preset not in PRESETS:
             raise UserError(f"model preset={preset!r} is unknown; expected one of {sorted(PRESETS)}")
         check_img_size(img_size, (patch_size,))
+        check_conv_stem(conv_stem, (patch_size,))
         spec = PRESETS[preset]
         coarse = 1  # the coarse (wide) CrossViT branch sets the width
         self.vit = VisionTransformer(
@@ -44,6 +47,11 @@ class ViTBackbone(nn.Module):
             drop_path_rate=drop_path_rate,
             dynamic_img_size=False,  # the patch embedding refuses other input sizes
         )
+        if conv_stem:
+            # The same three-convolution patch embedding as CrossViT's conv_stem (timm's multi_conv), so
+            # a Table 3 comparison with conv_stem on changes only the backbone's transformer part.
+            dim = spec["embed_dim"][coarse]
+            self.vit.patch_embed.proj = CrossViTPatchEmbed(img_size, patch_size, 3, dim, multi_conv=True).proj
         self.img_size = tuple(img_size)
         self.dims: list[int] = [spec["embed_dim"][coarse]]
         self.grid_sizes: list[tuple[int, int]] = [(img_size[0] // patch_size, img_size[1] // patch_size)]
