@@ -393,8 +393,10 @@ def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, devi
     max_steps = cfg.train.max_steps_per_epoch or len(loader)
     sums = {"loss": 0.0, "loss_id": 0.0, "loss_metric": 0.0, "correct": 0.0, "images": 0}
     start = time.perf_counter()
+    # At most one redraw per second: every redraw is a message from a Jupyter kernel, and thousands of them
+    # in one long cell overflow its output channel (nbval then loses the cell's end and reports a timeout).
     bar = tqdm(total=min(max_steps, len(loader)), desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-               disable=disable_bar, leave=False)
+               disable=disable_bar, leave=False, mininterval=1.0)
     for step, batch in enumerate(loader):
         if step >= max_steps:
             break
@@ -410,7 +412,7 @@ def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, devi
         sums["correct"] += (out["logits"].argmax(1) == pids).float().mean().item()
         sums["images"] += imgs.shape[0] * world_size
         bar.update()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)  # drawn with the next throttled update
     bar.close()
     steps = max(1, bar.n)
     elapsed = time.perf_counter() - start
