@@ -2,8 +2,10 @@
 
 Standalone: env vars PRESET, PATCH, LR, WUP (warm-up steps), SCHED (cos|const), WD, P, K, BPE (batches per
 epoch), EPOCHS, METRIC (adaptive|soft|hard|none), MARGIN, MFEAT (features|bn_features|norm), MW, MDELAY,
-MWUP, TA, RE, PAD, GRAY, THREADS, SEED, EVAL, TRIALS, UNTRAINED=1. Prints train CE/acc and test IR->RGB
-all-search Rank-1/mAP (reid.evaluate.evaluate_sysu) on the default synthetic set.
+MWUP, TA, RE, PAD, GRAY, THREADS, SEED, EVAL, TRIALS, UNTRAINED=1, CONV=1 (conv stem), POOL, DPR (drop path),
+DATA (SYSU-layout root), and after training BEFORE_BN=1 / FLIP=1 / TEN=1 (extra evaluations: pre-BN features,
+flipped test images, 10 gallery trials). Prints train CE/acc and test IR->RGB all-search Rank-1/mAP
+(reid.evaluate.evaluate_sysu) on the default synthetic set. results/README.md tabulates the runs of issue 5.
 
     PYTHONPATH=$PWD python benchmarks/smoke_recipe_sweep.py
 """
@@ -81,6 +83,7 @@ if E('BEFORE_BN','0')=='1':
     model.cfg.test_feature='before_bn'
     r=evaluate_sysu(model.eval(), ds, mode='all', trials=int(E('TRIALS','3')))
     print(f"before-BN features: test R1 {r['rank1']:.1f} mAP {r['mAP']:.1f}", flush=True)
+    model.cfg.test_feature='after_bn'  # the evaluations below use the default embedding again
 if E('FLIP','0')=='1':
     r=evaluate_sysu(model.eval(), ds, mode='all', trials=int(E('TRIALS','3')), flip=True)
     print(f"flip test: R1 {r['rank1']:.1f} mAP {r['mAP']:.1f}", flush=True)
