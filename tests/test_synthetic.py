@@ -67,13 +67,18 @@ def test_regdb_layout(synthetic_root):
     assert regdb.num_train_pids == 6 and len(regdb.train) == 6 * 4 * 2
 
 
-def test_infrared_brightness_is_independent_of_garment_colour():
+def test_infrared_brightness_only_partly_follows_garment_luminance():
     people = [make_identity(np.random.default_rng([0, i])) for i in range(400)]
-    luminance = [float(p.top.colors[0] @ [0.299, 0.587, 0.114]) for p in people]
-    material = [float(p.top.materials[0]) for p in people]
-    assert abs(np.corrcoef(luminance, material)[0, 1]) < 0.2
+    luminance = np.array([[c @ [0.299, 0.587, 0.114] for c in p.top.colors] for p in people])
+    material = np.array([p.top.materials for p in people])
+    # Grey-scale RGB carries some IR information (the paper's reason for grey copies) ...
+    r = np.corrcoef(luminance[:, 0], material[:, 0])[0, 1]
+    assert 0.3 < r < 0.75
+    # ... but does not decide it: the pattern's IR contrast often runs against its luminance contrast.
+    agree = np.mean(np.sign(material[:, 1] - material[:, 0]) == np.sign(luminance[:, 1] - luminance[:, 0]))
+    assert 0.6 < agree < 0.85
     # The pattern survives into IR: its two materials always differ clearly.
-    assert min(abs(p.top.materials[1] - p.top.materials[0]) for p in people) >= 0.25
+    assert np.abs(material[:, 1] - material[:, 0]).min() >= 0.25
     assert {p.top.pattern for p in people} >= {"plain", "hstripes", "vstripes", "checks"}
     assert any(p.backpack for p in people) and any(p.hat for p in people) and any(p.shoulder_bag for p in people)
 

@@ -8,11 +8,12 @@ What makes it *cross-modal* rather than a colour-matching toy:
 - every identity has a body shape (build, height, leg/arm proportions, head size), garments with a
   pattern (plain, horizontal/vertical stripes, checks, two-tone) and accessories (backpack, shoulder
   bag, hat); shape, pattern and accessories survive into infrared;
-- the infrared rendering has no hue: a garment's brightness comes from a *material* value drawn
-  independently of its colour (two equally red shirts can be bright and dark in IR); pattern
-  stripes use two materials so the pattern remains visible, with a contrast unrelated to the
-  colour contrast. SYSU-MM01's IR cameras are near-infrared (active illumination: reflectance,
-  a bright centre falling off to the edges, slight blur); RegDB's is thermal (emission: the body
+- the infrared rendering has no hue: a garment's brightness comes from a *material* value that only
+  half follows the colour's luminance (two equally red shirts can be bright and dark in IR, so
+  grey-scale helps but colour cannot decide); pattern stripes use two materials so the pattern
+  remains visible, its IR contrast running against the luminance contrast about one time in three.
+  SYSU-MM01's IR cameras are near-infrared (active illumination: reflectance, a bright centre
+  falling off to the edges, slight blur); RegDB's is thermal (emission: the body
   is warm against a cool scene, strong optical blur); both are noisy;
 - cameras differ in viewpoint mix (front / back / side, which moves or hides bags), scale,
   position, illumination (gain and colour cast) and background; SYSU cameras 1-3 are "indoor",
@@ -37,10 +38,11 @@ from PIL import Image, ImageFilter
 
 from reid.errors import UserError
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 MANIFEST = "synthetic.json"
 SYSU_RGB, SYSU_IR = (1, 2, 4, 5), (3, 6)
 INDOOR = {1, 2, 3}
+LUMINANCE_COUPLING = 0.5  # share of a fabric's IR brightness that follows its visible luminance
 SKIN = 0.9  # IR material of skin: warm (thermal) and bright (near-IR)
 PATTERNS = ("plain", "hstripes", "vstripes", "checks", "twotone_v", "twotone_h")
 BOTTOMS = ("trousers", "shorts", "skirt")
@@ -84,7 +86,7 @@ class Sizes:
 @dataclass
 class Garment:
     colors: np.ndarray  # (2, 3) RGB in [0, 1]: primary, secondary
-    materials: np.ndarray  # (2,) infrared brightness of the two materials, independent of colour
+    materials: np.ndarray  # (2,) infrared brightness of the two materials, half luminance, half independent
     pattern: str
     period: float  # stripe / check period as a fraction of body height
 
@@ -116,15 +118,26 @@ def _color(rng: np.random.Generator, sat=(0.25, 0.9), val=(0.2, 0.95)) -> np.nda
     return np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(*sat), rng.uniform(*val)))
 
 
+def _luminance(rgb: np.ndarray) -> float:
+    return float(rgb @ [0.299, 0.587, 0.114])
+
+
 def _garment(rng: np.random.Generator, patterns=PATTERNS) -> Garment:
     pattern = str(rng.choice(patterns))
-    m1 = rng.uniform(0.1, 0.9)
-    # The second material differs clearly so a pattern survives into IR; its sign is random,
-    # unrelated to whether the secondary colour is lighter or darker.
-    m2 = np.clip(m1 + rng.choice([-1, 1]) * rng.uniform(0.3, 0.5), 0.0, 1.0)
-    if abs(m2 - m1) < 0.25:
+    colors = np.stack([_color(rng), _color(rng)])
+    # Infrared brightness of a fabric only partly follows its visible luminance (dyes differ in
+    # near-IR reflectance; thermal emission depends on the material): half of it comes from the
+    # luminance, half is an independent material draw. So grey-scale copies of RGB images carry
+    # some IR information (why the paper feeds them) but colour never decides the IR image.
+    lum = np.array([_luminance(c) for c in colors])
+    m1 = float(np.clip(0.1 + 0.8 * (LUMINANCE_COUPLING * lum[0] + (1 - LUMINANCE_COUPLING) * rng.random()), 0, 1))
+    # The second material differs clearly so the pattern survives into IR; it is brighter than the
+    # first when the secondary colour is lighter, but only with probability 0.75.
+    lighter = (lum[1] > lum[0]) == (rng.random() < 0.75)
+    m2 = m1 + (1 if lighter else -1) * rng.uniform(0.3, 0.5)
+    if not 0.0 <= m2 <= 1.0:
         m2 = m1 - 0.35 if m1 > 0.5 else m1 + 0.35
-    return Garment(np.stack([_color(rng), _color(rng)]), np.array([m1, m2]), pattern, rng.uniform(0.05, 0.11))
+    return Garment(colors, np.array([m1, float(m2)]), pattern, rng.uniform(0.05, 0.11))
 
 
 def make_identity(rng: np.random.Generator) -> Identity:
