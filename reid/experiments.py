@@ -157,12 +157,12 @@ def ablation_budget(s: Settings) -> list[str]:
 
     Tables 3 and 4 train nine models; at the smoke profile's full length (1800 steps) they would not fit the
     notebooks' CPU budget. Each row keeps the profile's epochs and learning-rate schedule but runs fewer
-    batches per epoch: REID_ABLATION_BATCHES (default 20 on `smoke`, i.e. 180 steps); 0 means "the
+    batches per epoch: REID_ABLATION_BATCHES (default 60 on `smoke`, i.e. 540 steps, about 40 s each); 0 means "the
     profile as is". The notebooks print the budget next to every table.
     """
     batches = os.environ.get("REID_ABLATION_BATCHES")
     if batches is None:
-        batches = "20" if s.profile == "smoke" else "0"
+        batches = "60" if s.profile == "smoke" else "0"
     try:
         batches = int(batches)
     except ValueError:

@@ -19,10 +19,10 @@ def test_ablation_budget_shortens_smoke_rows_only(monkeypatch):
     monkeypatch.delenv("REID_ABLATION_BATCHES", raising=False)
     smoke, paper = make_settings("smoke"), make_settings("paper")
     budget = ablation_budget(smoke)
-    assert budget == ["data.batches_per_epoch=20"] and ablation_budget(paper) == []
+    assert budget == ["data.batches_per_epoch=60"] and ablation_budget(paper) == []
     # The override keeps the profile's epochs and schedule, only the steps per epoch change.
     cfg = load_config("table3_baseline", budget, profile="smoke")
-    assert cfg.data.batches_per_epoch == 20 and cfg.train.epochs == load_config("smoke").train.epochs
+    assert cfg.data.batches_per_epoch == 60 and cfg.train.epochs == load_config("smoke").train.epochs
     monkeypatch.setenv("REID_ABLATION_BATCHES", "0")
     assert ablation_budget(replace(smoke)) == []
     for bad in ("many", "-3"):
