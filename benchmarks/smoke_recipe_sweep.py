@@ -9,13 +9,27 @@ flipped test images, 10 gallery trials). Prints train CE/acc and test IR->RGB al
 
     PYTHONPATH=$PWD python benchmarks/smoke_recipe_sweep.py
 """
-import os, sys, time, math, torch
+import math
+import os
+import sys
+import time
+
+import torch
 import torch.nn.functional as F
-from reid.data import SYSUMM01, carve_validation, CrossModalTrainSet, CrossModalIdentitySampler, ImageCache, build_train_transform
-from reid.models import ModelConfig, build_model
-from reid.losses import LabelSmoothingCrossEntropy, AdaptiveTripletLoss, HardTripletLoss
-from reid.evaluate import evaluate_sysu
 from torch.utils.data import DataLoader
+
+from reid.data import (
+    SYSUMM01,
+    CrossModalIdentitySampler,
+    CrossModalTrainSet,
+    ImageCache,
+    build_train_transform,
+    carve_validation,
+)
+from reid.evaluate import evaluate_sysu
+from reid.losses import AdaptiveTripletLoss, HardTripletLoss, LabelSmoothingCrossEntropy
+from reid.models import ModelConfig, build_model
+
 E = lambda k, d: os.environ.get(k, d)
 SEED=int(E('SEED','0'))
 torch.manual_seed(SEED); torch.set_num_threads(int(E("THREADS","2")))

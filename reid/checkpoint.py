@@ -42,7 +42,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", required=("mode
         raise UserError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated file, not a torch file, unsafe pickle...
+    except Exception as err:  # noqa: BLE001 -- any read failure (truncated, not torch, unsafe pickle) becomes a UserError
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot read checkpoint {path}: {first_line}") from None
     if not isinstance(state, dict):

@@ -157,8 +157,8 @@ def ablation_budget(s: Settings) -> list[str]:
 
     Tables 3 and 4 train nine models; at the smoke profile's full length (1800 steps) they would not fit the
     notebooks' CPU budget. Each row keeps the profile's epochs and learning-rate schedule but runs fewer
-    batches per epoch: REID_ABLATION_BATCHES (default 60 on `smoke`, i.e. 540 steps, about 40 s each); 0 means "the
-    profile as is". The notebooks print the budget next to every table.
+    batches per epoch: REID_ABLATION_BATCHES (default 60 on `smoke`, i.e. 540 steps, about 40 s each);
+    0 means "the profile as is". The notebooks print the budget next to every table.
     """
     batches = os.environ.get("REID_ABLATION_BATCHES")
     if batches is None:

@@ -1,9 +1,9 @@
 """The conda environment and pyproject.toml must pin the same versions."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

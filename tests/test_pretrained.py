@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 from timm.layers import resample_abs_pos_embed
 
 from reid.errors import UserError
-from reid.models import PRESETS, ModelConfig, build_model
+from reid.models import ModelConfig, build_model
 from reid.models.crossvit import TIMM_NAMES
 
 # Tiny tensors: extra threads only add synchronisation, and on a busy 2-core machine OpenMP

@@ -13,8 +13,8 @@ What makes it *cross-modal* rather than a colour-matching toy:
   grey-scale helps but colour cannot decide); pattern stripes use two materials so the pattern
   remains visible, its IR contrast running against the luminance contrast about one time in three.
   SYSU-MM01's IR cameras are near-infrared (active illumination: reflectance, a bright centre
-  falling off to the edges, slight blur); RegDB's is thermal (emission: the body
-  is warm against a cool scene, strong optical blur); both are noisy;
+  falling off to the edges, slight blur); RegDB's is thermal (emission: the body is warm against a
+  cool scene, strong optical blur); both are noisy;
 - cameras differ in viewpoint mix (front / back / side, which moves or hides bags), scale,
   position, illumination (gain and colour cast) and background; SYSU cameras 1-3 are "indoor",
   4-6 "outdoor", like the real set.
@@ -130,7 +130,7 @@ def _garment(rng: np.random.Generator, patterns=PATTERNS) -> Garment:
     # luminance, half is an independent material draw. So grey-scale copies of RGB images carry
     # some IR information (why the paper feeds them) but colour never decides the IR image.
     lum = np.array([_luminance(c) for c in colors])
-    m1 = float(np.clip(0.1 + 0.8 * (LUMINANCE_COUPLING * lum[0] + (1 - LUMINANCE_COUPLING) * rng.random()), 0, 1))
+    m1 = 0.1 + 0.8 * (LUMINANCE_COUPLING * lum[0] + (1 - LUMINANCE_COUPLING) * rng.random())  # in [0.1, 0.9]
     # The second material differs clearly so the pattern survives into IR; it is brighter than the
     # first when the secondary colour is lighter, but only with probability 0.75.
     lighter = (lum[1] > lum[0]) == (rng.random() < 0.75)

@@ -24,12 +24,16 @@ from reid.errors import UserError
 # timm's widths and depths (crossvit_{tiny,9,small}_240). depth[k] = (fine blocks, coarse blocks,
 # cross-attention blocks) of multi-scale block k; mlp_ratio = (fine, coarse, cross).
 PRESETS: dict[str, dict] = {
-    "tiny": dict(embed_dim=(96, 192), depth=((1, 4, 0),) * 3, num_heads=(3, 3), mlp_ratio=(4.0, 4.0, 1.0)),
-    "9": dict(embed_dim=(128, 256), depth=((1, 3, 0),) * 3, num_heads=(4, 4), mlp_ratio=(3.0, 3.0, 1.0)),
-    "small": dict(embed_dim=(192, 384), depth=((1, 4, 0),) * 3, num_heads=(6, 6), mlp_ratio=(4.0, 4.0, 1.0)),
+    "tiny": {"embed_dim": (96, 192), "depth": ((1, 4, 0),) * 3, "num_heads": (3, 3),
+             "mlp_ratio": (4.0, 4.0, 1.0)},
+    "9": {"embed_dim": (128, 256), "depth": ((1, 3, 0),) * 3, "num_heads": (4, 4),
+          "mlp_ratio": (3.0, 3.0, 1.0)},
+    "small": {"embed_dim": (192, 384), "depth": ((1, 4, 0),) * 3, "num_heads": (6, 6),
+              "mlp_ratio": (4.0, 4.0, 1.0)},
     # Not a timm model (no ImageNet weights): a CPU-sized CrossViT for the smoke profile, the notebooks
     # and the tests. Same structure (two branches, cross-attention fusion in every multi-scale block).
-    "micro": dict(embed_dim=(48, 96), depth=((1, 2, 0),) * 2, num_heads=(2, 2), mlp_ratio=(2.0, 2.0, 1.0)),
+    "micro": {"embed_dim": (48, 96), "depth": ((1, 2, 0),) * 2, "num_heads": (2, 2),
+              "mlp_ratio": (2.0, 2.0, 1.0)},
 }
 
 # The timm model whose ImageNet checkpoint matches each preset (for `pretrained_path`).

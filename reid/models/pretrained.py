@@ -36,7 +36,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = load_file(str(path), device="cpu")
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated file, not a torch file, unsafe pickle, bad header...
+    except Exception as err:  # noqa: BLE001 -- truncated, not torch, unsafe pickle, bad header: a UserError
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"model pretrained_path={str(path)!r}: cannot read weights ({message})") from None
     for container in ("model", "state_dict"):
