@@ -14,6 +14,7 @@ import argparse
 import resource
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -21,8 +22,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reid.config import load_config
-from reid.engine import Criterion, _autocast, build_optimizer, train_step
-from reid.models import ModelConfig, build_model
+from reid.engine import _autocast, build_optimizer, train_step
+from reid.losses import Criterion
+from reid.models import build_model
 
 
 def main() -> None:
@@ -42,7 +44,7 @@ def main() -> None:
 
     device = torch.device(args.device)
     cfg = load_config("paper_sysu")
-    model = build_model(ModelConfig(**{**cfg.model, "preset": args.preset, "img_size": (args.height, args.width)}),
+    model = build_model(replace(cfg.model, preset=args.preset, img_size=(args.height, args.width)),
                         num_classes=395).to(device)
     criterion = Criterion(cfg.loss, 395, model.feature_dim).to(device)
     optimizer = build_optimizer(model, criterion, cfg.optim)

@@ -1,40 +1,180 @@
-"""`python -m reid <command>`: one entry point, one module per command.
+"""`python -m reid <command>`: every command-line option of the package, one library call per command.
 
-Each command module exposes `add_arguments(parser)` and `run(args) -> int`; they are
-imported lazily so that `python -m reid synth` does not pay for importing the model.
+    synth      reid.data.synthetic.make_synthetic     the procedural dataset in both real layouts
+    train      reid.experiments.train_command         a config -> a run folder (RegDB: one run per split)
+    evaluate   reid.evaluate.evaluate_checkpoint      a checkpoint -> a recorded result
+    reproduce  reid.reproduce.run                     the main job: data -> train -> evaluate -> results
+
+Imports happen inside each command, so `python -m reid synth` does not pay for importing the model.
+Bad input is a `UserError`: one line on stderr, exit code 2, no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from reid.errors import UserError
 
-# command name -> (module, one-line help)
-COMMANDS = {
-    "synth": ("reid.data.synthetic", "write the procedural synthetic dataset in the SYSU-MM01 and RegDB layouts"),
-    "train": ("reid.engine", "train a model from a config"),
-    "evaluate": ("reid.evaluate", "evaluate a checkpoint with the SYSU-MM01 / RegDB protocols"),
-    "reproduce": ("reid.reproduce", "the main job: synthetic data -> train -> evaluate -> tables and figures"),
+EXAMPLES = {
+    "synth": "python -m reid synth --out data/synthetic --seed 0",
+    "train": "python -m reid train --config paper_sysu --data /data/SYSU-MM01 --output-dir runs/sysu",
+    "evaluate": "python -m reid evaluate --checkpoint runs/sysu/best.pt --dataset sysu --data /data/SYSU-MM01",
+    "reproduce": "python -m reid reproduce --profile smoke",
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+# -------------------------------------------------------------------------------------------- synth
+
+def add_synth(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="data/synthetic", help="output folder (gets SYSU-MM01/ and RegDB/)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--small", action="store_true", help="the tiny set used by the tests")
+    p.add_argument("--num-ids", type=int, default=None, help="SYSU train identities")
+    p.add_argument("--val-ids", type=int, default=None, help="SYSU val identities")
+    p.add_argument("--test-ids", type=int, default=None, help="SYSU test identities")
+    p.add_argument("--images-per-camera", type=int, default=None, help="SYSU images per RGB camera")
+    p.add_argument("--ir-images-per-camera", type=int, default=None)
+    p.add_argument("--regdb-ids", type=int, default=None)
+    p.add_argument("--height", type=int, default=None)
+    p.add_argument("--width", type=int, default=None)
+
+
+def synth(args) -> None:
+    from reid.data.synthetic import make_synthetic, summarize
+
+    sizes = {"sysu_train_ids": args.num_ids, "sysu_val_ids": args.val_ids, "sysu_test_ids": args.test_ids,
+             "images_per_rgb_camera": args.images_per_camera, "images_per_ir_camera": args.ir_images_per_camera,
+             "regdb_ids": args.regdb_ids, "height": args.height, "width": args.width}
+    root = make_synthetic(args.out, args.seed, args.small, **{k: v for k, v in sizes.items() if v is not None})
+    print(summarize(root))
+
+
+# -------------------------------------------------------------------------------------------- train
+
+def add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="smoke", help="config name in reid/configs or a YAML path")
+    p.add_argument("--profile", default=None,
+                   help="run the config on a profile's base settings, e.g. a Table 3 row with --profile smoke")
+    p.add_argument("--dataset", choices=["sysu", "regdb"], default=None, help="overrides data.dataset")
+    p.add_argument("--data", default=None, help="dataset root (default: the synthetic set, made if missing)")
+    p.add_argument("--output-dir", required=True, help="run folder: last.pt, best.pt, log.csv, tb/")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.lr=0.01 (repeatable)")
+    p.add_argument("--splits", type=int, default=None,
+                   help="RegDB: train one model per split 1..N (in OUTPUT_DIR/split_NN), test each, record")
+    p.add_argument("--results-dir", default="results", help="where --splits records its results")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when present)")
+
+
+def train(args) -> None:
+    from pathlib import Path
+
+    from reid.config import load_config
+    from reid.experiments import profile_config, train_command
+
+    overrides = list(args.overrides)
+    dataset = args.dataset
+    if dataset:
+        overrides.append(f"data.dataset={dataset}")
+    if args.data:
+        if not Path(args.data).is_dir():
+            raise UserError(f"--data {args.data}: no such directory")
+        overrides.append(f"data.root={args.data}")
+    base = None
+    if args.profile:
+        base = profile_config(args.profile, dataset or load_config(args.config).data.dataset)
+    cfg = load_config(args.config, overrides, profile=base)
+    train_command(cfg, args.output_dir, resume=args.resume, device=args.device, splits=args.splits,
+                  results_dir=args.results_dir)
+
+
+# ----------------------------------------------------------------------------------------- evaluate
+
+def add_evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True,
+                   help="trained checkpoint; for RegDB a path with {split} (e.g. split_{split:02d}) gives one per split")
+    p.add_argument("--dataset", required=True, choices=["sysu", "regdb"])
+    p.add_argument("--data", required=True, help="dataset root (the SYSU-MM01 or RegDB folder)")
+    p.add_argument("--mode", default="all", choices=["all", "indoor"], help="SYSU-MM01 search mode")
+    p.add_argument("--shots", default=1, type=int, choices=[1, 10], help="SYSU-MM01 gallery images per id/camera")
+    p.add_argument("--trials", default=10, type=int, help="SYSU-MM01 gallery draws (<= 10)")
+    p.add_argument("--splits", default=10, type=int, help="RegDB splits 1..N (<= 10)")
+    p.add_argument("--direction", default="v2t", choices=["v2t", "t2v"], help="RegDB query -> gallery")
+    p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (labelled in the result)")
+    p.add_argument("--flip", action="store_true", help="average the embeddings of each image and its mirror")
+    p.add_argument("--test-feature", choices=["after_bn", "before_bn"], default=None,
+                   help="embedding to use (default: the checkpoint's model config)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    p.add_argument("--synthetic", choices=["auto", "yes", "no"], default="auto",
+                   help="is --data the synthetic dataset? auto: look for the generator's manifest")
+    p.add_argument("--results-dir", default="results", help="where <name>.json and results.csv go")
+    p.add_argument("--name", default=None, help="result name (default: date, dataset and setting)")
+    p.add_argument("--json", default=None, help="also write the result JSON here")
+
+
+def evaluate(args) -> None:
+    from reid.evaluate import evaluate_checkpoint
+
+    evaluate_checkpoint(
+        args.checkpoint, args.dataset, args.data, mode=args.mode, shots=args.shots, trials=args.trials,
+        splits=args.splits, direction=args.direction, test_feature=args.test_feature, batch_size=args.batch_size,
+        device=args.device, flip=args.flip, rerank=args.rerank,
+        synthetic={"auto": None, "yes": True, "no": False}[args.synthetic], results_dir=args.results_dir,
+        name=args.name, json_path=args.json)
+
+
+# ---------------------------------------------------------------------------------------- reproduce
+
+def add_reproduce(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="smoke", help="smoke (CPU), paper, paper_literal, or any config name/path")
+    p.add_argument("--data", default=None, help="root of a real SYSU-MM01 or RegDB copy")
+    p.add_argument("--dataset", default=None, choices=["sysu", "regdb"], help="which dataset --data is")
+    p.add_argument("--synthetic-root", default="data/synthetic")
+    p.add_argument("--runs-dir", default="runs", help="training runs, cached by their resolved config")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--figures-dir", default="figures")
+    p.add_argument("--regdb-splits", type=int, default=None,
+                   help="RegDB splits to train and test (default: 10 on paper profiles, 2 otherwise)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for every training run")
+    p.add_argument("--device", default=None)
+
+
+def reproduce(args) -> None:
+    from reid.reproduce import run
+
+    run(profile=args.profile, data=args.data, dataset=args.dataset, synthetic_root=args.synthetic_root,
+        runs_dir=args.runs_dir, results_dir=args.results_dir, figures_dir=args.figures_dir,
+        regdb_splits=args.regdb_splits, overrides=args.overrides, device=args.device)
+
+
+# ------------------------------------------------------------------------------------------- main
+
+COMMANDS = {
+    "synth": (add_synth, synth, "write the procedural synthetic dataset in the SYSU-MM01 and RegDB layouts"),
+    "train": (add_train, train, "train a model from a config"),
+    "evaluate": (add_evaluate, evaluate, "evaluate a checkpoint with the SYSU-MM01 / RegDB protocols"),
+    "reproduce": (add_reproduce, reproduce, "the main job: synthetic data -> train -> evaluate -> tables and figures"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reid", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    # Only the chosen command's module is imported.
-    chosen = next((a for a in argv if not a.startswith("-")), None)
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if name == chosen:
-            importlib.import_module(module).add_arguments(p)
-    args = parser.parse_args(argv)
-    module = importlib.import_module(COMMANDS[args.command][0])
+    for name, (add, _, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=f"example: {EXAMPLES[name]}")
+        add(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        return int(module.run(args) or 0)
+        COMMANDS[args.command][1](args)
+        return 0
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ Unknown keys are a `UserError` naming the key and the file or flag.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 
 from reid.errors import UserError
+from reid.models.reid_model import ModelConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -31,7 +33,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 class DataConfig:
     dataset: str = "sysu"  # "sysu" | "regdb"
     root: str | None = None  # None: the default synthetic set of that layout
-    regdb_trial: int = 1  # which of RegDB's 10 identity splits to train on
+    regdb_split: int = 1  # which of RegDB's 10 identity splits to train on
     height: int = 288
     width: int = 144
     num_ids: int = 4  # P identities per batch
@@ -86,14 +88,15 @@ class TrainConfig:
 class ExperimentConfig:
     name: str = "default"
     description: str = ""
-    model: dict = field(default_factory=dict)  # keyword arguments of reid.models.ModelConfig
+    model: ModelConfig = field(default_factory=ModelConfig)  # img_size always comes from data.height/width
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-SECTIONS = {"data": DataConfig, "loss": LossConfig, "optim": OptimConfig, "train": TrainConfig}
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "loss": LossConfig, "optim": OptimConfig,
+            "train": TrainConfig}
 CHOICES = {
     "data.dataset": ("sysu", "regdb"),
     "loss.id_loss": ("lsce", "ce"),
@@ -147,9 +150,7 @@ def config_from_dict(raw: dict, source: str = "config") -> ExperimentConfig:
     if unknown:
         raise UserError(f"unknown key {unknown[0]!r} in {source} (expected one of {sorted(top)})")
     kwargs: dict[str, Any] = {k: v for k, v in raw.items() if k not in SECTIONS}
-    if not isinstance(kwargs.get("model", {}), dict):
-        raise UserError(f"'model' in {source} must be a mapping of ModelConfig fields")
-    kwargs["model"] = dict(kwargs.get("model") or {})
+    sections = {}
     for section, cls in SECTIONS.items():
         values = raw.get(section) or {}
         if not isinstance(values, dict):
@@ -158,7 +159,18 @@ def config_from_dict(raw: dict, source: str = "config") -> ExperimentConfig:
         bad = sorted(set(values) - names)
         if bad:
             raise UserError(f"unknown key '{section}.{bad[0]}' in {source} (expected one of {sorted(names)})")
-        kwargs[section] = cls(**values)
+        sections[section] = dict(values)
+    data = DataConfig(**sections["data"])
+    # The model's input size is the data's: one place to set it (a saved config repeats it, unchanged).
+    model = sections["model"]
+    size = [data.height, data.width]
+    if "img_size" in model and list(model["img_size"]) != size:
+        raise UserError(f"model.img_size={model['img_size']} in {source}: set data.height and data.width instead")
+    model["img_size"] = size
+    kwargs["model"] = ModelConfig(**model)
+    kwargs["data"] = data
+    for section in ("loss", "optim", "train"):
+        kwargs[section] = SECTIONS[section](**sections[section])
     cfg = ExperimentConfig(**kwargs)
     _validate(cfg, source)
     return cfg
@@ -169,8 +181,6 @@ def _validate(cfg: ExperimentConfig, source: str) -> None:
         value = get_value(cfg, key)
         if value not in allowed:
             raise UserError(f"{key}={value!r} in {source}: expected one of {list(allowed)}")
-    if "img_size" in cfg.model:
-        raise UserError(f"model.img_size in {source}: set data.height and data.width instead")
     d, t = cfg.data, cfg.train
     if min(d.height, d.width, d.num_ids, d.num_instances, t.epochs, t.eval_every) < 1:
         raise UserError(f"{source}: sizes, batch P/K, epochs and eval_every must be positive")
@@ -178,16 +188,18 @@ def _validate(cfg: ExperimentConfig, source: str) -> None:
         raise UserError(f"{source}: data.pad and data.batches_per_epoch must be >= 0")
     if not 0.0 <= d.val_fraction < 1.0:
         raise UserError(f"data.val_fraction={d.val_fraction} in {source}: expected 0 <= f < 1")
+    if not 1 <= d.regdb_split <= 10:
+        raise UserError(f"data.regdb_split={d.regdb_split} in {source}: RegDB has splits 1..10")
 
 
 def config_to_dict(cfg: ExperimentConfig) -> dict:
-    return dataclasses.asdict(cfg)
+    """Plain dicts, lists and scalars (tuples become lists), as YAML and JSON write them."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
 def get_value(cfg: ExperimentConfig, key: str) -> Any:
     section, _, name = key.partition(".")
-    obj = getattr(cfg, section)
-    return obj[name] if isinstance(obj, dict) else getattr(obj, name)
+    return getattr(getattr(cfg, section), name)
 
 
 def _parse_like(text: str, current: Any, key: str) -> Any:
@@ -232,18 +244,16 @@ def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
         section, dot, name = key.partition(".")
         if not dot:
             if section not in ("name", "description"):
-                raise UserError(f"--set {key}: expected section.key (sections: model, {', '.join(SECTIONS)})")
+                raise UserError(f"--set {key}: expected section.key (sections: {', '.join(SECTIONS)})")
             raw[section] = text
             continue
-        if section == "model":
-            current = raw.get("model", {}).get(name)
-        elif section in SECTIONS:
+        if section in SECTIONS:
             if name not in defaults[section]:
                 raise UserError(f"--set {key}: unknown key {name!r} in section {section!r} "
                                 f"(expected one of {sorted(defaults[section])})")
             current = raw.get(section, {}).get(name, defaults[section][name])
         else:
-            raise UserError(f"--set {key}: unknown section {section!r} (expected model, {', '.join(SECTIONS)})")
+            raise UserError(f"--set {key}: unknown section {section!r} (expected {', '.join(SECTIONS)})")
         raw.setdefault(section, {})[name] = _parse_like(text, current, key)
     return raw
 

@@ -16,30 +16,32 @@ RNG state (restored on resume) for anything that runs between epochs.
 
 Multi-GPU: `torchrun --nproc_per_node N -m reid train ...`; the process group comes from torchrun's
 environment variables, the sampler gives each rank its share of the batches, and only rank 0 writes.
+
+What is not here: the data a run reads (`reid.data.TrainData`), the loss (`reid.losses.Criterion`),
+turning a config into a cached run and a recorded result (`reid.experiments`), the command line
+(`reid.cli`).
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import random
 import time
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader
 
 from reid.checkpoint import load_checkpoint, save_checkpoint
-from reid.config import ExperimentConfig, config_from_dict, config_to_dict, load_config, save_config
+from reid.config import ExperimentConfig, config_from_dict, config_to_dict, save_config
+from reid.data import TrainData
 from reid.errors import UserError
+from reid.losses import Criterion
+from reid.rng import epoch_seed, get_rng_state, seed_everything, set_rng_state
 
-DEFAULT_SYNTHETIC_ROOT = Path("data/synthetic")
-LAYOUT_DIRS = {"sysu": "SYSU-MM01", "regdb": "RegDB"}
 LOG_FIELDS = ["epoch", "lr", "loss", "loss_id", "loss_metric", "train_acc", "images_per_s", "epoch_time_s",
               "val_mAP", "val_rank1"]
 
@@ -48,63 +50,7 @@ class DivergedError(UserError):
     """The loss became NaN or infinite; the last good checkpoint is left untouched."""
 
 
-# ---------------------------------------------------------------------------------------------- RNG
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def get_rng_state() -> dict:
-    """Every RNG state as tensors / lists / numbers, so `torch.load(weights_only=True)` can read it."""
-    version, state, gauss = random.getstate()
-    _, keys, pos, has_gauss, cached = np.random.get_state()
-    return {
-        "python": [version, list(state), gauss],
-        "numpy": [torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def set_rng_state(state: dict) -> None:
-    version, values, gauss = state["python"]
-    random.setstate((version, tuple(values), gauss))
-    keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    return (seed * 1_000_003 + epoch * 1009 + rank) % 2**31
-
-
-# ------------------------------------------------------------------------------------ loss, optimiser
-
-class Criterion(nn.Module):
-    """Identity loss (Eq. 13) + weighted metric loss (Eq. 14, Eq. 15 or center), on the head's outputs."""
-
-    def __init__(self, cfg, num_classes: int, feat_dim: int) -> None:
-        super().__init__()
-        from reid.losses import AdaptiveTripletLoss, LabelSmoothingCrossEntropy, build_metric_loss
-
-        self.id_loss = LabelSmoothingCrossEntropy(epsilon=cfg.epsilon if cfg.id_loss == "lsce" else 0.0)
-        if cfg.soft_margin and cfg.metric == "adaptive_triplet":
-            self.metric_loss = AdaptiveTripletLoss(margin=cfg.margin, soft_margin=True)
-        else:
-            self.metric_loss = build_metric_loss(cfg.metric, margin=cfg.margin, num_classes=num_classes,
-                                                 feat_dim=feat_dim)
-        self.id_weight, self.metric_weight = cfg.id_weight, cfg.metric_weight
-
-    def forward(self, out: dict, pids: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        loss_id = self.id_loss(out["logits"].float(), pids)
-        loss_metric = self.metric_loss(out["features"].float(), pids)
-        loss = self.id_weight * loss_id + self.metric_weight * loss_metric
-        return loss, {"loss_id": loss_id.detach(), "loss_metric": loss_metric.detach()}
-
+# ------------------------------------------------------------------------------------------ optimiser
 
 def lr_factor(epoch: int, optim) -> float:
     """Multiplier of the base lr at a 0-based epoch: linear warm-up, then steps of `gamma` at milestones."""
@@ -136,83 +82,6 @@ def build_optimizer(model: nn.Module, criterion: nn.Module, optim) -> torch.opti
         return torch.optim.SGD(param_groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
     cls = torch.optim.AdamW if optim.name == "adamw" else torch.optim.Adam
     return cls(param_groups, lr=optim.lr, betas=(optim.momentum, optim.beta2))
-
-
-# ---------------------------------------------------------------------------------------------- data
-
-def resolve_root(cfg: ExperimentConfig) -> Path:
-    """`data.root`, or the default synthetic set of that layout (generated when missing)."""
-    if cfg.data.root is None:
-        from reid.data.synthetic import ensure_synthetic
-
-        return Path(ensure_synthetic(DEFAULT_SYNTHETIC_ROOT, seed=0)) / LAYOUT_DIRS[cfg.data.dataset]
-    root = Path(cfg.data.root)
-    if not root.is_dir():
-        raise UserError(f"--data {root}: no such directory (expected a {LAYOUT_DIRS[cfg.data.dataset]} root)")
-    return root
-
-
-def open_dataset(cfg: ExperimentConfig, root: Path):
-    from reid.data import SYSUMM01, RegDB
-
-    if cfg.data.dataset == "sysu":
-        return SYSUMM01(root)
-    return RegDB(root, trial=cfg.data.regdb_trial)
-
-
-class TrainData:
-    """The training identities split into train / validation, and the loaders' ingredients."""
-
-    def __init__(self, cfg: ExperimentConfig, rank: int = 0, world_size: int = 1) -> None:
-        from reid.data import (
-            CrossModalIdentitySampler,
-            CrossModalTrainSet,
-            ImageCache,
-            build_test_transform,
-            build_train_transform,
-            carve_validation,
-        )
-
-        d = cfg.data
-        self.root = resolve_root(cfg)
-        dataset = open_dataset(cfg, self.root)
-        self.ir_cameras = dataset.ir_cameras
-        self.train_items, self.val_query, self.val_gallery = carve_validation(
-            dataset.train, dataset.ir_cameras, val_fraction=d.val_fraction, seed=cfg.train.seed)
-        self.num_classes = len({pid for _, pid, _ in self.train_items})
-        self.cache = ImageCache(d.height, d.width)
-        transform = build_train_transform(d.height, d.width, trivial_augment=d.trivial_augment,
-                                          random_erasing=d.random_erasing, pad=d.pad)
-        self.test_transform = build_test_transform(d.height, d.width)
-        self.train_set = CrossModalTrainSet(self.train_items, dataset.ir_cameras, transform, self.cache,
-                                            with_gray=d.with_gray)
-        self.sampler = CrossModalIdentitySampler(self.train_items, dataset.ir_cameras, num_ids=d.num_ids,
-                                                 num_instances=d.num_instances, seed=cfg.train.seed,
-                                                 batches_per_epoch=d.batches_per_epoch or None,
-                                                 rank=rank, world_size=world_size)
-        self.workers = d.workers
-
-    def loader(self, epoch: int, seed: int) -> DataLoader:
-        self.sampler.set_epoch(epoch)
-        return DataLoader(self.train_set, batch_sampler=self.sampler, num_workers=self.workers,
-                          generator=torch.Generator().manual_seed(seed), pin_memory=torch.cuda.is_available())
-
-
-def validate(model: nn.Module, data: TrainData, batch_size: int, device: torch.device) -> dict:
-    """mAP and Rank-1 (percent) of held-out training identities: IR queries against their visible images."""
-    from reid.evaluate import distances, extract_features
-    from reid.metrics import eval_regdb
-
-    if not data.val_query or not data.val_gallery:
-        return {}
-    was_training = model.training
-    q, q_pids, _ = extract_features(model, data.val_query, data.cache, data.test_transform, batch_size, device,
-                                    desc="val query")
-    g, g_pids, _ = extract_features(model, data.val_gallery, data.cache, data.test_transform, batch_size,
-                                    device, desc="val gallery")
-    model.train(was_training)
-    cmc, mAP, _ = eval_regdb(distances(q, g), q_pids, g_pids)
-    return {"val_mAP": 100.0 * float(mAP), "val_rank1": 100.0 * float(cmc[0])}
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -247,7 +116,8 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
     """Train `cfg` into `output_dir`; returns the run summary (paths, best epoch, history, the model)."""
     from tqdm.auto import tqdm
 
-    from reid.models import ModelConfig, build_model
+    from reid.evaluate import evaluate_held_out
+    from reid.models import build_model
 
     output_dir = Path(output_dir)
     rank, world_size, created_group = _distributed()
@@ -265,10 +135,7 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
 
     seed_everything(cfg.train.seed)
     data = TrainData(cfg, rank, world_size)
-    try:
-        model_cfg = ModelConfig(**{**cfg.model, "img_size": [cfg.data.height, cfg.data.width]})
-    except TypeError as err:
-        raise UserError(f"model section of config {cfg.name!r}: {err}") from None
+    model_cfg = cfg.model
     # On resume the trained weights replace the ImageNet ones right away: the ImageNet file is not needed.
     model = build_model(model_cfg, data.num_classes, load_pretrained=not resume).to(device)
     criterion = Criterion(cfg.loss, data.num_classes, model.feature_dim).to(device)
@@ -331,7 +198,8 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
             scheduler.step()
             last = epoch + 1 == cfg.train.epochs
             if rank == 0 and ((epoch + 1) % cfg.train.eval_every == 0 or last):
-                row.update(validate(model, data, cfg.data.test_batch_size, device))
+                row.update(evaluate_held_out(model, data.val_query, data.val_gallery, data.cache,
+                                             data.test_transform, cfg.data.test_batch_size, device))
             history.append({k: row.get(k, "") for k in LOG_FIELDS})
             if rank == 0:
                 improved = row.get("val_mAP", -1.0) > best["val_mAP"] or (last and best["epoch"] == 0)
@@ -436,91 +304,3 @@ def _config_changes(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
     a, b = config_to_dict(old), config_to_dict(new)
     return [f"{s}.{k}" for s in a if isinstance(a[s], dict) for k in sorted(set(a[s]) | set(b[s]))
             if a[s].get(k) != b[s].get(k)]
-
-
-# ----------------------------------------------------------------------------------------------- CLI
-
-def parse_trials(text: str) -> int:
-    """`--trials N`: RegDB splits 1..N (the protocol uses all 10)."""
-    try:
-        trials = int(text)
-    except ValueError:
-        raise UserError(f"--trials {text!r}: expected a number of RegDB splits, 1..10") from None
-    if not 1 <= trials <= 10:
-        raise UserError(f"--trials {text!r}: RegDB splits are numbered 1..10")
-    return trials
-
-
-def train_regdb_splits(cfg: ExperimentConfig, output_dir: str | os.PathLike, trials: int, resume: bool = False,
-                       device: str | None = None) -> dict:
-    """One model per RegDB split 1..trials (the protocol), each in OUTPUT_DIR/trial_NN, then the test
-    protocol in both directions with each split's own model: mean +- std over the splits.
-
-    Returns {"v2t": result, "t2v": result, "checkpoints": [best.pt per split]} (empty off rank 0).
-    With `resume`, splits already trained to the end are reused as they are."""
-    import json
-
-    from reid.evaluate import evaluate_regdb, load_model
-
-    checkpoints = []
-    for trial in range(1, trials + 1):
-        cfg.data.regdb_trial = trial
-        out = Path(output_dir) / f"trial_{trial:02d}"
-        summary = train(cfg, out, resume=resume and (out / "last.pt").is_file(), device=device)
-        if summary["rank"] != 0:
-            continue
-        print(f"RegDB split {trial}: best validation mAP {summary['best_val_mAP']:.2f}% -> {out}")
-        checkpoints.append(summary["best"])
-    if not checkpoints:  # not rank 0
-        return {}
-    models = [load_model(path) for path in checkpoints]
-    results = {d: evaluate_regdb(models, resolve_root(cfg), trials=trials, direction=d, device=device)
-               for d in ("v2t", "t2v")}
-    for result in results.values():
-        print(f"{result['label']}: Rank-1 {result['rank1']:.2f} +- {result['std']['rank1']:.2f}%, "
-              f"mAP {result['mAP']:.2f} +- {result['std']['mAP']:.2f}%")
-    results["checkpoints"] = checkpoints
-    path = Path(output_dir) / "regdb_results.json"
-    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"results: {path}")
-    return results
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--config", default="smoke", help="config name in reid/configs or a YAML path")
-    parser.add_argument("--profile", default=None,
-                        help="swap the config's base for this one, e.g. a Table 3 row with --profile smoke")
-    parser.add_argument("--dataset", choices=["sysu", "regdb"], default=None, help="overrides data.dataset")
-    parser.add_argument("--data", default=None, help="dataset root (default: the synthetic set, made if missing)")
-    parser.add_argument("--output-dir", required=True, help="run folder: last.pt, best.pt, log.csv, tb/")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set optim.lr=0.01 (repeatable)")
-    parser.add_argument("--trials", default=None,
-                        help="RegDB: train one model per split 1..N (in OUTPUT_DIR/trial_NN) and test each")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when present)")
-
-
-def config_from_args(args) -> ExperimentConfig:
-    overrides = list(args.overrides)
-    if args.dataset:
-        overrides.append(f"data.dataset={args.dataset}")
-    if args.data:
-        if not Path(args.data).is_dir():
-            raise UserError(f"--data {args.data}: no such directory")
-        overrides.append(f"data.root={args.data}")
-    return load_config(args.config, overrides, profile=args.profile)
-
-
-def run(args) -> int:
-    cfg = config_from_args(args)
-    if args.trials is None:
-        summary = train(cfg, args.output_dir, resume=args.resume, device=args.device)
-        if summary["rank"] == 0:
-            print(f"best validation mAP {summary['best_val_mAP']:.2f}% at epoch {summary['best_epoch']}; "
-                  f"checkpoints in {summary['output_dir']}")
-        return 0
-    if cfg.data.dataset != "regdb":
-        raise UserError("--trials is for RegDB (one model per identity split); add --dataset regdb")
-    train_regdb_splits(cfg, args.output_dir, parse_trials(args.trials), resume=args.resume, device=args.device)
-    return 0

@@ -6,14 +6,16 @@
 
 SYSU-MM01: the query (every IR image of the test ids) is embedded once; the gallery is redrawn
 for each trial (`shots` RGB images per identity and camera) and scored with `eval_sysu`.
-RegDB: each of the 10 identity splits has its own test set and, in the standard protocol, its
-own model trained on that split; pass one model per trial (a list, a callable, or a checkpoint
-path with `{trial}` in it). A single model for every split is accepted but labelled
-`model_per_trial: false`, because it has seen test identities of the other splits in training.
+RegDB: each of the 10 identity *splits* has its own test set and, in the standard protocol, its
+own model trained on that split; pass one model per split (a list, a callable, or a checkpoint
+path with `{split}` in it, e.g. `runs/regdb/split_{split:02d}/best.pt`). A single model for every
+split is accepted but labelled `model_per_split: false`, because it has seen test identities of the
+other splits in training.
 
-Metrics are reported in percent, as mean and std over trials plus one row per trial; the
-feature used (`test_feature`: after or before the BN neck), flip TTA and re-ranking are part of
-every result and of its label.
+Words: a SYSU-MM01 *trial* is one random draw of the gallery; a RegDB *split* is one of its ten
+train/test identity partitions. Metrics are reported in percent, as mean and std over trials (or
+splits) plus one row each; the feature used (`test_feature`: after or before the BN neck), flip TTA and
+re-ranking are part of every result and of its label.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from reid.provenance import describe_data, provenance, write_result
 from reid.rerank import k_reciprocal_rerank
 
 METRICS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
-SYSU_TRIALS, REGDB_TRIALS = 10, 10
+SYSU_TRIALS, REGDB_SPLITS = 10, 10
 
 
 # ----------------------------------------------------------------------------- model and features
@@ -69,6 +71,18 @@ def load_model(checkpoint: str | Path, map_location: str = "cpu"):
     model.eval()
     model.checkpoint_info = {"path": str(checkpoint), "epoch": ckpt.get("epoch"), "config": ckpt.get("config")}
     return model
+
+
+def load_untrained(checkpoint: str | Path, seed: int = 0):
+    """A freshly initialised network of a checkpoint's architecture (no ImageNet weights either), in eval
+    mode: the 'untrained' reference every result is read against."""
+    from reid.checkpoint import load_checkpoint
+    from reid.models import ModelConfig, build_model
+
+    ckpt = load_checkpoint(checkpoint, required=("model_config", "num_classes"))
+    torch.manual_seed(seed)
+    cfg = ModelConfig.from_dict({**ckpt["model_config"], "pretrained_path": None})
+    return build_model(cfg, int(ckpt["num_classes"])).eval()
 
 
 def default_device() -> torch.device:
@@ -128,22 +142,23 @@ def _percent(cmc: np.ndarray, mAP: float, mINP: float) -> dict:
             "mAP": 100 * mAP, "mINP": 100 * mINP}
 
 
-def summarize_trials(per_trial: list[dict]) -> dict:
-    """Mean (top level) and population std (under "std") of every metric over the trials."""
-    out = {m: float(np.mean([t[m] for t in per_trial])) for m in METRICS}
-    out["std"] = {m: float(np.std([t[m] for t in per_trial])) for m in METRICS}
-    out["per_trial"] = per_trial
+def summarize(rows: list[dict], key: str) -> dict:
+    """Mean (top level) and population std (under "std") of every metric over the rows (trials or
+    splits), the rows themselves under `key` ("per_trial" or "per_split")."""
+    out = {m: float(np.mean([t[m] for t in rows])) for m in METRICS}
+    out["std"] = {m: float(np.std([t[m] for t in rows])) for m in METRICS}
+    out[key] = rows
     return out
 
 
-def _label(data: dict, setting: str, trials: int, rerank: bool) -> str:
-    return f"{data['label']}, {setting}, {trials} trial{'s' if trials != 1 else ''}" + (
+def _label(data: dict, setting: str, count: int, word: str, rerank: bool) -> str:
+    return f"{data['label']}, {setting}, {count} {word}{'s' if count != 1 else ''}" + (
         ", re-ranked" if rerank else "")
 
 
-def _check_trials(trials: int, most: int) -> None:
-    if not 1 <= int(trials) <= most:
-        raise UserError(f"--trials must be between 1 and {most}, got {trials}")
+def _check_count(count: int, most: int, flag: str) -> None:
+    if not 1 <= int(count) <= most:
+        raise UserError(f"{flag} must be between 1 and {most}, got {count}")
 
 
 # ----------------------------------------------------------------------------- SYSU-MM01
@@ -163,7 +178,7 @@ def evaluate_sysu(
     from reid.data.dataset import ImageCache
     from reid.data.sysu import SYSUMM01
 
-    _check_trials(trials, SYSU_TRIALS)
+    _check_count(trials, SYSU_TRIALS, "--trials")
     dataset = root_or_dataset if isinstance(root_or_dataset, SYSUMM01) else SYSUMM01(root_or_dataset)
     query = dataset.query(mode)
     galleries = [dataset.gallery(mode, trial, shots) for trial in range(trials)]
@@ -190,31 +205,43 @@ def evaluate_sysu(
     data = describe_data(dataset.root, "sysu", synthetic)
     setting = f"{'all' if mode == 'all' else 'indoor'}-search, {'single' if shots == 1 else f'{shots}'}-shot"
     return {
-        "label": _label(data, setting, trials, rerank),
-        **summarize_trials(per_trial),
+        "label": _label(data, setting, trials, "trial", rerank),
+        **summarize(per_trial, "per_trial"),
         "data": data,
         "protocol": {"dataset": "sysu", "setting": setting, "mode": mode, "shots": shots, "trials": trials,
-                     "test_feature": model.cfg.test_feature, "flip": flip, "rerank": rerank,
-                     "model_per_trial": False},
+                     "test_feature": model.cfg.test_feature, "flip": flip, "rerank": rerank},
     }
 
 
 # ----------------------------------------------------------------------------- RegDB
-def _model_for_trial(models, trial: int):
-    """`models`: one model, a list (index = trial - 1), a callable trial -> model, or a path with {trial}."""
+def checkpoint_for_split(template: str | Path, split: int) -> str:
+    """`runs/regdb/split_{split:02d}/best.pt` -> the path of one split (any str.format spec works)."""
+    try:
+        return str(template).format(split=split)
+    except (KeyError, IndexError, ValueError) as err:
+        raise UserError(f"--checkpoint {template}: only {{split}} (with an optional format spec such as "
+                        f"{{split:02d}}) may appear in braces ({err})") from None
+
+
+def is_split_template(path: str | Path) -> bool:
+    return checkpoint_for_split(path, 1) != checkpoint_for_split(path, 2)
+
+
+def _model_for_split(models, split: int):
+    """`models`: one model, a list (index = split - 1), a callable split -> model, or a path with {split}."""
     if isinstance(models, torch.nn.Module):
         return models
     if isinstance(models, (str, Path)):
-        return load_model(str(models).format(trial=trial))
+        return load_model(checkpoint_for_split(models, split))
     if callable(models):
-        return models(trial)
-    return models[trial - 1]
+        return models(split)
+    return models[split - 1]
 
 
 def evaluate_regdb(
     models,
     root: str | Path,
-    trials: int = REGDB_TRIALS,
+    splits: int = REGDB_SPLITS,
     direction: str = "v2t",
     batch_size: int = 64,
     device: str | torch.device | None = None,
@@ -222,122 +249,122 @@ def evaluate_regdb(
     rerank: bool = False,
     synthetic: bool | None = None,
 ) -> dict:
-    """The RegDB protocol over splits 1..trials, in one direction (v2t: visible query, thermal gallery).
+    """The RegDB protocol over splits 1..splits, in one direction (v2t: visible query, thermal gallery).
 
-    `models` is one model for all splits (labelled `model_per_trial: false`), or one per split:
-    a list, a callable `trial -> model`, or a checkpoint path containing `{trial}`.
+    `models` is one model for all splits (labelled `model_per_split: false`), or one per split:
+    a list, a callable `split -> model`, or a checkpoint path containing `{split}`.
     """
     from reid.data.regdb import RegDB
 
-    _check_trials(trials, REGDB_TRIALS)
-    if isinstance(models, (list, tuple)) and len(models) < trials:
-        raise UserError(f"{len(models)} models given for {trials} RegDB trials: need one per trial")
-    per_trial_models = not isinstance(models, torch.nn.Module) and not (
-        isinstance(models, (str, Path)) and "{trial}" not in str(models))
-    per_trial, test_feature = [], None
-    for trial in range(1, trials + 1):
-        dataset = RegDB(root, trial=trial)
-        model = _model_for_trial(models, trial)
+    _check_count(splits, REGDB_SPLITS, "--splits")
+    if isinstance(models, (list, tuple)) and len(models) < splits:
+        raise UserError(f"{len(models)} models given for {splits} RegDB splits: need one per split")
+    per_split_models = not isinstance(models, torch.nn.Module) and not (
+        isinstance(models, (str, Path)) and not is_split_template(models))
+    per_split, test_feature = [], None
+    for split in range(1, splits + 1):
+        dataset = RegDB(root, split=split)
+        model = _model_for_split(models, split)
         test_feature = model.cfg.test_feature
         query, gallery = dataset.query(direction), dataset.gallery(direction)
         q_feat, q_pids, _ = extract_features(model, query, batch_size=batch_size, device=device, flip=flip,
-                                             desc=f"split {trial} query")
+                                             desc=f"split {split} query")
         g_feat, g_pids, _ = extract_features(model, gallery, batch_size=batch_size, device=device, flip=flip,
-                                             desc=f"split {trial} gallery")
+                                             desc=f"split {split} gallery")
         cmc, mAP, mINP = eval_regdb(distances(q_feat, g_feat, rerank), q_pids, g_pids)
-        per_trial.append({"trial": trial, "num_query": len(query), "num_gallery": len(gallery),
+        per_split.append({"split": split, "num_query": len(query), "num_gallery": len(gallery),
                           **_percent(cmc, mAP, mINP)})
 
     data = describe_data(root, "regdb", synthetic)
     setting = "visible to thermal" if direction == "v2t" else "thermal to visible"
-    if not per_trial_models:
+    if not per_split_models:
         setting += ", one model for all splits"
     return {
-        "label": _label(data, setting, trials, rerank),
-        **summarize_trials(per_trial),
+        "label": _label(data, setting, splits, "split", rerank),
+        **summarize(per_split, "per_split"),
         "data": data,
-        "protocol": {"dataset": "regdb", "setting": setting, "direction": direction, "trials": trials,
+        "protocol": {"dataset": "regdb", "setting": setting, "direction": direction, "splits": splits,
                      "test_feature": test_feature, "flip": flip, "rerank": rerank,
-                     "model_per_trial": per_trial_models},
+                     "model_per_split": per_split_models},
     }
 
 
-# ----------------------------------------------------------------------------- CLI
-def add_arguments(parser) -> None:
-    parser.add_argument("--checkpoint", required=True,
-                        help="trained checkpoint; for RegDB a path containing {trial} gives one per split")
-    parser.add_argument("--dataset", required=True, choices=["sysu", "regdb"])
-    parser.add_argument("--data", required=True, help="dataset root (the SYSU-MM01 or RegDB folder)")
-    parser.add_argument("--mode", default="all", choices=["all", "indoor"], help="SYSU-MM01 search mode")
-    parser.add_argument("--shots", default=1, type=int, choices=[1, 10], help="SYSU-MM01 gallery images per id/camera")
-    parser.add_argument("--trials", default=10, type=int, help="SYSU-MM01 gallery draws / RegDB splits (<= 10)")
-    parser.add_argument("--direction", default="v2t", choices=["v2t", "t2v"], help="RegDB query -> gallery")
-    parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (labelled in the result)")
-    parser.add_argument("--flip", action="store_true", help="average the embeddings of each image and its mirror")
-    parser.add_argument("--test-feature", choices=["after_bn", "before_bn"], default=None,
-                        help="embedding to use (default: the checkpoint's model config)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
-    parser.add_argument("--synthetic", choices=["auto", "yes", "no"], default="auto",
-                        help="is --data the synthetic dataset? auto: look for the generator's manifest")
-    parser.add_argument("--results-dir", default="results", help="where <name>.json and results.csv go")
-    parser.add_argument("--name", default=None, help="result name (default: date, dataset and setting)")
-    parser.add_argument("--json", default=None, help="also write the result JSON here")
+# ----------------------------------------------------------------------------- held-out training ids
+def evaluate_held_out(model: torch.nn.Module, query, gallery, cache, transform, batch_size: int,
+                      device) -> dict:
+    """mAP and Rank-1 (percent) of identities held out of the *training* set (IR queries against their
+    visible images): the engine's model selection, which never looks at the test set."""
+    if not query or not gallery:
+        return {}
+    was_training = model.training
+    q, q_pids, _ = extract_features(model, query, cache, transform, batch_size, device, desc="val query")
+    g, g_pids, _ = extract_features(model, gallery, cache, transform, batch_size, device, desc="val gallery")
+    model.train(was_training)
+    cmc, mAP, _ = eval_regdb(distances(q, g), q_pids, g_pids)
+    return {"val_mAP": 100.0 * float(mAP), "val_rank1": 100.0 * float(cmc[0])}
 
 
-def _checked_model(path: str, test_feature: str | None):
+# ----------------------------------------------------------------------------- `python -m reid evaluate`
+def _checked_model(path: str | Path, test_feature: str | None):
     model = load_model(path)
     if test_feature is not None:
         model.cfg = dataclasses.replace(model.cfg, test_feature=test_feature)
     return model
 
 
-def run(args) -> int:
-    root = Path(args.data)
+def check_device(device: str | None) -> None:
+    """A one-line error for a device name torch does not know or a GPU this machine does not have."""
+    if device is None:
+        return
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"--device {device}: not a torch device (e.g. cpu, cuda, cuda:1)") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: CUDA is not available on this machine")
+
+
+def evaluate_checkpoint(checkpoint: str, dataset: str, root: str | Path, *, mode: str = "all", shots: int = 1,
+                        trials: int = SYSU_TRIALS, splits: int = REGDB_SPLITS, direction: str = "v2t",
+                        test_feature: str | None = None, batch_size: int = 64, device: str | None = None,
+                        flip: bool = False, rerank: bool = False, synthetic: bool | None = None,
+                        results_dir: str | Path = "results", name: str | None = None,
+                        json_path: str | Path | None = None) -> dict:
+    """Evaluate a checkpoint (RegDB: a `{split}` template, one checkpoint per split) with a protocol and
+    record the result with its provenance: `<results_dir>/<name>.json` and a row of `results.csv`."""
+    root = Path(root)
     if not root.is_dir():
         raise UserError(f"--data {root}: dataset root not found")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.device is not None:
-        try:
-            device = torch.device(args.device)
-        except RuntimeError:
-            raise UserError(f"--device {args.device}: not a torch device (e.g. cpu, cuda, cuda:1)") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise UserError(f"--device {args.device}: CUDA is not available on this machine")
-    synthetic = {"auto": None, "yes": True, "no": False}[args.synthetic]
-    common = {"trials": args.trials, "batch_size": args.batch_size, "device": args.device, "flip": args.flip,
-              "rerank": args.rerank, "synthetic": synthetic}
-    if args.dataset == "sysu":
-        model = _checked_model(args.checkpoint, args.test_feature)
-        result = evaluate_sysu(model, root, mode=args.mode, shots=args.shots, **common)
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    check_device(device)
+    common = {"batch_size": batch_size, "device": device, "flip": flip, "rerank": rerank, "synthetic": synthetic}
+    if dataset == "sysu":
+        model = _checked_model(checkpoint, test_feature)
+        result = evaluate_sysu(model, root, mode=mode, shots=shots, trials=trials, **common)
         config = model.checkpoint_info["config"]
     else:
-        if "{trial}" in args.checkpoint:
+        if is_split_template(checkpoint):
             # fail before any work when a split's checkpoint is missing
-            for trial in range(1, args.trials + 1):
-                if not Path(args.checkpoint.format(trial=trial)).is_file():
-                    raise UserError(f"checkpoint not found: {args.checkpoint.format(trial=trial)} "
-                                    f"(--checkpoint {args.checkpoint} with trial {trial})")
-            models = lambda trial: _checked_model(args.checkpoint.format(trial=trial), args.test_feature)
+            for split in range(1, splits + 1):
+                if not Path(checkpoint_for_split(checkpoint, split)).is_file():
+                    raise UserError(f"checkpoint not found: {checkpoint_for_split(checkpoint, split)} "
+                                    f"(--checkpoint {checkpoint} with split {split})")
+            models = lambda split: _checked_model(checkpoint_for_split(checkpoint, split), test_feature)
             config = None
         else:
-            models = _checked_model(args.checkpoint, args.test_feature)
+            models = _checked_model(checkpoint, test_feature)
             config = models.checkpoint_info["config"]
-        result = evaluate_regdb(models, root, direction=args.direction, **common)
-    result["checkpoint"] = args.checkpoint
-    result["config"] = config
-    result["provenance"] = provenance()
-
+        result = evaluate_regdb(models, root, splits=splits, direction=direction, **common)
+    result = {**result, "checkpoint": str(checkpoint), "config": config, "provenance": provenance()}
     print(result["label"])
     print("  " + "  ".join(f"{m} {result[m]:.2f}±{result['std'][m]:.2f}" for m in METRICS))
-    name = args.name or "_".join([dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S"), args.dataset,
-                                  args.mode if args.dataset == "sysu" else args.direction,
-                                  *(["rerank"] if args.rerank else [])])
-    path = write_result(result, args.results_dir, name)
-    print(f"wrote {path} and a row of {Path(args.results_dir) / 'results.csv'}")
-    if args.json:
-        out = Path(args.json)
+    name = name or "_".join([dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S"), dataset,
+                             mode if dataset == "sysu" else direction, *(["rerank"] if rerank else [])])
+    path = write_result(result, results_dir, name)
+    print(f"wrote {path} and a row of {Path(results_dir) / 'results.csv'}")
+    if json_path:
+        out = Path(json_path)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    return 0
+    return result

@@ -1,13 +1,24 @@
-"""Cached experiments: train once, reuse everywhere.
+"""The experiment runner: the one path from (config, data, seed, split) to a trained run and a recorded result.
 
-Several notebooks need the same trained models (the full model appears in Tables 1, 3 and 4 and in
-Figs. 3-4). `train_cached` names a run folder after its config, dataset, seed and overrides, trains
-into it only when it holds no finished run (resuming an interrupted one), and returns it;
-`evaluate_cached` stores each protocol's result as JSON beside the checkpoint.
+    cfg = resolve("table3_ta", "sysu", root, seed=0, profile="smoke")   # a fully resolved ExperimentConfig
+    run = train_run(cfg, "runs")            # trains, resumes an unfinished run, or reuses a finished one
+    result = evaluate_runs([run], "sysu-all", trials=10, results_dir="results", name="my_result")
 
-The notebooks' single switch lives here too: `settings()` reads the environment variables
-REID_SYSU_ROOT / REID_REGDB_ROOT (real data; default: the synthetic set), REID_PROFILE (default
-`smoke`, a CPU profile) and REID_SEEDS (seeds per ablation row).
+`make reproduce`, `python -m reid train` and every notebook go through these functions, so a number means
+the same thing wherever it appears.
+
+- A run folder is named after the config, dataset, split and seed, plus a hash of the *fully resolved*
+  config (every section typed, model defaults included) and of the synthetic generator's manifest: editing a
+  YAML file, an override or the generator trains a new run instead of reusing a stale one.
+- Every evaluation is cached in its run folder and recorded through `reid.provenance.write_result`
+  (JSON + a row of `results.csv`): in `<run>/results/` always, and in `results_dir` when asked.
+
+Words: a *profile* is the base settings a config runs on: `smoke` (the CPU budget of the notebooks and
+CI), `paper` or `paper_literal` (the paper's settings, one file per dataset). The profile's full model is
+the profile's own config; a table row under a profile is the row's switches on top of it. A SYSU-MM01
+*trial* is one gallery draw; a RegDB *split* is one of its ten train/test partitions, one model each.
+
+`settings()` is the notebooks' single switch: it reads every `REID_*` environment variable, once.
 """
 
 from __future__ import annotations
@@ -15,10 +26,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reid.errors import UserError
+
+PAPER_PROFILES = ("paper", "paper_literal")
+SMOKE_REGDB_SPLITS = 2  # RegDB splits trained on a CPU profile (the protocol has 10)
+SMOKE_ABLATION_BATCHES = 60  # batches per epoch of a Table 3/4 row on the smoke profile (540 steps)
+PROTOCOLS = ("sysu-all", "sysu-indoor", "regdb-v2t", "regdb-t2v")
 
 
 def repo_root(start: str | Path | None = None) -> Path:
@@ -31,28 +47,291 @@ def repo_root(start: str | Path | None = None) -> Path:
     return here
 
 
+# ------------------------------------------------------------------------------------------- configs
+
+def profile_config(profile: str, dataset: str) -> str:
+    """The config a profile stands for on a dataset: `paper` -> `paper_sysu`, `smoke` -> `smoke`."""
+    return f"{profile}_{dataset}" if profile in PAPER_PROFILES else profile
+
+
+def resolve(config: str | None, dataset: str, root: str | Path, *, seed: int = 0, split: int | None = None,
+            profile: str | None = None, overrides=()):
+    """The fully resolved `ExperimentConfig` of one run.
+
+    `config` is a table row (or any config name / YAML path); None means the profile's own config (the full
+    model). With a `profile`, a row's `base:` is swapped for the profile's config. `split` is a RegDB split.
+    """
+    from reid.config import load_config
+
+    if config is None and profile is None:
+        raise UserError("resolve: name a config, a profile, or both")
+    base = profile_config(profile, dataset) if profile else None
+    sets = [*overrides, f"data.dataset={dataset}", f"data.root={Path(root).resolve()}", f"train.seed={seed}"]
+    if split is not None:
+        sets.append(f"data.regdb_split={split}")
+    if config is None:
+        return load_config(base, sets)
+    sets.insert(0, f"name={Path(config).stem}@{Path(profile).stem}" if profile else f"name={Path(config).stem}")
+    return load_config(config, sets, profile=base)
+
+
+def with_split(cfg, split: int):
+    """A copy of `cfg` that trains on RegDB split `split` (the caller's config is left as it is)."""
+    return replace(cfg, data=replace(cfg.data, regdb_split=split))
+
+
+# ---------------------------------------------------------------------------------------------- runs
+
+def run_key(cfg) -> str:
+    """Hash of everything that decides what a run learns: the resolved config and the data's generator."""
+    from reid.config import config_to_dict
+    from reid.data import dataset_root
+    from reid.provenance import synthetic_manifest
+
+    manifest = synthetic_manifest(dataset_root(cfg.data.dataset, cfg.data.root))
+    blob = json.dumps({"config": config_to_dict(cfg), "synthetic": manifest}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:8]
+
+
+def run_dir(runs_dir: str | Path, cfg) -> Path:
+    """`<runs_dir>/<name>-<dataset>[-split<n>]-seed<seed>-<hash>`: readable, and new for any changed setting."""
+    split = f"-split{cfg.data.regdb_split}" if cfg.data.dataset == "regdb" else ""
+    return Path(runs_dir) / f"{cfg.name}-{cfg.data.dataset}{split}-seed{cfg.train.seed}-{run_key(cfg)}"
+
+
+def is_finished(run: Path, cfg) -> bool:
+    from reid.checkpoint import load_checkpoint
+
+    last = run / "last.pt"
+    return last.is_file() and load_checkpoint(last)["epoch"] >= cfg.train.epochs
+
+
+def train_run(cfg, runs_dir: str | Path, device=None) -> Path:
+    """Train `cfg` into its run folder unless a finished run is there (an unfinished one is resumed)."""
+    from reid.engine import train
+
+    out = run_dir(runs_dir, cfg)
+    if is_finished(out, cfg):
+        print(f"{out.name}: trained already, reusing it")
+        return out
+    train(cfg, out, resume=(out / "last.pt").is_file(), device=device)
+    return out
+
+
+def train_splits(cfg, runs_dir: str | Path, splits: int, device=None) -> list[Path]:
+    """One run per RegDB split 1..splits (the protocol trains one model per split)."""
+    if not 1 <= splits <= 10:
+        raise UserError(f"--splits {splits}: RegDB has splits 1..10")
+    return [train_run(with_split(cfg, split), runs_dir, device) for split in range(1, splits + 1)]
+
+
+def run_config(run: Path):
+    from reid.checkpoint import load_checkpoint
+    from reid.config import config_from_dict
+
+    return config_from_dict(load_checkpoint(run / "last.pt")["config"], str(run / "last.pt"))
+
+
+# ------------------------------------------------------------------------------------------ evaluate
+
+def _check_protocol(protocol: str) -> tuple[str, str]:
+    if protocol not in PROTOCOLS:
+        raise UserError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
+    dataset, _, setting = protocol.partition("-")
+    return dataset, setting
+
+
+def evaluate_runs(runs: list[Path] | Path, protocol: str, root: str | Path | None = None, *, trials: int = 10,
+                  flip: bool = False, weights: str = "trained", device=None, results_dir: str | Path | None = None,
+                  name: str | None = None) -> dict:
+    """Evaluate trained runs with a protocol; cache and record the result with its provenance.
+
+    sysu-all / sysu-indoor: one run, `trials` gallery draws. regdb-v2t / regdb-t2v: one run per split, in
+    split order 1..n. `weights="untrained"` evaluates a freshly initialised network of the same architecture
+    (seeded with the run's seed), the reference every trained number is read against. `root` defaults to
+    the data the runs were trained on. The result is cached in `<first run>/results/`; with `results_dir`
+    it is also written there as `<name>.json` + a `results.csv` row.
+    """
+    from reid.evaluate import evaluate_regdb, evaluate_sysu, load_model, load_untrained
+    from reid.provenance import provenance, write_result
+
+    runs = [Path(r) for r in runs] if isinstance(runs, (list, tuple)) else [Path(runs)]
+    dataset, setting = _check_protocol(protocol)
+    if weights not in ("trained", "untrained"):
+        raise UserError(f"weights={weights!r}: expected 'trained' or 'untrained'")
+    if dataset == "sysu" and len(runs) != 1:
+        raise UserError(f"{protocol}: expected one run, got {len(runs)}")
+    configs = [run_config(r) for r in runs]
+    root = Path(root) if root is not None else Path(configs[0].data.root)
+    runs_digest = hashlib.sha1("|".join(r.name for r in runs).encode()).hexdigest()[:6]
+    tag = f"t{trials}" if dataset == "sysu" else f"splits{len(runs)}-{runs_digest}"
+    cache_name = f"{protocol}{'-flip' if flip else ''}-{tag}-{weights}"
+    cached = runs[0] / "results" / f"{cache_name}.json"
+    if cached.is_file():
+        result = json.loads(cached.read_text())
+    else:
+        def model(i: int):
+            best = runs[i] / "best.pt"
+            return load_model(best) if weights == "trained" else load_untrained(best, configs[i].train.seed)
+
+        if dataset == "sysu":
+            result = evaluate_sysu(model(0), root, mode=setting, trials=trials, device=device, flip=flip)
+        else:
+            result = evaluate_regdb(lambda split: model(split - 1), root, splits=len(runs), direction=setting,
+                                    device=device, flip=flip)
+        names = [r.name for r in runs]
+        result = {**result, "weights": weights, "runs": names,
+                  "checkpoints": [str(r / "best.pt") for r in runs] if weights == "trained" else None,
+                  "provenance": provenance(extra={"runs": names, "config": configs[0].name})}
+        write_result(result, runs[0] / "results", cache_name)
+    if results_dir is not None:
+        write_result(result, results_dir, name or f"{runs[0].name}-{cache_name}")
+    return result
+
+
+def chance(protocol: str, root: str | Path) -> dict:
+    """Rank-1 / mAP of random rankings under a protocol (SYSU-MM01 trial 0, RegDB split 1)."""
+    import numpy as np
+
+    from reid.data import SYSUMM01, RegDB
+    from reid.metrics import chance_level
+
+    dataset, setting = _check_protocol(protocol)
+    if dataset == "sysu":
+        data = SYSUMM01(root)
+        query, gallery = data.query(setting), data.gallery(setting, trial=0, shots=1)
+        cams = (np.array([c for _, _, c in query]), np.array([c for _, _, c in gallery]))
+    else:
+        data = RegDB(root, split=1)
+        query, gallery = data.query(setting), data.gallery(setting)
+        cams = (None, None)
+    return chance_level(np.array([p for _, p, _ in query]), np.array([p for _, p, _ in gallery]), *cams)
+
+
+# ---------------------------------------------------------------------------------- the CLI's `train`
+
+def train_command(cfg, output_dir: str | Path, resume: bool = False, device=None, splits: int | None = None,
+                  results_dir: str | Path = "results") -> dict:
+    """`python -m reid train`: one run into `output_dir`; with `splits` (RegDB), one run per split in
+    `output_dir/split_NN`, then the test protocol in both directions, recorded in `results_dir`."""
+    from reid.engine import train
+
+    if splits is None:
+        summary = train(cfg, output_dir, resume=resume, device=device)
+        if summary["rank"] == 0:
+            print(f"best validation mAP {summary['best_val_mAP']:.2f}% at epoch {summary['best_epoch']}; "
+                  f"checkpoints in {summary['output_dir']}")
+        return summary
+    if cfg.data.dataset != "regdb":
+        raise UserError("--splits is for RegDB (one model per identity split); add --dataset regdb")
+    if not 1 <= splits <= 10:
+        raise UserError(f"--splits {splits}: RegDB splits are numbered 1..10")
+    runs = []
+    for split in range(1, splits + 1):
+        out = Path(output_dir) / f"split_{split:02d}"
+        summary = train(with_split(cfg, split), out, resume=resume and (out / "last.pt").is_file(), device=device)
+        if summary["rank"] != 0:
+            return {}
+        print(f"RegDB split {split}: best validation mAP {summary['best_val_mAP']:.2f}% -> {out}")
+        runs.append(out)
+    results = {}
+    for direction in ("v2t", "t2v"):
+        result = evaluate_runs(runs, f"regdb-{direction}", device=device, results_dir=results_dir,
+                               name=f"{Path(output_dir).name}_regdb_{direction}")
+        print(f"{result['label']}: Rank-1 {result['rank1']:.2f} +- {result['std']['rank1']:.2f}%, "
+              f"mAP {result['mAP']:.2f} +- {result['std']['mAP']:.2f}%")
+        results[direction] = result
+    return results
+
+
+# ------------------------------------------------------------------------------- the notebooks' switch
+
 @dataclass
 class Settings:
-    """What every notebook's parameters cell needs: data roots, profile, seeds, output folders."""
+    """What every notebook (and `make reproduce`) needs: data roots, profile, seeds, budgets, folders."""
 
-    sysu_root: Path
-    regdb_root: Path
+    sysu_root: Path | None
+    regdb_root: Path | None
     synthetic: bool
-    profile: str
-    seeds: list[int]
-    runs_dir: Path
-    results_dir: Path
-    figures_dir: Path
+    profile: str = "smoke"
+    seeds: tuple[int, ...] = (0,)
+    regdb_splits: int = SMOKE_REGDB_SPLITS  # RegDB splits trained and tested (the protocol: 10)
+    ablation_batches: int = 0  # batches per epoch of a Table 3/4 row; 0 = the profile as it is
+    runs_dir: Path = Path("runs")
+    results_dir: Path = Path("results")
+    figures_dir: Path = Path("figures")
 
     @property
     def data_label(self) -> str:
         return "synthetic (procedural, SYSU-MM01 / RegDB layouts)" if self.synthetic else "real SYSU-MM01 / RegDB"
 
+    def datasets(self) -> list[str]:
+        """The datasets these settings have data for, in the paper's order."""
+        return [d for d, root in (("sysu", self.sysu_root), ("regdb", self.regdb_root)) if root is not None]
 
-def settings() -> Settings:
-    """Read the notebooks' switch from the environment; make the synthetic set when no real data is given."""
+    def root(self, dataset: str) -> Path:
+        root = self.sysu_root if dataset == "sysu" else self.regdb_root
+        if root is None:
+            raise UserError(f"no {dataset} data in these settings")
+        return root
+
+    def ablation_overrides(self) -> list[str]:
+        """What keeps a Table 3/4 row's CPU run short: fewer batches per epoch, same epochs and schedule."""
+        return [f"data.batches_per_epoch={self.ablation_batches}"] if self.ablation_batches > 0 else []
+
+    def train(self, dataset: str, row: str | None = None, seed: int | None = None, ablation: bool = False,
+              overrides=(), device=None) -> list[Path]:
+        """The runs of the profile's full model (`row=None`) or of a table row on one dataset: one run on
+        SYSU-MM01, one per split on RegDB. `ablation=True` applies the ablation budget."""
+        seed = self.seeds[0] if seed is None else seed
+        sets = [*(self.ablation_overrides() if ablation else []), *overrides]
+        cfg = resolve(row, dataset, self.root(dataset), seed=seed, profile=self.profile, overrides=sets)
+        if dataset == "sysu":
+            return [train_run(cfg, self.runs_dir, device)]
+        return train_splits(cfg, self.runs_dir, self.regdb_splits, device)
+
+    def evaluate(self, runs: list[Path], protocol: str, weights: str = "trained", device=None,
+                 record_as: str | None = None) -> dict:
+        """`evaluate_runs` on these settings' data (10 SYSU-MM01 trials); `record_as` also writes the result
+        to `results_dir` under that name."""
+        dataset, _ = _check_protocol(protocol)
+        return evaluate_runs(runs, protocol, self.root(dataset), trials=10, weights=weights, device=device,
+                             results_dir=self.results_dir if record_as else None, name=record_as)
+
+
+def _env_int(environ, name: str, default: int, low: int, high: int) -> int:
+    text = environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"{name}={text!r}: expected an integer from {low} to {high}") from None
+    if not low <= value <= high:
+        raise UserError(f"{name}={value}: expected an integer from {low} to {high}")
+    return value
+
+
+def default_regdb_splits(profile: str) -> int:
+    return 10 if profile in PAPER_PROFILES else SMOKE_REGDB_SPLITS
+
+
+def default_ablation_batches(profile: str) -> int:
+    return SMOKE_ABLATION_BATCHES if profile == "smoke" else 0
+
+
+def settings(environ=None) -> Settings:
+    """The notebooks' switch, read from the environment in this one place:
+
+    REID_SYSU_ROOT, REID_REGDB_ROOT  real data (both; default: the synthetic set, made when missing)
+    REID_PROFILE                     smoke (default, CPU) | paper | paper_literal
+    REID_SEEDS                       training seeds of the table rows, e.g. 0,1,2 (default 0)
+    REID_REGDB_SPLITS                RegDB splits to train and test (default 10 on paper, 2 otherwise)
+    REID_ABLATION_BATCHES            batches per epoch of a Table 3/4 row (default 60 on smoke; 0 = as is)
+    """
+    environ = os.environ if environ is None else environ
     root = repo_root()
-    sysu, regdb = os.environ.get("REID_SYSU_ROOT"), os.environ.get("REID_REGDB_ROOT")
+    sysu, regdb = environ.get("REID_SYSU_ROOT"), environ.get("REID_REGDB_ROOT")
     synthetic = not (sysu or regdb)
     if synthetic:
         from reid.data import ensure_synthetic
@@ -66,107 +345,14 @@ def settings() -> Settings:
         for name, path in (("REID_SYSU_ROOT", sysu_root), ("REID_REGDB_ROOT", regdb_root)):
             if not path.is_dir():
                 raise UserError(f"{name}={path}: no such directory")
-    profile = os.environ.get("REID_PROFILE", "smoke")
+    profile = environ.get("REID_PROFILE", "smoke")
     try:
-        seeds = [int(s) for s in os.environ.get("REID_SEEDS", "0").split(",")]
+        seeds = tuple(int(s) for s in environ.get("REID_SEEDS", "0").split(","))
     except ValueError:
-        raise UserError(f"REID_SEEDS={os.environ['REID_SEEDS']!r}: expected a comma list of integers") from None
-    return Settings(sysu_root, regdb_root, synthetic, profile, seeds, root / "runs" / "notebooks",
-                    root / "results", root / "figures")
-
-
-def config_for(profile: str, dataset: str, row: str | None = None) -> tuple[str, str | None]:
-    """(config, base-profile) for a profile and an optional table row, e.g. ("table3_ta", "smoke").
-
-    The `paper` profile has one config per dataset; a table row on top of a CPU profile swaps the row's
-    base for that profile (see `reid.config.load_config`).
-    """
-    if row is None:
-        return (f"{profile}_{dataset}" if profile in ("paper", "paper_literal") else profile), None
-    if profile in ("paper", "paper_literal"):
-        return row, f"{profile}_{dataset}"
-    return row, profile
-
-
-def run_dir(runs_dir: Path, config: str, dataset: str, seed: int, resolved: dict, trial: int | None = None,
-            profile: str | None = None) -> Path:
-    """The run folder of one training: readable name + a hash of the *resolved* config, so that editing a
-    YAML file, an override or the ablation budget trains a new run instead of reusing a stale one."""
-    config, profile = Path(config).stem, Path(profile).stem if profile else None  # names or YAML paths
-    name = f"{config}{'@' + profile if profile else ''}-{dataset}{f'-split{trial}' if trial else ''}-seed{seed}"
-    digest = hashlib.sha1(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return runs_dir / f"{name}-{digest}"
-
-
-def train_cached(config: str, dataset: str, root: str | Path, runs_dir: str | Path, seed: int = 0,
-                 overrides=(), profile: str | None = None, trial: int | None = None, device=None) -> Path:
-    """Train `config` on `root` into its run folder unless a finished run is there; return the folder."""
-    from reid.checkpoint import load_checkpoint
-    from reid.config import config_to_dict, load_config
-    from reid.engine import train
-
-    sets = [*overrides, f"data.dataset={dataset}", f"data.root={root}", f"train.seed={seed}"]
-    if trial is not None:
-        sets.append(f"data.regdb_trial={trial}")
-    cfg = load_config(config, sets, profile=profile)
-    out = run_dir(Path(runs_dir), config, dataset, seed, config_to_dict(cfg), trial, profile)
-    last = out / "last.pt"
-    if last.is_file() and load_checkpoint(last)["epoch"] >= cfg.train.epochs:
-        print(f"{out.name}: trained already, reusing it")
-        return out
-    train(cfg, out, resume=last.is_file(), device=device)
-    return out
-
-
-def evaluate_cached(runs: str | Path | list, protocol: str, root: str | Path, trials: int = 10, device=None,
-                    flip: bool = False) -> dict:
-    """Evaluate trained runs with `protocol` and cache the result as JSON in the (first) run folder.
-
-    sysu-all / sysu-indoor: one run, `trials` random galleries. regdb-v2t / regdb-t2v: one run per split,
-    in split order 1..n (the RegDB protocol trains one model per split); `trials` is ignored.
-    """
-    from reid.evaluate import evaluate_regdb, evaluate_sysu, load_model
-    from reid.provenance import provenance
-
-    runs = [Path(r) for r in runs] if isinstance(runs, (list, tuple)) else [Path(runs)]
-    dataset, _, setting = protocol.partition("-")
-    if dataset == "sysu" and setting in ("all", "indoor"):
-        if len(runs) != 1:
-            raise UserError(f"{protocol}: expected one run, got {len(runs)}")
-        tag = f"t{trials}"
-    elif dataset == "regdb" and setting in ("v2t", "t2v"):
-        tag = f"splits{len(runs)}"
-    else:
-        raise UserError(f"unknown protocol {protocol!r}; expected sysu-all, sysu-indoor, regdb-v2t or regdb-t2v")
-    cached = runs[0] / f"eval_{protocol}{'_flip' if flip else ''}_{tag}.json"
-    if cached.is_file():
-        return json.loads(cached.read_text())
-    if dataset == "sysu":
-        result = evaluate_sysu(load_model(runs[0] / "best.pt"), root, mode=setting, trials=trials, device=device,
-                               flip=flip)
-    else:
-        result = evaluate_regdb(lambda split: load_model(runs[split - 1] / "best.pt"), root, trials=len(runs),
-                                direction=setting, device=device, flip=flip)
-    result = {**result, "runs": [r.name for r in runs], "provenance": provenance(extra={"runs": [r.name for r in runs]})}
-    cached.write_text(json.dumps(result, indent=2, default=str))
-    return result
-
-
-def ablation_budget(s: Settings) -> list[str]:
-    """Overrides that keep each ablation row's run short on the CPU `smoke` profile (none otherwise).
-
-    Tables 3 and 4 train nine models; at the smoke profile's full length (1800 steps) they would not fit the
-    notebooks' CPU budget. Each row keeps the profile's epochs and learning-rate schedule but runs fewer
-    batches per epoch: REID_ABLATION_BATCHES (default 60 on `smoke`, i.e. 540 steps, about 40 s each);
-    0 means "the profile as is". The notebooks print the budget next to every table.
-    """
-    batches = os.environ.get("REID_ABLATION_BATCHES")
-    if batches is None:
-        batches = "60" if s.profile == "smoke" else "0"
-    try:
-        batches = int(batches)
-    except ValueError:
-        raise UserError(f"REID_ABLATION_BATCHES={batches!r}: expected an integer") from None
-    if batches < 0:
-        raise UserError(f"REID_ABLATION_BATCHES={batches}: expected 0 (the profile as is) or a positive number")
-    return [f"data.batches_per_epoch={batches}"] if batches > 0 else []
+        raise UserError(f"REID_SEEDS={environ['REID_SEEDS']!r}: expected a comma list of integers") from None
+    return Settings(
+        sysu_root, regdb_root, synthetic, profile, seeds,
+        regdb_splits=_env_int(environ, "REID_REGDB_SPLITS", default_regdb_splits(profile), 1, 10),
+        ablation_batches=_env_int(environ, "REID_ABLATION_BATCHES", default_ablation_batches(profile), 0, 10**6),
+        runs_dir=root / "runs", results_dir=root / "results", figures_dir=root / "figures",
+    )

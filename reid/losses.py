@@ -151,12 +151,35 @@ class CenterLoss(nn.Module):
 METRIC_LOSSES = ("hard_triplet", "adaptive_triplet", "center")
 
 
-def build_metric_loss(name: str, *, margin: float, num_classes: int, feat_dim: int) -> nn.Module:
+def build_metric_loss(name: str, *, margin: float, num_classes: int, feat_dim: int,
+                      soft_margin: bool = False) -> nn.Module:
     """The metric loss of Table 4 by name: "hard_triplet" | "adaptive_triplet" | "center"."""
     if name == "hard_triplet":
         return HardTripletLoss(margin=margin)
     if name == "adaptive_triplet":
-        return AdaptiveTripletLoss(margin=margin)
+        return AdaptiveTripletLoss(margin=margin, soft_margin=soft_margin)
     if name == "center":
         return CenterLoss(num_classes=num_classes, feat_dim=feat_dim)
     raise UserError(f"metric loss {name!r} is unknown; expected one of {list(METRIC_LOSSES)}")
+
+
+class Criterion(nn.Module):
+    """The training objective of Sec. 1.4 on the head's outputs (see `ReIDModel.forward_head`):
+
+        loss = id_weight * LSCE(logits, pids)  (Eq. 13)  +  metric_weight * metric(features, pids)  (Eq. 14/15)
+
+    `cfg` is the experiment's `LossConfig`. Both terms are computed in fp32: Eq. 15 exponentiates distances.
+    """
+
+    def __init__(self, cfg, num_classes: int, feat_dim: int) -> None:
+        super().__init__()
+        self.id_loss = LabelSmoothingCrossEntropy(epsilon=cfg.epsilon if cfg.id_loss == "lsce" else 0.0)
+        self.metric_loss = build_metric_loss(cfg.metric, margin=cfg.margin, num_classes=num_classes,
+                                             feat_dim=feat_dim, soft_margin=cfg.soft_margin)
+        self.id_weight, self.metric_weight = cfg.id_weight, cfg.metric_weight
+
+    def forward(self, out: dict, pids: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        loss_id = self.id_loss(out["logits"].float(), pids)
+        loss_metric = self.metric_loss(out["features"].float(), pids)
+        loss = self.id_weight * loss_id + self.metric_weight * loss_metric
+        return loss, {"loss_id": loss_id.detach(), "loss_metric": loss_metric.detach()}

@@ -116,6 +116,13 @@ def eval_regdb(distmat, q_pids, g_pids, max_rank: int = 20) -> tuple[np.ndarray,
     return _cmc(first_rank[valid], int(max_rank)), float(ap[valid].mean()), float(inp[valid].mean())
 
 
+def sysu_excluded(q_camids, g_camids) -> np.ndarray:
+    """(num_query, num_gallery) mask of the pairs the SYSU-MM01 protocol never compares: an IR query of
+    camera 3 against RGB gallery images of camera 2 (the same room)."""
+    ir_cam, rgb_cam = SYSU_SAME_ROOM
+    return (np.asarray(q_camids)[:, None] == ir_cam) & (np.asarray(g_camids)[None, :] == rgb_cam)
+
+
 def eval_sysu(
     distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 20
 ) -> tuple[np.ndarray, float, float]:
@@ -128,8 +135,7 @@ def eval_sysu(
     if len(g_camids) != len(g_pids):
         raise ValueError(f"g_camids has {len(g_camids)} entries but there are {len(g_pids)} gallery items")
 
-    ir_cam, rgb_cam = SYSU_SAME_ROOM
-    removed = (q_camids[:, None] == ir_cam) & (g_camids[None, :] == rgb_cam)
+    removed = sysu_excluded(q_camids, g_camids)
     dist = np.where(removed, np.inf, distmat)  # removed items rank after everything kept
     positive = (q_pids[:, None] == g_pids[None, :]) & ~removed
     ap, inp, valid, _, first_col = _per_query_stats(*_positive_ranks(dist, positive), len(q_pids))
@@ -146,3 +152,19 @@ def eval_sysu(
     seen[q_index, id_of_gallery[g_index]] = True
     dedup_rank = np.count_nonzero(seen, axis=1)
     return _cmc(dedup_rank[valid], int(max_rank)), float(ap[valid].mean()), float(inp[valid].mean())
+
+
+def chance_level(q_pids, g_pids, q_cams=None, g_cams=None, draws: int = 20, seed: int = 0) -> dict:
+    """Rank-1 and mAP (percent) of random rankings under the same protocol (SYSU-MM01's when cameras are
+    given, RegDB's otherwise): the floor every trained number is read against."""
+    rng = np.random.default_rng(seed)
+    rank1, mAP = [], []
+    for _ in range(draws):
+        distmat = rng.random((len(q_pids), len(g_pids)))
+        if q_cams is None:
+            cmc, ap, _ = eval_regdb(distmat, q_pids, g_pids)
+        else:
+            cmc, ap, _ = eval_sysu(distmat, q_pids, g_pids, q_cams, g_cams)
+        rank1.append(100 * cmc[0])
+        mAP.append(100 * ap)
+    return {"rank1": float(np.mean(rank1)), "mAP": float(np.mean(mAP)), "draws": draws}

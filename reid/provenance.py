@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import importlib.metadata
 import json
 import os
@@ -32,8 +33,8 @@ SYNTHETIC_MANIFEST = "synthetic.json"
 
 # results.csv: one row per evaluation; the column set never changes silently (see write_result).
 CSV_COLUMNS = [
-    "name", "date", "commit", "dirty", "data", "data_kind", "dataset", "setting", "trials",
-    "model_per_trial", "test_feature", "flip", "rerank",
+    "name", "date", "commit", "dirty", "data", "data_kind", "dataset", "setting", "trials", "splits",
+    "model_per_split", "weights", "test_feature", "flip", "rerank",
     "rank1", "rank5", "rank10", "rank20", "mAP", "mINP", "rank1_std", "mAP_std", "mINP_std",
     "checkpoint", "command",
 ]
@@ -47,10 +48,17 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+# Folders that hold what runs *write* (results, figures): a change there does not make the code dirty.
+OUTPUT_PATHS = ("results", "figures")
+
+
+@functools.lru_cache(maxsize=1)
 def git_state() -> dict:
-    """The commit of the code that ran, and whether the working tree differed from it."""
+    """The commit of the code that ran, and whether the code (tracked files outside results/ and figures/)
+    differed from it. Computed once per process, so the results a run writes cannot change its answer."""
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    excludes = [f":(exclude){p}" for p in OUTPUT_PATHS]
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *excludes)
     return {"commit": commit or "unknown", "dirty": None if status is None else bool(status)}
 
 
@@ -111,10 +119,22 @@ def provenance(command: str | None = None, extra: dict | None = None) -> dict:
     return record
 
 
+def synthetic_manifest(root: str | Path) -> dict | None:
+    """The generator's manifest of a synthetic dataset root (in `root` or, for <synthetic>/SYSU-MM01, its
+    parent); None for real data."""
+    root = Path(root)
+    for path in (root / SYNTHETIC_MANIFEST, root.parent / SYNTHETIC_MANIFEST):
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except (OSError, ValueError):
+                raise UserError(f"{path}: unreadable synthetic-data manifest (expected JSON)") from None
+    return None
+
+
 def is_synthetic(root: str | Path) -> bool:
     """True when `root` (or its parent, for <synthetic>/SYSU-MM01) holds the generator's manifest."""
-    root = Path(root)
-    return (root / SYNTHETIC_MANIFEST).is_file() or (root.parent / SYNTHETIC_MANIFEST).is_file()
+    return synthetic_manifest(root) is not None
 
 
 def describe_data(root: str | Path, dataset: str, synthetic: bool | None = None) -> dict:
@@ -148,7 +168,9 @@ def _csv_row(name: str, result: dict) -> dict:
         "dataset": data.get("dataset"),
         "setting": protocol.get("setting"),
         "trials": protocol.get("trials"),
-        "model_per_trial": protocol.get("model_per_trial"),
+        "splits": protocol.get("splits"),
+        "model_per_split": protocol.get("model_per_split"),
+        "weights": result.get("weights", "trained"),
         "test_feature": protocol.get("test_feature"),
         "flip": protocol.get("flip"),
         "rerank": protocol.get("rerank"),

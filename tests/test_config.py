@@ -1,4 +1,3 @@
-import dataclasses
 
 import pytest
 
@@ -11,6 +10,7 @@ from reid.config import (
     save_config,
 )
 from reid.errors import UserError
+from reid.models import ModelConfig
 
 
 def test_every_shipped_config_loads():
@@ -56,8 +56,8 @@ def test_table_rows_differ_only_in_their_switches():
 def test_profile_replaces_the_base_but_keeps_the_row_switches():
     cfg = load_config("table3_baseline", profile="smoke")
     smoke = load_config("smoke")
-    assert cfg.model["backbone"] == "vit" and cfg.model["csa"] is False
-    assert cfg.model["preset"] == smoke.model["preset"] and cfg.data.height == smoke.data.height
+    assert cfg.model.backbone == "vit" and cfg.model.csa is False
+    assert cfg.model.preset == smoke.model.preset and cfg.data.height == smoke.data.height
     assert cfg.data.trivial_augment is False and cfg.optim == smoke.optim
 
 
@@ -67,7 +67,7 @@ def test_overrides_are_typed_like_the_values_they_replace():
     assert cfg.optim.lr == 0.5 and isinstance(cfg.optim.lr, float)
     assert cfg.train.epochs == 3 and isinstance(cfg.train.epochs, int)
     assert cfg.data.with_gray is False and cfg.optim.milestones == [1, 2]
-    assert cfg.model["preset"] == "9" and cfg.data.root == "/x"
+    assert cfg.model.preset == "9" and cfg.data.root == "/x"
     with pytest.raises(UserError, match="train.epochs"):
         load_config("smoke", overrides=["train.epochs=1.5"])
     with pytest.raises(UserError, match="true or false"):
@@ -114,4 +114,5 @@ def test_round_trip_through_yaml_and_dict(tmp_path):
     path = save_config(cfg, tmp_path / "config.yaml")
     assert load_config(path) == cfg
     assert config_from_dict(config_to_dict(cfg)) == cfg
-    assert dataclasses.asdict(ExperimentConfig()) == config_to_dict(config_from_dict({}))
+    assert config_to_dict(ExperimentConfig()) == config_to_dict(config_from_dict({}))
+    assert config_from_dict({}).model == ModelConfig()  # the model section is typed like the others

@@ -10,7 +10,7 @@ from PIL import Image
 from reid.data import RegDB
 from reid.errors import UserError
 
-PIDS = [3, 8, 12, 20]  # folder ids; trial 1 trains on 3 and 12, tests on 8 and 20
+PIDS = [3, 8, 12, 20]  # folder ids; split 1 trains on 3 and 12, tests on 8 and 20
 
 
 def write_tree(root: Path, images: int = 2) -> Path:
@@ -31,7 +31,7 @@ def write_tree(root: Path, images: int = 2) -> Path:
 
 @pytest.fixture
 def regdb(tmp_path) -> RegDB:
-    return RegDB(write_tree(tmp_path / "RegDB"), trial=1)
+    return RegDB(write_tree(tmp_path / "RegDB"), split=1)
 
 
 def test_train_from_both_idx_files_relabelled(regdb):
@@ -53,13 +53,13 @@ def test_directions(regdb):
     assert regdb.query("v2t") == regdb.gallery("t2v")
 
 
-def test_bad_direction_and_trial(regdb, tmp_path):
+def test_bad_direction_and_split(regdb, tmp_path):
     with pytest.raises(UserError, match="v2t"):
         regdb.query("rgb")
     with pytest.raises(UserError, match="1..10"):
-        RegDB(regdb.root, trial=11)
+        RegDB(regdb.root, split=11)
     with pytest.raises(UserError, match="train_visible_2.txt"):
-        RegDB(regdb.root, trial=2)
+        RegDB(regdb.root, split=2)
 
 
 def test_missing_root(tmp_path):
@@ -91,9 +91,9 @@ def test_empty_idx_file(tmp_path):
         RegDB(root)
 
 
-def test_reads_every_synthetic_trial(synthetic_root):
-    for trial in range(1, 11):
-        regdb = RegDB(synthetic_root / "RegDB", trial=trial)
+def test_reads_every_synthetic_split(synthetic_root):
+    for split in range(1, 11):
+        regdb = RegDB(synthetic_root / "RegDB", split=split)
         train_ids = {Path(p).parent.name for p, _, _ in regdb.train}
         test_ids = {Path(p).parent.name for p, _, _ in regdb.query("v2t")}
         assert train_ids and test_ids and not train_ids & test_ids

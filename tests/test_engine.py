@@ -8,7 +8,7 @@ import torch
 from reid.checkpoint import load_checkpoint
 from reid.cli import main
 from reid.config import load_config
-from reid.engine import DivergedError, lr_factor, parse_trials, train
+from reid.engine import DivergedError, lr_factor, train
 from reid.errors import UserError
 
 # The smallest run that still exercises everything: tiny preset, 96x48, 2 steps of 2 ids x 2 images.
@@ -54,16 +54,16 @@ def test_one_epoch_writes_checkpoints_logs_and_config(sysu_root, tmp_path):
 
 
 def test_nan_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(sysu_root, tmp_path, monkeypatch):
-    from reid import engine
+    from reid.losses import Criterion
 
-    real_forward, calls = engine.Criterion.forward, []
+    real_forward, calls = Criterion.forward, []
 
     def nan_in_epoch_2(self, out, pids):  # epoch 1 has 2 steps; the 3rd call is epoch 2, step 1
         loss, parts = real_forward(self, out, pids)
         calls.append(1)
         return (loss * float("nan") if len(calls) == 3 else loss), parts
 
-    monkeypatch.setattr(engine.Criterion, "forward", nan_in_epoch_2)
+    monkeypatch.setattr(Criterion, "forward", nan_in_epoch_2)
     run = tmp_path / "run"
     with pytest.raises(DivergedError, match=r"nan at epoch 2, step 1.*checkpoint \(epoch 1\)"):
         train(tiny_config(sysu_root, "train.epochs=2"), run, device="cpu")
@@ -96,7 +96,7 @@ def test_cli_bad_data_is_one_line_naming_it(tmp_path, capsys):
     assert code == 2 and "optim.lrr" in capsys.readouterr().err
 
 
-def test_schedule_and_trials():
+def test_schedule():
     optim = load_config("paper_sysu").optim
     assert lr_factor(0, optim) == pytest.approx(0.1)  # warm-up
     assert lr_factor(19, optim) == 1.0
@@ -104,10 +104,6 @@ def test_schedule_and_trials():
     assert lr_factor(50, optim) == pytest.approx(0.01) and lr_factor(99, optim) == pytest.approx(0.01)
     literal = load_config("paper_literal_sysu").optim
     assert [lr_factor(e, literal) * literal.lr for e in (0, 20, 50)] == pytest.approx([0.1, 0.01, 0.001])
-    assert parse_trials("10") == 10
-    for bad in ["11", "0", "1-3"]:
-        with pytest.raises(UserError, match="--trials"):
-            parse_trials(bad)
 
 
 @pytest.mark.slow  # trains, then runs the SYSU protocol 4 times (trained/untrained x all/indoor)
@@ -133,7 +129,7 @@ def test_reproduce_on_a_given_root_writes_results_and_figures(synthetic_root, tm
 
 
 def test_batches_per_epoch_and_pad_reach_the_sampler_and_transform(sysu_root):
-    from reid.engine import TrainData
+    from reid.data import TrainData
 
     one_pass = TrainData(tiny_config(sysu_root, "data.batches_per_epoch=0")).sampler
     longer = TrainData(tiny_config(sysu_root, "data.batches_per_epoch=7", "data.pad=3"))

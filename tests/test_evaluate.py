@@ -55,7 +55,7 @@ def test_sysu_runner_matches_a_direct_computation(tiny, data):
     assert result["data"]["kind"] == "synthetic" and result["label"].startswith("synthetic SYSU-MM01-layout")
     assert result["protocol"] == {"dataset": "sysu", "setting": "all-search, single-shot", "mode": "all",
                                   "shots": 1, "trials": 2, "test_feature": "after_bn", "flip": False,
-                                  "rerank": False, "model_per_trial": False}
+                                  "rerank": False}
     # trial 1 by hand: embed query and gallery, cosine distance, eval_sysu
     ds = SYSUMM01(data / "SYSU-MM01")
     q, q_pids, q_cams = extract_features(model, ds.query("all"), device="cpu")
@@ -79,18 +79,19 @@ def test_features_are_normalised_and_flip_is_an_average(tiny, data):
 
 def test_regdb_one_model_versus_one_per_split(tiny, data):
     model = tiny[0]
-    single = evaluate_regdb(model, data / "RegDB", trials=1, direction="t2v", device="cpu")
-    assert single["protocol"]["model_per_trial"] is False and "one model for all splits" in single["label"]
+    single = evaluate_regdb(model, data / "RegDB", splits=1, direction="t2v", device="cpu")
+    assert single["protocol"]["model_per_split"] is False and "one model for all splits" in single["label"]
     assert single["label"].startswith("synthetic RegDB-layout, thermal to visible")
     seen = []
-    per_split = evaluate_regdb(lambda t: seen.append(t) or model, data / "RegDB", trials=2, device="cpu",
+    per_split = evaluate_regdb(lambda t: seen.append(t) or model, data / "RegDB", splits=2, device="cpu",
                                rerank=True)
-    assert seen == [1, 2] and per_split["protocol"]["model_per_trial"] is True
+    assert seen == [1, 2] and per_split["protocol"]["model_per_split"] is True
+    assert [row["split"] for row in per_split["per_split"]] == [1, 2]
     assert per_split["protocol"]["rerank"] is True and per_split["label"].endswith("re-ranked")
-    with pytest.raises(UserError, match="one per trial"):
-        evaluate_regdb([model], data / "RegDB", trials=2)
-    with pytest.raises(UserError, match="--trials"):
-        evaluate_regdb(model, data / "RegDB", trials=11)
+    with pytest.raises(UserError, match="one per split"):
+        evaluate_regdb([model], data / "RegDB", splits=2)
+    with pytest.raises(UserError, match="--splits"):
+        evaluate_regdb(model, data / "RegDB", splits=11)
 
 
 def test_cli_sysu_writes_json_csv_and_provenance(checkpoint, data, tmp_path, capsys):
@@ -111,19 +112,23 @@ def test_cli_sysu_writes_json_csv_and_provenance(checkpoint, data, tmp_path, cap
     assert "synthetic SYSU-MM01-layout" in capsys.readouterr().out
 
 
-def test_cli_regdb_with_a_checkpoint_per_split(tiny, data, tmp_path):
-    save_checkpoint(tiny[1], tmp_path / "split1.pt")
+@pytest.mark.parametrize("template, written", [("split{split}.pt", "split1.pt"),
+                                                ("split_{split:02d}.pt", "split_01.pt")])
+def test_cli_regdb_with_a_checkpoint_per_split(tiny, data, tmp_path, template, written):
+    save_checkpoint(tiny[1], tmp_path / written)
     out = tmp_path / "regdb.json"
-    rc = cli(["evaluate", "--checkpoint", str(tmp_path / "split{trial}.pt"), "--dataset", "regdb",
-              "--data", str(data / "RegDB"), "--trials", "1", "--json", str(out),
+    rc = cli(["evaluate", "--checkpoint", str(tmp_path / template), "--dataset", "regdb",
+              "--data", str(data / "RegDB"), "--splits", "1", "--json", str(out),
               "--results-dir", str(tmp_path / "results")])
     assert rc == 0
-    assert json.loads(out.read_text())["protocol"]["model_per_trial"] is True
+    result = json.loads(out.read_text())
+    assert result["protocol"]["model_per_split"] is True and result["protocol"]["splits"] == 1
+
 
 def test_cli_regdb_checks_every_split_checkpoint_first(tiny, data, tmp_path, capsys):
     save_checkpoint(tiny[1], tmp_path / "split1.pt")
-    rc = cli(["evaluate", "--checkpoint", str(tmp_path / "split{trial}.pt"), "--dataset", "regdb",
-              "--data", str(data / "RegDB"), "--trials", "2", "--results-dir", str(tmp_path / "results")])
+    rc = cli(["evaluate", "--checkpoint", str(tmp_path / "split{split}.pt"), "--dataset", "regdb",
+              "--data", str(data / "RegDB"), "--splits", "2", "--results-dir", str(tmp_path / "results")])
     assert rc == 2 and "split2.pt" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
 

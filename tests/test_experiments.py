@@ -1,43 +1,135 @@
-"""The notebooks' helpers: the ablation budget and the run folders that cache trained rows."""
+"""The experiment runner: resolved configs, the run cache, RegDB splits, the one recording path, settings."""
 
-from dataclasses import replace
-from pathlib import Path
+import csv
+import json
+import shutil
 
 import pytest
 
-from reid.config import config_to_dict, load_config
+from reid.config import load_config
 from reid.errors import UserError
-from reid.experiments import Settings, ablation_budget, run_dir
+from reid.experiments import (
+    Settings,
+    evaluate_runs,
+    resolve,
+    run_dir,
+    settings,
+    train_command,
+    train_run,
+    train_splits,
+    with_split,
+)
+
+# Two optimisation steps of the tiny preset: enough to produce a real checkpoint in a second or two.
+TINY = ["data.height=96", "data.width=48", "data.num_ids=2", "data.num_instances=1", "data.workers=0",
+        "data.val_fraction=0.3", "train.max_steps_per_epoch=2", "train.eval_every=1", "model.preset=tiny",
+        "train.epochs=1"]
 
 
-def make_settings(profile: str) -> Settings:
-    here = Path(".")
-    return Settings(here, here, True, profile, [0], here, here, here)
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
-def test_ablation_budget_shortens_smoke_rows_only(monkeypatch):
-    monkeypatch.delenv("REID_ABLATION_BATCHES", raising=False)
-    smoke, paper = make_settings("smoke"), make_settings("paper")
-    budget = ablation_budget(smoke)
-    assert budget == ["data.batches_per_epoch=60"] and ablation_budget(paper) == []
-    # The override keeps the profile's epochs and schedule, only the steps per epoch change.
-    cfg = load_config("table3_baseline", budget, profile="smoke")
-    assert cfg.data.batches_per_epoch == 60 and cfg.train.epochs == load_config("smoke").train.epochs
-    monkeypatch.setenv("REID_ABLATION_BATCHES", "0")
-    assert ablation_budget(replace(smoke)) == []
-    for bad in ("many", "-3"):
-        monkeypatch.setenv("REID_ABLATION_BATCHES", bad)
-        with pytest.raises(UserError, match="REID_ABLATION_BATCHES"):
-            ablation_budget(smoke)
+def test_resolve_types_every_section_and_names_the_row(synthetic_root):
+    cfg = resolve("table3_ta", "sysu", synthetic_root / "SYSU-MM01", seed=3, profile="smoke")
+    smoke = load_config("smoke")
+    assert cfg.name == "table3_ta@smoke" and cfg.train.seed == 3
+    assert cfg.model.backbone == "vit" and cfg.model.preset == smoke.model.preset  # row switch, profile base
+    assert cfg.model.img_size == (smoke.data.height, smoke.data.width)  # typed, size from the data section
+    assert resolve(None, "regdb", synthetic_root / "RegDB", profile="paper").name == "paper_regdb"
+    with pytest.raises(UserError, match="name a config"):
+        resolve(None, "sysu", synthetic_root)
 
 
-def test_run_folders_differ_by_row_seed_and_resolved_config(tmp_path):
-    def folder(config="table3_full", seed=0, overrides=()):
-        cfg = config_to_dict(load_config(config, list(overrides), profile="smoke"))
-        return run_dir(tmp_path, config, "sysu", seed, cfg, None, "smoke")
+def test_run_folder_changes_with_any_setting_and_with_the_generator(synthetic_root, tmp_path):
+    root = synthetic_root / "SYSU-MM01"
+
+    def folder(config="table3_full", seed=0, overrides=(), profile="smoke"):
+        return run_dir(tmp_path, resolve(config, "sysu", root, seed=seed, profile=profile, overrides=overrides))
 
     a = folder()
     assert a == folder() and a.name.startswith("table3_full@smoke-sysu-seed0-")
     assert a != folder(seed=1)
     assert a != folder(overrides=["data.batches_per_epoch=60"])
+    assert a != folder(overrides=["model.drop_path_rate=0.2"])  # a model default made explicit and changed
     assert a != folder(config="table3_baseline")
+    # The same data written by another generator (here: another seed in its manifest) is another run.
+    copy = tmp_path / "copy"
+    shutil.copytree(synthetic_root, copy)
+    manifest = json.loads((synthetic_root / "synthetic.json").read_text())
+    (copy / "synthetic.json").write_text(json.dumps({**manifest, "seed": 99}))
+    moved = resolve("table3_full", "sysu", copy / "SYSU-MM01", profile="smoke")
+    assert run_dir(tmp_path, moved).name.rsplit("-", 1)[1] != a.name.rsplit("-", 1)[1]
+
+
+def test_with_split_leaves_the_callers_config_alone(synthetic_root):
+    cfg = resolve(None, "regdb", synthetic_root / "RegDB", profile="smoke")
+    other = with_split(cfg, 3)
+    assert other.data.regdb_split == 3 and cfg.data.regdb_split == 1
+
+
+@pytest.mark.slow  # trains three tiny runs (a few seconds each)
+def test_cache_hit_miss_splits_and_one_recording_path(synthetic_root, tmp_path, capsys):
+    runs_dir, results = tmp_path / "runs", tmp_path / "results"
+    cfg = resolve(None, "sysu", synthetic_root / "SYSU-MM01", profile="smoke", overrides=TINY)
+    run = train_run(cfg, runs_dir, device="cpu")
+    stamp = (run / "last.pt").stat().st_mtime_ns
+    assert train_run(cfg, runs_dir, device="cpu") == run  # hit: reused, not retrained
+    assert (run / "last.pt").stat().st_mtime_ns == stamp and "reusing" in capsys.readouterr().out
+    changed = resolve(None, "sysu", synthetic_root / "SYSU-MM01", profile="smoke", overrides=[*TINY, "optim.lr=1e-3"])
+    assert train_run(changed, runs_dir, device="cpu") != run  # miss: a new folder
+
+    result = evaluate_runs([run], "sysu-all", trials=2, results_dir=results, name="mine")
+    cached = run / "results" / "sysu-all-t2-trained.json"
+    assert json.loads(cached.read_text())["rank1"] == result["rank1"]
+    assert json.loads((results / "mine.json").read_text())["provenance"]["commit"]
+    for folder in (run / "results", results):  # both written by provenance.write_result: JSON + CSV row
+        rows = read_rows(folder / "results.csv")
+        assert len(rows) == 1 and rows[0]["data_kind"] == "synthetic" and rows[0]["trials"] == "2"
+    again = evaluate_runs([run], "sysu-all", trials=2)
+    assert again == json.loads(cached.read_text())  # served from the run's cache
+    untrained = evaluate_runs([run], "sysu-all", trials=2, weights="untrained")
+    assert untrained["weights"] == "untrained" and untrained["checkpoints"] is None
+
+    regdb = resolve(None, "regdb", synthetic_root / "RegDB", profile="smoke", overrides=TINY)
+    splits = train_splits(regdb, runs_dir, 2, device="cpu")
+    assert [p.name.split("-")[2] for p in splits] == ["split1", "split2"]
+    both = evaluate_runs(splits, "regdb-t2v")
+    assert both["protocol"]["splits"] == 2 and both["protocol"]["model_per_split"] is True
+    assert [r["split"] for r in both["per_split"]] == [1, 2]
+    with pytest.raises(UserError, match="expected one run"):
+        evaluate_runs(splits, "sysu-all")
+    with pytest.raises(UserError, match="unknown protocol"):
+        evaluate_runs(splits, "regdb-x")
+
+
+@pytest.mark.slow
+def test_train_command_regdb_splits_records_with_provenance(synthetic_root, tmp_path):
+    cfg = load_config("smoke", [*TINY, "data.dataset=regdb", f"data.root={synthetic_root / 'RegDB'}"])
+    out = train_command(cfg, tmp_path / "regdb", device="cpu", splits=2, results_dir=tmp_path / "results")
+    assert set(out) == {"v2t", "t2v"}
+    assert sorted(p.name for p in (tmp_path / "regdb").iterdir()) == ["split_01", "split_02"]
+    rows = read_rows(tmp_path / "results" / "results.csv")
+    assert [r["name"] for r in rows] == ["regdb_regdb_v2t", "regdb_regdb_t2v"] and rows[0]["splits"] == "2"
+    assert json.loads((tmp_path / "results" / "regdb_regdb_v2t.json").read_text())["provenance"]["command"]
+    with pytest.raises(UserError, match="--splits is for RegDB"):
+        train_command(load_config("smoke"), tmp_path / "x", splits=2)
+
+
+def test_settings_read_every_switch_in_one_place(monkeypatch):
+    s = settings({})
+    assert (s.profile, s.seeds, s.regdb_splits, s.ablation_batches) == ("smoke", (0,), 2, 60)
+    assert s.synthetic and s.datasets() == ["sysu", "regdb"]
+    assert s.ablation_overrides() == ["data.batches_per_epoch=60"]
+    paper = settings({"REID_PROFILE": "paper", "REID_SEEDS": "0,1,2"})
+    assert (paper.regdb_splits, paper.ablation_batches, paper.seeds) == (10, 0, (0, 1, 2))
+    assert paper.ablation_overrides() == []
+    assert settings({"REID_REGDB_SPLITS": "1", "REID_ABLATION_BATCHES": "0"}).ablation_overrides() == []
+    for env, name in [({"REID_SEEDS": "a"}, "REID_SEEDS"), ({"REID_REGDB_SPLITS": "11"}, "REID_REGDB_SPLITS"),
+                      ({"REID_ABLATION_BATCHES": "-3"}, "REID_ABLATION_BATCHES"),
+                      ({"REID_SYSU_ROOT": "/x"}, "REID_REGDB_ROOT")]:
+        with pytest.raises(UserError, match=name):
+            settings(env)
+    with pytest.raises(UserError, match="no regdb data"):
+        Settings(sysu_root=s.sysu_root, regdb_root=None, synthetic=True).root("regdb")

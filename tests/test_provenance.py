@@ -47,7 +47,7 @@ def make_result(tmp_path, rank1):
         "std": {"rank1": 1.5, "mAP": 1.0, "mINP": 0.5},
         "data": describe_data(tmp_path, "sysu", synthetic=True),
         "protocol": {"setting": "all-search single-shot", "trials": 10, "rerank": False, "flip": True,
-                     "test_feature": "after_bn", "model_per_trial": False},
+                     "test_feature": "after_bn"},
         "provenance": provenance(command="cmd"),
     }
 

@@ -5,7 +5,8 @@ import torch
 
 from reid.checkpoint import load_checkpoint
 from reid.config import load_config
-from reid.engine import get_rng_state, set_rng_state, train
+from reid.engine import train
+from reid.rng import get_rng_state, set_rng_state
 
 TINY = ["data.height=96", "data.width=48", "data.num_ids=2", "data.num_instances=1", "data.workers=0",
         "data.val_fraction=0.3", "train.max_steps_per_epoch=2", "train.eval_every=1", "model.preset=tiny",

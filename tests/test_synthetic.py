@@ -63,7 +63,7 @@ def test_regdb_layout(synthetic_root):
             assert re.fullmatch(r"Visible/(\d+)/(female|male)_(front|back)_v_\d{5}_\1\.bmp \d+", vis)
     assert {Image.open(p).mode for p in root.glob("Thermal/*/*.bmp")} == {"L"}
     assert {Image.open(p).mode for p in root.glob("Visible/*/*.bmp")} == {"RGB"}
-    regdb = RegDB(root, trial=3)
+    regdb = RegDB(root, split=3)
     assert regdb.num_train_pids == 6 and len(regdb.train) == 6 * 4 * 2
 
 
@@ -135,7 +135,7 @@ def test_sizes_and_bad_sizes(tmp_path):
 def test_summary_counts(synthetic_root):
     text = summarize(synthetic_root)
     assert "SYSU-MM01: 10 train+val ids, 4 test ids" in text
-    assert "cam3(IR)=" in text and "RegDB (trial 1): 6 train ids (24 visible + 24 thermal)" in text
+    assert "cam3(IR)=" in text and "RegDB (split 1): 6 train ids (24 visible + 24 thermal)" in text
 
 
 def test_cli(tmp_path, capsys):

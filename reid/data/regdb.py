@@ -21,24 +21,24 @@ class RegDB:
 
     ir_cameras = frozenset({THERMAL})
 
-    def __init__(self, root: str | Path, trial: int = 1):
+    def __init__(self, root: str | Path, split: int = 1):
         self.root = Path(root)
         if not self.root.is_dir():
             raise UserError(f"{self.root}: RegDB root not found (expected Visible/, Thermal/ and idx/)")
-        if trial not in range(1, 11):
-            raise UserError(f"RegDB trial must be 1..10 (the ten idx splits), got {trial}")
-        self.trial = trial
-        train = self.read_split("train", "visible", VISIBLE) + self.read_split("train", "thermal", THERMAL)
+        if split not in range(1, 11):
+            raise UserError(f"RegDB split must be 1..10 (the ten idx files), got {split}")
+        self.split = split
+        train = self.read_idx("train", "visible", VISIBLE) + self.read_idx("train", "thermal", THERMAL)
         self.train: list[Item] = relabel_pids(train)
         self.num_train_pids = len({pid for _, pid, _ in self.train})
         self._test = {
-            VISIBLE: self.read_split("test", "visible", VISIBLE),
-            THERMAL: self.read_split("test", "thermal", THERMAL),
+            VISIBLE: self.read_idx("test", "visible", VISIBLE),
+            THERMAL: self.read_idx("test", "thermal", THERMAL),
         }
 
-    def read_split(self, split: str, modality: str, camid: int) -> list[Item]:
-        """Parse ``idx/<split>_<modality>_<trial>.txt``; every listed file must exist."""
-        path = self.root / "idx" / f"{split}_{modality}_{self.trial}.txt"
+    def read_idx(self, part: str, modality: str, camid: int) -> list[Item]:
+        """Parse ``idx/<part>_<modality>_<split>.txt`` (part: train | test); every listed file must exist."""
+        path = self.root / "idx" / f"{part}_{modality}_{self.split}.txt"
         if not path.is_file():
             raise UserError(f"{path}: missing RegDB split file (lines of 'relative/path label')")
         items = []

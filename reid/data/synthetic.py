@@ -25,7 +25,6 @@ output is byte-identical for a seed, whatever the order of generation.
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import json
 import shutil
@@ -520,32 +519,9 @@ def summarize(root: str | Path) -> str:
         lines.append(f"  {mode}-search: query {len(sysu.query(mode))} IR images, "
                      f"gallery {len(sysu.gallery(mode, 0, 1))} (single-shot) / "
                      f"{len(sysu.gallery(mode, 0, 10))} (multi-shot) RGB images")
-    regdb = RegDB(root / "RegDB", trial=1)
+    regdb = RegDB(root / "RegDB", split=1)
     mods = Counter("thermal" if cam in regdb.ir_cameras else "visible" for _, _, cam in regdb.train)
-    lines.append(f"RegDB (trial 1): {regdb.num_train_pids} train ids "
+    lines.append(f"RegDB (split 1): {regdb.num_train_pids} train ids "
                  f"({mods['visible']} visible + {mods['thermal']} thermal), "
                  f"test {len(regdb.query('v2t'))} visible / {len(regdb.gallery('v2t'))} thermal images")
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="data/synthetic", help="output folder (gets SYSU-MM01/ and RegDB/)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--small", action="store_true", help="the tiny set used by the tests")
-    parser.add_argument("--num-ids", type=int, default=None, help="SYSU train identities")
-    parser.add_argument("--val-ids", type=int, default=None, help="SYSU val identities")
-    parser.add_argument("--test-ids", type=int, default=None, help="SYSU test identities")
-    parser.add_argument("--images-per-camera", type=int, default=None, help="SYSU images per RGB camera")
-    parser.add_argument("--ir-images-per-camera", type=int, default=None)
-    parser.add_argument("--regdb-ids", type=int, default=None)
-    parser.add_argument("--height", type=int, default=None)
-    parser.add_argument("--width", type=int, default=None)
-
-
-def run(args: argparse.Namespace) -> int:
-    sizes = {"sysu_train_ids": args.num_ids, "sysu_val_ids": args.val_ids, "sysu_test_ids": args.test_ids,
-             "images_per_rgb_camera": args.images_per_camera, "images_per_ir_camera": args.ir_images_per_camera,
-             "regdb_ids": args.regdb_ids, "height": args.height, "width": args.width}
-    root = make_synthetic(args.out, args.seed, args.small, **{k: v for k, v in sizes.items() if v is not None})
-    print(summarize(root))
-    return 0
