@@ -137,7 +137,7 @@ def add_reproduce(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results-dir", default="results")
     p.add_argument("--figures-dir", default="figures")
     p.add_argument("--regdb-splits", type=int, default=None,
-                   help="RegDB splits to train and test (default: 10 on paper profiles, 2 otherwise)")
+                   help="RegDB splits to train and test (default: 10 on paper profiles, 1 otherwise)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for every training run")
     p.add_argument("--device", default=None)

@@ -2,9 +2,10 @@
 
 Grad-CAM explains a *score*. A classifier has one per class; a re-ID model at test time outputs
 an embedding, and what matters is how similar two embeddings are. So the score explained here is
-the cosine similarity between an image's embedding and a reference embedding: for an IR query,
-the mean embedding of its identity's RGB gallery images; for an RGB gallery image, its query's
-embedding. The map then shows which regions make the *cross-modal match*.
+the cosine similarity between an image's embedding and a reference embedding that the caller gives,
+one per image. Notebook 07 pairs each IR query with one RGB gallery image of the same identity and
+explains each against the other's embedding, so the map shows which regions make the *cross-modal
+match*.
 
 The maps are taken at each branch's CSA output (already a (B, C, h, w) token map) or, with
 `layer="tokens"`, at the branch's last transformer block (tokens reshaped to the non-square grid:

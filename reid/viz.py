@@ -147,6 +147,16 @@ def _paper_rows(table: str) -> pd.DataFrame:
     return pd.read_csv(repo_root() / "results" / "paper" / f"{table}.csv")
 
 
+def measured_row(name: str, results: dict, metrics=("rank1", "rank10", "rank20", "mAP")) -> dict:
+    """One row of measured numbers for `paper_table`: {"method": name, (setting, metric): "mean ± std"},
+    from {setting: result} (results of `reid.experiments.evaluate_runs`)."""
+    row = {"method": name}
+    for setting, r in results.items():
+        for m in metrics:
+            row[(setting, m)] = f"{r[m]:.2f} ± {r['std'][m]:.2f}" if r.get("std") else f"{r[m]:.2f}"
+    return row
+
+
 def paper_table(table: str, extra_rows: list[dict] | None = None) -> pd.DataFrame:
     """The paper's table (verbatim from results/paper/) with our measured rows appended.
 

@@ -119,7 +119,7 @@ def test_train_command_regdb_splits_records_with_provenance(synthetic_root, tmp_
 
 def test_settings_read_every_switch_in_one_place(monkeypatch):
     s = settings({})
-    assert (s.profile, s.seeds, s.regdb_splits, s.ablation_batches) == ("smoke", (0,), 2, 60)
+    assert (s.profile, s.seeds, s.regdb_splits, s.ablation_batches) == ("smoke", (0,), 1, 60)
     assert s.synthetic and s.datasets() == ["sysu", "regdb"]
     assert s.ablation_overrides() == ["data.batches_per_epoch=60"]
     paper = settings({"REID_PROFILE": "paper", "REID_SEEDS": "0,1,2"})
