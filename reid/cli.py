@@ -171,7 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from reid.provenance import git_state
+
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    git_state()  # the code's state when the command starts: what every result of this run records
     try:
         COMMANDS[args.command][1](args)
         return 0

@@ -111,9 +111,44 @@ def _write_log(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+def _device(device) -> torch.device:
+    """The requested device, or this rank's GPU under torchrun, or the CPU."""
+    if device is None:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
+
+
+def _check_run_folder(output_dir: Path, resume: bool) -> None:
+    if resume and not (output_dir / "last.pt").is_file():
+        raise UserError(f"--resume: nothing to resume in {output_dir} (no last.pt)")
+    if not resume and (output_dir / "last.pt").is_file():
+        raise UserError(f"--output-dir {output_dir} already holds a run (last.pt); pass --resume or choose "
+                        "another folder")
+
+
+def _restore(path: Path, cfg: ExperimentConfig, num_classes: int, state: dict, device, rank: int) -> dict:
+    """Load `last.pt` into the training objects of `state` (model, criterion, optimizer, ...) in place;
+    returns the progress it recorded: {"epoch", "history", "best"}."""
+    ckpt = load_checkpoint(path, map_location=device)
+    if ckpt["num_classes"] != num_classes:
+        raise UserError(f"--resume: {path} was trained on {ckpt['num_classes']} identities, "
+                        f"the data now gives {num_classes}")
+    changed = _config_changes(config_from_dict(ckpt["config"], str(path)), cfg)
+    if changed and rank == 0:
+        print(f"resume: config differs from {path} in {', '.join(changed)}")
+    for key, obj in state.items():
+        obj.load_state_dict(ckpt[key])
+    set_rng_state(ckpt["rng"])
+    return {"epoch": ckpt["epoch"], "history": ckpt["history"], "best": ckpt["best"]}
+
+
 def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = False,
           device: str | torch.device | None = None) -> dict:
     """Train `cfg` into `output_dir`; returns the run summary (paths, best epoch, history, the model)."""
+    from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
     from reid.evaluate import evaluate_held_out
@@ -121,45 +156,25 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
 
     output_dir = Path(output_dir)
     rank, world_size, created_group = _distributed()
-    if device is None:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    device = _device(device)
+    _check_run_folder(output_dir, resume)
     last_path, best_path = output_dir / "last.pt", output_dir / "best.pt"
-    if resume and not last_path.is_file():
-        raise UserError(f"--resume: nothing to resume in {output_dir} (no last.pt)")
-    if not resume and last_path.is_file():
-        raise UserError(f"--output-dir {output_dir} already holds a run (last.pt); pass --resume or choose "
-                        "another folder")
 
     seed_everything(cfg.train.seed)
     data = TrainData(cfg, rank, world_size)
-    model_cfg = cfg.model
     # On resume the trained weights replace the ImageNet ones right away: the ImageNet file is not needed.
-    model = build_model(model_cfg, data.num_classes, load_pretrained=not resume).to(device)
+    model = build_model(cfg.model, data.num_classes, load_pretrained=not resume).to(device)
     criterion = Criterion(cfg.loss, data.num_classes, model.feature_dim).to(device)
     optimizer = build_optimizer(model, criterion, cfg.optim)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(e, cfg.optim))
     amp_dtype = _autocast(device, cfg.train.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-
-    start_epoch, history, best = 0, [], {"val_mAP": -1.0, "epoch": 0}
+    state = {"model": model, "criterion": criterion, "optimizer": optimizer, "scheduler": scheduler,
+             "scaler": scaler}
+    progress = {"epoch": 0, "history": [], "best": {"val_mAP": -1.0, "epoch": 0}}
     if resume:
-        ckpt = load_checkpoint(last_path, map_location=device)
-        if ckpt["num_classes"] != data.num_classes:
-            raise UserError(f"--resume: {last_path} was trained on {ckpt['num_classes']} identities, "
-                            f"the data now gives {data.num_classes}")
-        changed = _config_changes(config_from_dict(ckpt["config"], str(last_path)), cfg)
-        if changed and rank == 0:
-            print(f"resume: config differs from {last_path} in {', '.join(changed)}")
-        model.load_state_dict(ckpt["model"])
-        criterion.load_state_dict(ckpt["criterion"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
-        start_epoch, history, best = ckpt["epoch"], ckpt["history"], ckpt["best"]
+        progress = _restore(last_path, cfg, data.num_classes, state, device, rank)
+    start_epoch, history, best = progress["epoch"], progress["history"], progress["best"]
 
     net: nn.Module = model
     if world_size > 1:
@@ -173,16 +188,12 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, output_dir / "config.yaml")
         _write_log(output_dir / "log.csv", history)
-        from torch.utils.tensorboard import SummaryWriter
-
         writer = SummaryWriter(str(output_dir / "tb"), purge_step=start_epoch + 1)
 
     def checkpoint(epoch: int) -> dict:
         return {
-            "model": model.state_dict(), "criterion": criterion.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(), "epoch": epoch, "rng": get_rng_state(),
-            "sampler_epoch": epoch, "model_config": asdict(model_cfg), "num_classes": data.num_classes,
+            **{key: obj.state_dict() for key, obj in state.items()}, "epoch": epoch, "rng": get_rng_state(),
+            "sampler_epoch": epoch, "model_config": asdict(cfg.model), "num_classes": data.num_classes,
             "config": config_to_dict(cfg), "history": history, "best": best, "world_size": world_size,
         }
 
@@ -205,10 +216,10 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
                 improved = row.get("val_mAP", -1.0) > best["val_mAP"] or (last and best["epoch"] == 0)
                 if improved:
                     best = {"val_mAP": row.get("val_mAP", -1.0), "epoch": epoch + 1}
-                state = checkpoint(epoch + 1)
-                save_checkpoint(state, last_path)
+                snapshot = checkpoint(epoch + 1)
+                save_checkpoint(snapshot, last_path)
                 if improved:
-                    save_checkpoint(state, best_path)
+                    save_checkpoint(snapshot, best_path)
                 _write_log(output_dir / "log.csv", history)
                 for key in LOG_FIELDS[1:]:
                     if row.get(key, "") != "":

@@ -73,3 +73,28 @@ def test_write_result_refuses_unlabelled_results_and_foreign_tables(tmp_path):
     with pytest.raises(UserError, match="results.csv has columns"):
         write_result(make_result(tmp_path, 1.0), tmp_path, "x")
     assert not (tmp_path / "x.json").exists()  # nothing half-written
+
+
+def test_dirty_flag_describes_the_code_not_the_results(tmp_path, monkeypatch):
+    import subprocess
+
+    from reid import provenance
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results" / "results.csv").write_text("name\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    monkeypatch.setattr(provenance, "REPO_ROOT", tmp_path)
+    provenance.git_state.cache_clear()
+    (tmp_path / "results" / "results.csv").write_text("name\nrow written by the run itself\n")
+    assert provenance.git_state()["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert provenance.git_state()["dirty"] is False  # computed once per process: the state at its start
+    provenance.git_state.cache_clear()
+    assert provenance.git_state()["dirty"] is True
+    provenance.git_state.cache_clear()
