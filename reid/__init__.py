@@ -6,8 +6,10 @@ adaptive-weight triplet loss (Huang et al., 2024), as a thin readable package.
     reid.models     CrossViT backbone at 288x144, CSA fusion, BN-neck head, the ViT baseline
     reid.losses     label-smoothing CE (Eq. 13), hard / adaptive triplet (Eq. 14-15), center
     reid.metrics    CMC, mAP, mINP with the SYSU-MM01 / RegDB rules
-    reid.evaluate   the multi-trial protocols, results with provenance
+    reid.evaluate   the SYSU-MM01 (gallery trials) and RegDB (splits) protocols
     reid.engine     the training loop (AMP, DDP, exact resume)
+    reid.experiments  the runner: config -> cached run -> recorded result (with provenance)
+    reid.cli        `python -m reid synth|train|evaluate|reproduce`
 """
 
 __version__ = "0.1.0"

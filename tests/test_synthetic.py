@@ -57,9 +57,9 @@ def test_sysu_layout(synthetic_root):
 
 def test_regdb_layout(synthetic_root):
     root = synthetic_root / "RegDB"
-    for trial in range(1, 11):
-        for split in ("train", "test"):
-            vis = (root / "idx" / f"{split}_visible_{trial}.txt").read_text().split("\n")[0]
+    for split in range(1, 11):
+        for part in ("train", "test"):
+            vis = (root / "idx" / f"{part}_visible_{split}.txt").read_text().split("\n")[0]
             assert re.fullmatch(r"Visible/(\d+)/(female|male)_(front|back)_v_\d{5}_\1\.bmp \d+", vis)
     assert {Image.open(p).mode for p in root.glob("Thermal/*/*.bmp")} == {"L"}
     assert {Image.open(p).mode for p in root.glob("Visible/*/*.bmp")} == {"RGB"}

@@ -443,13 +443,13 @@ def write_regdb(root: Path, seed: int, sizes: Sizes) -> None:
                 _to_pil(img).save(root / rel)
                 files[pid][m].append(rel)
     (root / "idx").mkdir(parents=True, exist_ok=True)
-    for trial in range(1, 11):
-        order = np.random.default_rng([seed, 2, 5, trial]).permutation(np.arange(1, sizes.regdb_ids + 1))
+    for split in range(1, 11):
+        order = np.random.default_rng([seed, 2, 5, split]).permutation(np.arange(1, sizes.regdb_ids + 1))
         half = sizes.regdb_ids // 2
-        for split, ids in (("train", sorted(order[:half].tolist())), ("test", sorted(order[half:].tolist()))):
+        for part, ids in (("train", sorted(order[:half].tolist())), ("test", sorted(order[half:].tolist()))):
             for m, name in (("v", "visible"), ("t", "thermal")):
                 lines = [f"{rel} {label}" for label, pid in enumerate(ids) for rel in files[pid][m]]
-                (root / "idx" / f"{split}_{name}_{trial}.txt").write_text("\n".join(lines) + "\n")
+                (root / "idx" / f"{part}_{name}_{split}.txt").write_text("\n".join(lines) + "\n")
 
 
 def _same_view(cam: Camera, person: Identity) -> Camera:

@@ -180,8 +180,9 @@ class ReIDModel(nn.Module):
         layer="tokens": the branch's last transformer block; its (B, 1 + h*w, C) output is turned into
         a (B, C, h, w) map by the returned transform (the grids are not square: 24x12 and 18x9 at 288x144).
 
-        grad-cam calls `model(x)` and expects logits; wrap the model, e.g.
-        `lambda x: model.forward_head(model.forward_features(x)["global"])["logits"]` in an nn.Module.
+        `reid.gradcam.attention_maps` uses them with the model in eval mode, whose output is the embedding,
+        and a cosine-similarity target. To explain class logits instead, give grad-cam an nn.Module that
+        returns `model.forward_head(model.forward_features(x)["global"])["logits"]`.
         """
         if not 0 <= branch < len(self.csa):
             raise ValueError(f"branch={branch} does not exist; this model has {len(self.csa)} branch(es)")
