@@ -38,7 +38,10 @@ class DataConfig:
     width: int = 144
     num_ids: int = 4  # P identities per batch
     num_instances: int = 4  # K images per identity and modality: batch = P*K visible + P*K infrared
-    batches_per_epoch: int = 0  # 0: one pass over the training identities (ceil(ids / P) batches)
+    # An epoch: "images" = ceil(N_visible / (P*K)) batches, as in the cross-modal code whose lr schedule
+    # the paper quotes (AGW); "identities" = one pass over the ids, ceil(ids / P) batches.
+    epoch_size: str = "images"
+    batches_per_epoch: int = 0  # > 0: at least this many batches per epoch (CPU profiles)
     trivial_augment: bool = True
     random_erasing: float = 0.5
     pad: int = 10  # zero padding (pixels) before the random crop; scale it with the image size
@@ -57,6 +60,8 @@ class LossConfig:
     soft_margin: bool = False
     id_weight: float = 1.0
     metric_weight: float = 1.0
+    # Center loss only: its centres' own SGD rate on the unweighted loss (Wen et al. 2016: alpha = 0.5).
+    center_lr: float = 0.5
 
 
 @dataclass
@@ -99,6 +104,7 @@ SECTIONS = {"model": ModelConfig, "data": DataConfig, "loss": LossConfig, "optim
             "train": TrainConfig}
 CHOICES = {
     "data.dataset": ("sysu", "regdb"),
+    "data.epoch_size": ("images", "identities"),
     "loss.id_loss": ("lsce", "ce"),
     "loss.metric": ("adaptive_triplet", "hard_triplet", "center"),
     "optim.name": ("sgd", "adam", "adamw"),

@@ -59,16 +59,18 @@ def lr_factor(epoch: int, optim) -> float:
 
 
 def build_optimizer(model: nn.Module, criterion: nn.Module, optim) -> torch.optim.Optimizer:
-    """Backbone at lr * backbone_lr_scale, the rest (CSA, BN neck, classifier, loss centres) at lr.
+    """Backbone at lr * backbone_lr_scale, the rest (CSA, BN neck, classifier) at lr.
 
     Biases, norms, position embeddings and class tokens get no weight decay (the usual ViT practice).
+    The center loss's centres are not here: `build_center_optimizer`.
     """
     no_decay_names = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
+    centers = {id(p) for p in criterion.center_parameters()} if hasattr(criterion, "center_parameters") else set()
     groups: dict[tuple[bool, bool], list] = {}
     named = [(n, p) for n, p in model.named_parameters()] + [(f"criterion.{n}", p)
                                                               for n, p in criterion.named_parameters()]
     for name, param in named:
-        if not param.requires_grad:
+        if not param.requires_grad or id(param) in centers:
             continue
         is_backbone = name.startswith("backbone.")
         decay = param.ndim > 1 and name not in no_decay_names and not name.startswith("criterion.")
@@ -82,6 +84,26 @@ def build_optimizer(model: nn.Module, criterion: nn.Module, optim) -> torch.opti
         return torch.optim.SGD(param_groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
     cls = torch.optim.AdamW if optim.name == "adamw" else torch.optim.Adam
     return cls(param_groups, lr=optim.lr, betas=(optim.momentum, optim.beta2))
+
+
+def build_center_optimizer(criterion: nn.Module, loss) -> torch.optim.Optimizer | None:
+    """Plain SGD at `loss.center_lr` for the center loss's centres (Wen et al.), or None."""
+    params = criterion.center_parameters() if hasattr(criterion, "center_parameters") else []
+    return torch.optim.SGD(params, lr=loss.center_lr) if params else None
+
+
+def _center_step(center_optimizer, criterion, scaler, world_size: int) -> None:
+    """Wen et al.'s centre update: a step on the *unweighted* center loss (undo `metric_weight`), with the
+    gradient averaged over ranks so that every rank keeps the same centres (DDP syncs the model only)."""
+    scaler.unscale_(center_optimizer)
+    for param in criterion.center_parameters():
+        if param.grad is None:
+            continue
+        param.grad.div_(criterion.metric_weight)
+        if world_size > 1:
+            dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
+            param.grad.div_(world_size)
+    scaler.step(center_optimizer)
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -166,11 +188,19 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
     model = build_model(cfg.model, data.num_classes, load_pretrained=not resume).to(device)
     criterion = Criterion(cfg.loss, data.num_classes, model.feature_dim).to(device)
     optimizer = build_optimizer(model, criterion, cfg.optim)
+    center_optimizer = build_center_optimizer(criterion, cfg.loss)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(e, cfg.optim))
     amp_dtype = _autocast(device, cfg.train.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     state = {"model": model, "criterion": criterion, "optimizer": optimizer, "scheduler": scheduler,
              "scaler": scaler}
+    if center_optimizer is not None:
+        state["center_optimizer"] = center_optimizer
+    if rank == 0:
+        print(f"{cfg.name}: {data.sampler.total_batches} batches per epoch ({cfg.data.epoch_size} epoch"
+              f"{', at least data.batches_per_epoch' if cfg.data.batches_per_epoch else ''}"
+              f"{f'; {len(data.sampler)} per rank' if world_size > 1 else ''}), {cfg.train.epochs} epochs, "
+              f"{len(data.train_items)} training images of {data.num_classes} identities")
     progress = {"epoch": 0, "history": [], "best": {"val_mAP": -1.0, "epoch": 0}}
     if resume:
         progress = _restore(last_path, cfg, data.num_classes, state, device, rank)
@@ -202,7 +232,8 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
             seed = epoch_seed(cfg.train.seed, epoch, rank)
             seed_everything(seed)
             row = _train_one_epoch(net, criterion, optimizer, scaler, data.loader(epoch, seed), cfg, epoch,
-                                   device, amp_dtype, world_size, disable_bar=rank != 0, tqdm=tqdm)
+                                   device, amp_dtype, world_size, disable_bar=rank != 0, tqdm=tqdm,
+                                   center_optimizer=center_optimizer)
             row["lr"] = optimizer.param_groups[-1]["lr"]
             if world_size > 1:
                 _average_buffers(model, world_size)
@@ -234,11 +265,11 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
             dist.destroy_process_group()
     return {"output_dir": str(output_dir), "last": str(last_path), "best": str(best_path),
             "best_epoch": best["epoch"], "best_val_mAP": best["val_mAP"], "history": history,
-            "num_classes": data.num_classes, "model": model, "rank": rank}
+            "num_classes": data.num_classes, "model": model, "criterion": criterion, "rank": rank}
 
 
 def train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype=None, grad_clip: float = 0.0,
-               check=None) -> tuple[torch.Tensor, dict, dict]:
+               check=None, center_optimizer=None, world_size: int = 1) -> tuple[torch.Tensor, dict, dict]:
     """One optimisation step on a batch; `check(loss)` runs before the backward pass (the NaN guard)."""
     context = torch.autocast(imgs.device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
     with context:
@@ -252,6 +283,9 @@ def train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype=None, gr
         scaler.unscale_(optimizer)
         nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
     scaler.step(optimizer)
+    if center_optimizer is not None:
+        _center_step(center_optimizer, criterion, scaler, world_size)
+        center_optimizer.zero_grad(set_to_none=True)
     scaler.update()
     return loss, parts, out
 
@@ -267,7 +301,7 @@ def _check_finite(loss: torch.Tensor, epoch: int, step: int, world_size: int) ->
 
 
 def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, device, amp_dtype, world_size,
-                     disable_bar, tqdm) -> dict:
+                     disable_bar, tqdm, center_optimizer=None) -> dict:
     net.train()
     max_steps = cfg.train.max_steps_per_epoch or len(loader)
     sums = {"loss": 0.0, "loss_id": 0.0, "loss_metric": 0.0, "correct": 0.0, "images": 0}
@@ -284,7 +318,8 @@ def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, devi
             imgs, pids = torch.cat([imgs, batch["gray"]]), torch.cat([pids, pids])
         imgs, pids = imgs.to(device, non_blocking=True), pids.to(device, non_blocking=True)
         loss, parts, out = train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype, cfg.train.grad_clip,
-                                      check=lambda loss, step=step: _check_finite(loss, epoch, step, world_size))
+                                      check=lambda loss, step=step: _check_finite(loss, epoch, step, world_size),
+                                      center_optimizer=center_optimizer, world_size=world_size)
         sums["loss"] += loss.item()
         sums["loss_id"] += parts["loss_id"].item()
         sums["loss_metric"] += parts["loss_metric"].item()

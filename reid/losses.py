@@ -135,9 +135,10 @@ class AdaptiveTripletLoss(nn.Module):
 class CenterLoss(nn.Module):
     """Center loss (Wen et al., 2016): 1/2 |f_i - c_{y_i}|^2, averaged over the batch.
 
-    The centers are parameters: the optimiser must include this module's parameters. The loss is
-    large at the start (random centers, squared distances summed over D), so it is usually weighted
-    small (e.g. 5e-4, as in Wen et al.).
+    The centers are parameters, but not the network's: as in Wen et al. they get their own SGD step
+    (`Criterion.center_parameters`, `loss.center_lr`, alpha = 0.5) on the *unweighted* loss, so that a
+    small weight (5e-4) damps what the loss does to the features without freezing the centres. Under
+    the network's optimiser at lr 0.1 a centre would close about 0.3 % of its gap in 100 epochs.
     """
 
     def __init__(self, num_classes: int, feat_dim: int) -> None:
@@ -177,6 +178,10 @@ class Criterion(nn.Module):
         self.metric_loss = build_metric_loss(cfg.metric, margin=cfg.margin, num_classes=num_classes,
                                              feat_dim=feat_dim, soft_margin=cfg.soft_margin)
         self.id_weight, self.metric_weight = cfg.id_weight, cfg.metric_weight
+
+    def center_parameters(self) -> list[nn.Parameter]:
+        """The center loss's centres (empty for the triplet losses): updated by their own optimiser."""
+        return [self.metric_loss.centers] if isinstance(self.metric_loss, CenterLoss) else []
 
     def forward(self, out: dict, pids: torch.Tensor) -> tuple[torch.Tensor, dict]:
         loss_id = self.id_loss(out["logits"].float(), pids)

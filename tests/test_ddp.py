@@ -17,7 +17,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world_size: int, port: int, root: str, out: str) -> None:
+def _worker(rank: int, world_size: int, port: int, root: str, out: str, extra: list[str]) -> None:
     # The variables torchrun sets; the engine joins the process group from them.
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world_size))
@@ -25,16 +25,19 @@ def _worker(rank: int, world_size: int, port: int, root: str, out: str) -> None:
     from reid.config import load_config
     from reid.engine import train
 
-    cfg = load_config("smoke", [*TINY, f"data.root={root}"])
+    cfg = load_config("smoke", [*TINY, f"data.root={root}", *extra])
     summary = train(cfg, os.path.join(out, "run"), device="cpu")
-    torch.save({k: v.clone() for k, v in summary["model"].state_dict().items()},
-               os.path.join(out, f"rank{rank}.pt"))
+    state = {**summary["model"].state_dict(), **{f"criterion.{k}": v for k, v in summary["criterion"].state_dict().items()}}
+    torch.save({k: v.clone() for k, v in state.items()}, os.path.join(out, f"rank{rank}.pt"))
 
 
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                     reason="needs torch.distributed with gloo")
-def test_two_gloo_ranks_end_identical(synthetic_root, tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(synthetic_root / "SYSU-MM01"), str(tmp_path)), nprocs=2)
+@pytest.mark.parametrize("extra", [[], ["loss.metric=center", "loss.metric_weight=5e-4"]],
+                         ids=["adaptive_triplet", "center_loss"])
+def test_two_gloo_ranks_end_identical(synthetic_root, tmp_path, extra):
+    """Model and loss state (the center loss's centres too) are the same on every rank."""
+    mp.spawn(_worker, args=(2, _free_port(), str(synthetic_root / "SYSU-MM01"), str(tmp_path), extra), nprocs=2)
     a = torch.load(tmp_path / "rank0.pt", weights_only=True)
     b = torch.load(tmp_path / "rank1.pt", weights_only=True)
     for key in a:
@@ -44,9 +47,9 @@ def test_two_gloo_ranks_end_identical(synthetic_root, tmp_path):
 
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["world_size"] == 2
-    assert all(torch.equal(ckpt["model"][k], a[k]) for k in a)
+    assert all(torch.equal(ckpt["model"][k], a[k]) for k in ckpt["model"])
     from reid.models import ModelConfig, build_model
 
     torch.manual_seed(0)
     init = build_model(ModelConfig(**ckpt["model_config"]), ckpt["num_classes"]).state_dict()
-    assert any(not torch.equal(init[k], a[k]) for k in a if init[k].is_floating_point())
+    assert any(not torch.equal(init[k], a[k]) for k in init if init[k].is_floating_point())

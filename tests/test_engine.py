@@ -131,8 +131,13 @@ def test_reproduce_on_a_given_root_writes_results_and_figures(synthetic_root, tm
 def test_batches_per_epoch_and_pad_reach_the_sampler_and_transform(sysu_root):
     from reid.data import TrainData
 
-    one_pass = TrainData(tiny_config(sysu_root, "data.batches_per_epoch=0")).sampler
-    longer = TrainData(tiny_config(sysu_root, "data.batches_per_epoch=7", "data.pad=3"))
+    one_pass = TrainData(tiny_config(sysu_root, "data.batches_per_epoch=0", "data.epoch_size=identities")).sampler
+    longer = TrainData(tiny_config(sysu_root, "data.batches_per_epoch=7", "data.pad=3",
+                                   "data.epoch_size=identities"))
     assert len(one_pass) < 7 and len(longer.sampler) == 7
+    # The default epoch counts images: ceil(visible training images / (P*K)) batches.
+    images = TrainData(tiny_config(sysu_root, "data.batches_per_epoch=0"))
+    visible = sum(cam not in images.ir_cameras for _, _, cam in images.train_items)
+    assert images.sampler.total_batches == -(-visible // (2 * 1)) > len(one_pass)
     crops = [t for t in longer.train_set.transform.augment.transforms if type(t).__name__ == "RandomCrop"]
     assert [c.padding for c in crops] == [3]

@@ -11,7 +11,7 @@ from timm.layers import resample_abs_pos_embed
 
 from reid.errors import UserError
 from reid.models import ModelConfig, build_model
-from reid.models.crossvit import TIMM_NAMES
+from reid.models.crossvit import TIMM_DAGGER_NAMES, TIMM_NAMES, timm_name
 
 # Tiny tensors: extra threads only add synchronisation, and on a busy 2-core machine OpenMP
 # oversubscription made these tests ~30x slower. One thread for this process.
@@ -133,10 +133,12 @@ def test_vit_baseline_loads_a_timm_vit_checkpoint(tmp_path):
     assert torch.equal(model.backbone.vit.blocks[3].mlp.fc1.weight, source["blocks.3.mlp.fc1.weight"])
 
 
-@pytest.mark.parametrize("preset", sorted(TIMM_NAMES))
-def test_presets_match_timm_checkpoints(preset):
-    """Every preset has exactly the tensors of its timm model, so its ImageNet file would load."""
-    theirs = timm.create_model(TIMM_NAMES[preset], pretrained=False).state_dict()
-    ours = build_model(ModelConfig(preset=preset), num_classes=3).backbone.vit.state_dict()
+@pytest.mark.parametrize("preset, conv_stem", [(p, False) for p in sorted(TIMM_NAMES)]
+                         + [(p, True) for p in sorted(TIMM_DAGGER_NAMES)])
+def test_presets_match_timm_checkpoints(preset, conv_stem):
+    """Every preset (and its dagger variant) has exactly the tensors of its timm model, so its ImageNet
+    file would load."""
+    theirs = timm.create_model(timm_name(preset, conv_stem), pretrained=False).state_dict()
+    ours = build_model(ModelConfig(preset=preset, conv_stem=conv_stem), num_classes=3).backbone.vit.state_dict()
     shapes = {k: tuple(v.shape) for k, v in theirs.items() if not k.startswith(("head", "pos_embed"))}
     assert shapes == {k: tuple(v.shape) for k, v in ours.items() if not k.startswith("pos_embed")}

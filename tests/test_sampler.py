@@ -122,3 +122,21 @@ def test_long_epochs_start_immediately():
     sampler = CrossModalIdentitySampler(items, IR, num_ids=4, num_instances=2, batches_per_epoch=10 ** 12)
     assert len(sampler) == 10 ** 12
     assert len(next(iter(sampler))) == 16  # the plan is built lazily, not 10**12 groups up front
+
+
+def test_image_count_epoch_is_the_published_codes_epoch():
+    """epoch_size="images": ceil(N_visible / (P*K)) batches, ~696 on SYSU-MM01 (22,258 visible images of
+    395 ids) at P8 K4, against ceil(395 / 8) = 50 for one pass over the identities."""
+    items, per_id = [], [57] * 138 + [56] * 257  # 22,258 visible images over 395 identities
+    for pid, count in enumerate(per_id):
+        items += [(f"v{pid}_{i}", pid, 1) for i in range(count)] + [(f"t{pid}_{i}", pid, 3) for i in range(30)]
+    assert sum(per_id) == 22258
+    images = CrossModalIdentitySampler(items, IR, num_ids=8, num_instances=4, epoch_size="images")
+    identities = CrossModalIdentitySampler(items, IR, num_ids=8, num_instances=4, epoch_size="identities")
+    assert len(images) == 696 and len(identities) == 50
+    # Several ranks share one epoch of the same size: each runs its part.
+    ranks = [CrossModalIdentitySampler(items, IR, num_ids=8, num_instances=4, epoch_size="images", rank=r,
+                                       world_size=4) for r in range(4)]
+    assert {len(r) for r in ranks} == {174} and 4 * 174 >= 696
+    with pytest.raises(UserError, match="epoch_size"):
+        CrossModalIdentitySampler(items, IR, epoch_size="steps")

@@ -1,8 +1,16 @@
 """Cross-modal identity sampler: each batch = P ids x K visible images + the same P ids x K IR images.
 
 This is the batch layout the hard triplet losses (Eq. 14-15) need: every anchor has positives and
-negatives in both modalities. An epoch is one shuffled pass over the identities (every identity is
-visited), optionally repeated to reach ``batches_per_epoch``.
+negatives in both modalities. Batches walk shuffled passes over the identities (every identity is
+visited once per pass). How many batches make an epoch (``epoch_size``):
+
+- ``"images"``: ceil(N_visible / (P*K)) batches, N_visible = the visible training images: an epoch sees
+  about as many visible images as the training set holds. This is the epoch of the cross-modal code
+  (AGW) whose learning-rate schedule the paper quotes (Sec. 2.1): ~696 batches on SYSU-MM01 at P8 K4.
+- ``"identities"``: ceil(ids / P) batches, one pass over the identities (89 on SYSU-MM01 at P4).
+
+``batches_per_epoch`` raises it to at least that many. With several ranks the epoch is the same number
+of batches *in all*: each rank runs 1/world_size of them, so an epoch still sees the data about once.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ class CrossModalIdentitySampler:
 
     def __init__(self, items: list[tuple[str, int, int]], ir_cameras: set[int], num_ids: int = 8,
                  num_instances: int = 4, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 batches_per_epoch: int | None = None):
+                 batches_per_epoch: int | None = None, epoch_size: str = "identities"):
         if num_ids < 1 or num_instances < 1:
             raise UserError(f"sampler needs num_ids >= 1 and num_instances >= 1, got {num_ids}, {num_instances}")
         if not 0 <= rank < world_size:
@@ -45,7 +53,13 @@ class CrossModalIdentitySampler:
         if len(self.pids) < num_ids:
             raise UserError(f"sampler: num_ids={num_ids} but only {len(self.pids)} identities have "
                             "both visible and infrared images")
-        one_pass = -(-len(self.pids) // num_ids)
+        if epoch_size == "images":
+            visible = sum(len(self.index[pid][0]) for pid in self.pids)
+            one_pass = -(-visible // (num_ids * num_instances))
+        elif epoch_size == "identities":
+            one_pass = -(-len(self.pids) // num_ids)
+        else:
+            raise UserError(f"sampler epoch_size={epoch_size!r}: expected 'images' or 'identities'")
         total = max(one_pass, batches_per_epoch or 0)
         self.total_batches = -(-total // world_size) * world_size  # equal share for every rank
 

@@ -61,7 +61,7 @@ class TrainData:
         self.sampler = CrossModalIdentitySampler(self.train_items, dataset.ir_cameras, num_ids=d.num_ids,
                                                  num_instances=d.num_instances, seed=cfg.train.seed,
                                                  batches_per_epoch=d.batches_per_epoch or None,
-                                                 rank=rank, world_size=world_size)
+                                                 epoch_size=d.epoch_size, rank=rank, world_size=world_size)
         self.workers = d.workers
 
     def loader(self, epoch: int, seed: int) -> DataLoader:

@@ -21,8 +21,8 @@ from torch import nn
 
 from reid.errors import UserError
 
-# timm's widths and depths (crossvit_{tiny,9,small}_240). depth[k] = (fine blocks, coarse blocks,
-# cross-attention blocks) of multi-scale block k; mlp_ratio = (fine, coarse, cross).
+# timm's widths and depths (crossvit_{tiny,9,small,15,18,base}_240). depth[k] = (fine blocks, coarse
+# blocks, cross-attention blocks) of multi-scale block k; mlp_ratio = (fine, coarse, cross).
 PRESETS: dict[str, dict] = {
     "tiny": {"embed_dim": (96, 192), "depth": ((1, 4, 0),) * 3, "num_heads": (3, 3),
              "mlp_ratio": (4.0, 4.0, 1.0)},
@@ -30,14 +30,27 @@ PRESETS: dict[str, dict] = {
           "mlp_ratio": (3.0, 3.0, 1.0)},
     "small": {"embed_dim": (192, 384), "depth": ((1, 4, 0),) * 3, "num_heads": (6, 6),
               "mlp_ratio": (4.0, 4.0, 1.0)},
+    "15": {"embed_dim": (192, 384), "depth": ((1, 5, 0),) * 3, "num_heads": (6, 6),
+           "mlp_ratio": (3.0, 3.0, 1.0)},
+    "18": {"embed_dim": (224, 448), "depth": ((1, 6, 0),) * 3, "num_heads": (7, 7),
+           "mlp_ratio": (3.0, 3.0, 1.0)},
+    "base": {"embed_dim": (384, 768), "depth": ((1, 4, 0),) * 3, "num_heads": (12, 12),
+             "mlp_ratio": (4.0, 4.0, 1.0)},
     # Not a timm model (no ImageNet weights): a CPU-sized CrossViT for the smoke profile, the notebooks
     # and the tests. Same structure (two branches, cross-attention fusion in every multi-scale block).
     "micro": {"embed_dim": (48, 96), "depth": ((1, 2, 0),) * 2, "num_heads": (2, 2),
               "mlp_ratio": (2.0, 2.0, 1.0)},
 }
 
-# The timm model whose ImageNet checkpoint matches each preset (for `pretrained_path`).
-TIMM_NAMES = {"tiny": "crossvit_tiny_240", "9": "crossvit_9_240", "small": "crossvit_small_240"}
+# The timm model whose ImageNet checkpoint matches each preset (for `pretrained_path`), and with
+# `conv_stem: true` (CrossViT-dagger, timm's `multi_conv`), where timm has one.
+TIMM_NAMES = {p: f"crossvit_{p}_240" for p in ("tiny", "9", "small", "15", "18", "base")}
+TIMM_DAGGER_NAMES = {p: f"crossvit_{p}_dagger_240" for p in ("9", "15", "18")}
+
+
+def timm_name(preset: str, conv_stem: bool = False) -> str | None:
+    """The timm model (and so the ImageNet checkpoint family) of a preset, or None (e.g. `micro`)."""
+    return (TIMM_DAGGER_NAMES if conv_stem else TIMM_NAMES).get(preset)
 
 
 def check_img_size(img_size: tuple[int, int], patch_sizes: tuple[int, ...], field: str = "img_size") -> None:
