@@ -10,6 +10,7 @@ STAMP    := $(VENV)/.installed
 DATA     ?=
 DATASET  ?=
 PROFILE  ?= smoke
+PRETRAINED ?=
 
 .PHONY: reproduce test install lab notebooks lint bench clean
 
@@ -22,7 +23,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 reproduce: $(STAMP)
-	$(PY) -m reid reproduce --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(DATASET),--dataset $(DATASET))
+	$(PY) -m reid reproduce --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(DATASET),--dataset $(DATASET)) \
+	  $(if $(PRETRAINED),--set model.pretrained=$(PRETRAINED))
 
 test: $(STAMP)
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider

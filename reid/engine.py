@@ -37,9 +37,11 @@ from torch import nn
 
 from reid.checkpoint import load_checkpoint, save_checkpoint
 from reid.config import ExperimentConfig, config_from_dict, config_to_dict, save_config
-from reid.data import TrainData
+from reid.data import TrainData, dataset_root
 from reid.errors import UserError
 from reid.losses import Criterion
+from reid.models.pretrained import check_pretrained
+from reid.provenance import is_synthetic
 from reid.rng import epoch_seed, get_rng_state, seed_everything, set_rng_state
 
 LOG_FIELDS = ["epoch", "lr", "loss", "loss_id", "loss_metric", "train_acc", "images_per_s", "epoch_time_s",
@@ -181,6 +183,11 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
     device = _device(device)
     _check_run_folder(output_dir, resume)
     last_path, best_path = output_dir / "last.pt", output_dir / "best.pt"
+    root = dataset_root(cfg.data.dataset, cfg.data.root)
+    if not resume:
+        check_pretrained(cfg.model, root, synthetic=is_synthetic(root))
+        if cfg.model.pretrained in (None, "none") and rank == 0:
+            print(f"{cfg.name}: backbone from scratch (model.pretrained={cfg.model.pretrained or 'not set'})")
 
     seed_everything(cfg.train.seed)
     data = TrainData(cfg, rank, world_size)

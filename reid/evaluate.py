@@ -81,8 +81,8 @@ def load_untrained(checkpoint: str | Path, seed: int = 0):
 
     ckpt = load_checkpoint(checkpoint, required=("model_config", "num_classes"))
     torch.manual_seed(seed)
-    cfg = ModelConfig.from_dict({**ckpt["model_config"], "pretrained_path": None})
-    return build_model(cfg, int(ckpt["num_classes"])).eval()
+    cfg = ModelConfig.from_dict(dict(ckpt["model_config"]))
+    return build_model(cfg, int(ckpt["num_classes"]), load_pretrained=False).eval()
 
 
 def default_device() -> torch.device:

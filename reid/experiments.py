@@ -257,6 +257,7 @@ class Settings:
     seeds: tuple[int, ...] = (0,)
     regdb_splits: int = SMOKE_REGDB_SPLITS  # RegDB splits trained and tested (the protocol: 10)
     ablation_batches: int = 0  # batches per epoch of a Table 3/4 row; 0 = the profile as it is
+    pretrained: str | None = None  # model.pretrained for every run (a file, "timm", "none"); None: the config's
     runs_dir: Path = Path("runs")
     results_dir: Path = Path("results")
     figures_dir: Path = Path("figures")
@@ -284,7 +285,8 @@ class Settings:
         """The runs of the profile's full model (`row=None`) or of a table row on one dataset: one run on
         SYSU-MM01, one per split on RegDB. `ablation=True` applies the ablation budget."""
         seed = self.seeds[0] if seed is None else seed
-        sets = [*(self.ablation_overrides() if ablation else []), *overrides]
+        sets = [*(self.ablation_overrides() if ablation else []),
+                *([f"model.pretrained={self.pretrained}"] if self.pretrained else []), *overrides]
         cfg = resolve(row, dataset, self.root(dataset), seed=seed, profile=self.profile, overrides=sets)
         if dataset == "sysu":
             return [train_run(cfg, self.runs_dir, device)]
@@ -328,6 +330,7 @@ def settings(environ=None) -> Settings:
     REID_SEEDS                       training seeds of the table rows, e.g. 0,1,2 (default 0)
     REID_REGDB_SPLITS                RegDB splits to train and test (default 10 on paper, 1 otherwise)
     REID_ABLATION_BATCHES            batches per epoch of a Table 3/4 row (default 60 on smoke; 0 = as is)
+    REID_PRETRAINED                  ImageNet weights: a checkpoint file, timm, or none (default: the config's)
     """
     environ = os.environ if environ is None else environ
     root = repo_root()
@@ -354,5 +357,6 @@ def settings(environ=None) -> Settings:
         sysu_root, regdb_root, synthetic, profile, seeds,
         regdb_splits=_env_int(environ, "REID_REGDB_SPLITS", default_regdb_splits(profile), 1, 10),
         ablation_batches=_env_int(environ, "REID_ABLATION_BATCHES", default_ablation_batches(profile), 0, 10**6),
+        pretrained=environ.get("REID_PRETRAINED") or None,
         runs_dir=root / "runs", results_dir=root / "results", figures_dir=root / "figures",
     )

@@ -141,3 +141,16 @@ def test_batches_per_epoch_and_pad_reach_the_sampler_and_transform(sysu_root):
     assert images.sampler.total_batches == -(-visible // (2 * 1)) > len(one_pass)
     crops = [t for t in longer.train_set.transform.augment.transforms if type(t).__name__ == "RandomCrop"]
     assert [c.padding for c in crops] == [3]
+
+
+def test_real_data_without_pretrained_weights_refuses_before_any_work(sysu_root, tmp_path):
+    import shutil
+
+    real = tmp_path / "copy" / "SYSU-MM01"  # no generator manifest beside it: real data to the code
+    shutil.copytree(sysu_root, real)
+    cfg = load_config("table3_full", [*TINY, f"data.root={real}", "train.epochs=1"])  # paper base: unset
+    with pytest.raises(UserError, match="model.pretrained is not set"):
+        train(cfg, tmp_path / "run", device="cpu")
+    assert not (tmp_path / "run").exists()
+    smoke = load_config("smoke", [*TINY, f"data.root={real}", "train.epochs=1"])  # sets pretrained: none
+    assert smoke.model.pretrained == "none"

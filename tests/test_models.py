@@ -202,7 +202,7 @@ def test_config_round_trips_through_json_and_yaml_types():
         pooling="gap",
         test_feature="before_bn",
         drop_path_rate=0.2,
-        pretrained_path="w.pth",
+        pretrained="w.pth",
     )
     d = dataclasses.asdict(cfg)
     assert ModelConfig(**d) == cfg
@@ -229,7 +229,8 @@ def test_config_round_trips_through_json_and_yaml_types():
         ("drop_path_rate", 1.5),
         ("multiscale_residual", 1),
         ("conv_stem", "yes"),
-        ("pretrained_path", 3),
+        ("pretrained", 3),
+        ("pretrained", ""),
     ],
 )
 def test_invalid_config_values_name_the_field(field, value):

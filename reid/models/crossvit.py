@@ -42,7 +42,7 @@ PRESETS: dict[str, dict] = {
               "mlp_ratio": (2.0, 2.0, 1.0)},
 }
 
-# The timm model whose ImageNet checkpoint matches each preset (for `pretrained_path`), and with
+# The timm model whose ImageNet checkpoint matches each preset (for `model.pretrained`), and with
 # `conv_stem: true` (CrossViT-dagger, timm's `multi_conv`), where timm has one.
 TIMM_NAMES = {p: f"crossvit_{p}_240" for p in ("tiny", "9", "small", "15", "18", "base")}
 TIMM_DAGGER_NAMES = {p: f"crossvit_{p}_dagger_240" for p in ("9", "15", "18")}

@@ -1,4 +1,16 @@
-"""Local ImageNet weights for the backbone: a timm checkpoint file, never a download.
+"""ImageNet weights for the backbone (`model.pretrained`): a local timm checkpoint file, or "timm".
+
+- a file (.pth / .pt / .bin / .safetensors): read from disk, nothing is downloaded;
+- "timm": `timm.create_model(<preset's model>, pretrained=True)`, i.e. timm's own download and cache
+  (the Hugging Face hub cache every timm user knows); offline, a one-line error names the checkpoint;
+- "none": from scratch, on purpose. Left unset, a run on real data refuses to start (`check_pretrained`):
+  the paper trains from ImageNet weights, and a silent from-scratch run is the commonest cause of
+  numbers far below a paper's.
+
+The Table 3 ViT baseline loads the *same* CrossViT checkpoint: its coarse branch alone (patch embedding,
+CLS token, position embedding, that branch's transformer blocks in order, final norm), which is exactly
+a ViT as wide and as deep as that branch; so "+CrossViT" compares like with like. A plain timm ViT
+checkpoint file loads into it too.
 
 timm's crossvit_*_240 models run at 240x240 with img_scale (1.0, 224/240): the fine branch (patch 12)
 sees 240x240 -> a 20x20 grid, the coarse branch (patch 16) sees 224x224 -> 14x14. Our 288x144 model has
@@ -26,9 +38,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     {"model": ...} / {"state_dict": ...} containers and a DDP "module." prefix."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"model pretrained_path={str(path)!r}: no such file")
+        raise UserError(f"model pretrained={str(path)!r}: no such file")
     if path.suffix not in WEIGHT_SUFFIXES:
-        raise UserError(f"model pretrained_path={str(path)!r}: expected one of {list(WEIGHT_SUFFIXES)}")
+        raise UserError(f"model pretrained={str(path)!r}: expected one of {list(WEIGHT_SUFFIXES)}")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -38,12 +50,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 -- truncated, not torch, unsafe pickle, bad header: a UserError
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"model pretrained_path={str(path)!r}: cannot read weights ({message})") from None
+        raise UserError(f"model pretrained={str(path)!r}: cannot read weights ({message})") from None
     for container in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(container), dict):
             state = state[container]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f"model pretrained_path={str(path)!r}: not a state_dict of tensors")
+        raise UserError(f"model pretrained={str(path)!r}: not a state_dict of tensors")
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
@@ -52,21 +64,65 @@ def _grid_of(num_tokens: int, key: str, path: Path) -> tuple[int, int]:
     side = math.isqrt(num_tokens)
     if side * side != num_tokens:
         raise UserError(
-            f"model pretrained_path={str(path)!r}: {key} has {num_tokens} patch positions, not a square grid"
+            f"model pretrained={str(path)!r}: {key} has {num_tokens} patch positions, not a square grid"
         )
     return side, side
 
 
-def load_pretrained_backbone(backbone: nn.Module, path: str | Path) -> None:
-    """Load timm weights into `backbone.vit` (a CrossViTBackbone or ViTBackbone), resampling the
-    position embeddings named in `backbone.pos_embed_names` to `backbone.grid_sizes`."""
-    path = Path(path)
-    state = read_state_dict(path)
+def timm_state_dict(preset: str, conv_stem: bool) -> dict[str, torch.Tensor]:
+    """timm's ImageNet weights of a preset through timm's own pretrained mechanism (download or cache)."""
+    import timm
+
+    from reid.models.crossvit import timm_name
+
+    name = timm_name(preset, conv_stem)
+    if name is None:
+        raise UserError(f"model pretrained=timm: preset {preset!r}{' with conv_stem' if conv_stem else ''} has "
+                        "no timm ImageNet checkpoint; use a timm preset or model.pretrained=none")
+    try:
+        return timm.create_model(name, pretrained=True).state_dict()
+    except Exception as err:  # noqa: BLE001 -- offline, not cached, hub errors: one line naming the checkpoint
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(
+            f"model pretrained=timm: cannot get timm's {name} ImageNet weights ({message[:160]}); on a machine "
+            f"without internet, download {name} elsewhere and pass the file: model.pretrained=/path/to/{name}"
+            ".safetensors") from None
+
+
+def coarse_branch_as_vit(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A CrossViT state_dict's coarse branch (branch 1) renamed to a timm ViT's keys; other tensors dropped.
+
+    CrossViT block k holds `blocks.k.blocks.1.j` (j = 0..d-1 for the coarse branch): ViT block k*d + j.
+    """
+    depth = 1 + max(int(k.split(".")[4]) for k in state if k.startswith("blocks.0.blocks.1."))
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if key.startswith("patch_embed.1."):
+            out["patch_embed." + key.removeprefix("patch_embed.1.")] = value
+        elif key in ("cls_token_1", "pos_embed_1"):
+            out[key.removesuffix("_1")] = value
+        elif key.startswith("norm.1."):
+            out["norm." + key.removeprefix("norm.1.")] = value
+        elif len(parts) > 4 and parts[0] == "blocks" and parts[2] == "blocks" and parts[3] == "1":
+            out[".".join(["blocks", str(int(parts[1]) * depth + int(parts[4])), *parts[5:]])] = value
+    return out
+
+
+def load_pretrained_backbone(backbone: nn.Module, source: str | Path, preset: str = "9",
+                             conv_stem: bool = False) -> None:
+    """Load timm ImageNet weights (a file, or "timm") into `backbone.vit` (a CrossViTBackbone or
+    ViTBackbone), resampling the position embeddings named in `backbone.pos_embed_names` to
+    `backbone.grid_sizes`. A CrossViT checkpoint given to the ViT baseline loads its coarse branch."""
+    path = Path(source)
+    state = timm_state_dict(preset, conv_stem) if str(source) == "timm" else read_state_dict(path)
     # The original IBM checkpoints name the per-branch tensors "pos_embed.0"; timm names them "pos_embed_0".
     state = {
         k.replace("pos_embed.", "pos_embed_").replace("cls_token.", "cls_token_"): v for k, v in state.items()
     }
     state = {k: v for k, v in state.items() if not k.startswith("head")}  # ImageNet classifier(s)
+    if "pos_embed" in backbone.pos_embed_names and "pos_embed_1" in state:
+        state = coarse_branch_as_vit(state)
     target = backbone.vit.state_dict()
     for key, grid in zip(backbone.pos_embed_names, backbone.grid_sizes):
         if key in state and state[key].shape != target[key].shape and state[key].ndim == 3:
@@ -90,7 +146,20 @@ def load_pretrained_backbone(backbone: nn.Module, path: str | Path) -> None:
                 f"file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
             )
         raise UserError(
-            f"model pretrained_path={str(path)!r} does not fit this backbone ({'; '.join(details)}); "
+            f"model pretrained={str(source)!r} does not fit this backbone ({'; '.join(details)}); "
             f"is it the timm checkpoint of the same preset?"
         )
     backbone.vit.load_state_dict(state, strict=True)
+
+
+def check_pretrained(model_cfg, data_root: str | Path, synthetic: bool) -> None:
+    """Refuse, before any work, a run on real data whose config leaves `model.pretrained` unset."""
+    if model_cfg.pretrained is not None or synthetic:
+        return
+    from reid.models.crossvit import timm_name
+
+    name = timm_name(model_cfg.preset, model_cfg.conv_stem) or "a timm CrossViT"
+    raise UserError(
+        f"{data_root} is real data and model.pretrained is not set: the paper trains from ImageNet weights. "
+        f"Pass --set model.pretrained=/path/to/{name}.safetensors (or =timm to let timm download them), "
+        "or --set model.pretrained=none to train from scratch on purpose")

@@ -63,7 +63,9 @@ class ModelConfig:
     pooling: str = "gap+cls"  # per branch: GAP of the CSA map and/or the CLS token, concatenated
     test_feature: str = "after_bn"  # "after_bn" | "before_bn": which embedding eval mode returns
     drop_path_rate: float = 0.1
-    pretrained_path: str | None = None  # a timm CrossViT ImageNet checkpoint (.pth / .safetensors)
+    # ImageNet weights for the backbone: a local timm checkpoint file (.pth / .safetensors), "timm" (timm's
+    # own download and cache), or "none" (from scratch, on purpose). Unset (None) is refused on real data.
+    pretrained: str | None = None
 
     def __post_init__(self) -> None:
         _choice("backbone", self.backbone, BACKBONES)
@@ -86,8 +88,9 @@ class ModelConfig:
         if not isinstance(self.drop_path_rate, (int, float)) or not 0.0 <= self.drop_path_rate < 1.0:
             raise UserError(f"model drop_path_rate={self.drop_path_rate!r} is not valid; expected 0 <= p < 1")
         self.drop_path_rate = float(self.drop_path_rate)
-        if self.pretrained_path is not None and not isinstance(self.pretrained_path, str):
-            raise UserError(f"model pretrained_path={self.pretrained_path!r} is not valid; expected a path")
+        if self.pretrained is not None and not (isinstance(self.pretrained, str) and self.pretrained):
+            raise UserError(f"model pretrained={self.pretrained!r} is not valid; expected a file path, 'timm' "
+                            "or 'none'")
         used_patches = self.patch_sizes if self.backbone == "crossvit" else self.patch_sizes[1:]
         check_img_size(self.img_size, used_patches)
         check_conv_stem(self.conv_stem, used_patches)
@@ -96,6 +99,8 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> ModelConfig:
         """Like `ModelConfig(**d)` but an unknown key is a `UserError` naming it."""
         known = {f.name for f in fields(cls)}
+        if "pretrained_path" in d:  # the key's name in checkpoints written before `pretrained`
+            d = {**{k: v for k, v in d.items() if k != "pretrained_path"}, "pretrained": d["pretrained_path"]}
         unknown = sorted(set(d) - known)
         if unknown:
             raise UserError(f"model config has unknown keys {unknown}; expected some of {sorted(known)}")
@@ -199,7 +204,7 @@ class ReIDModel(nn.Module):
 
 
 def build_model(cfg: ModelConfig, num_classes: int, load_pretrained: bool = True) -> ReIDModel:
-    """Build the model; load `cfg.pretrained_path` ImageNet weights into the backbone if set.
+    """Build the model; load the `cfg.pretrained` ImageNet weights (a file or "timm") into the backbone.
 
     Pass `load_pretrained=False` when a trained checkpoint's weights will be loaded right after
     (evaluation, resume): the ImageNet file is then not needed.
@@ -207,10 +212,10 @@ def build_model(cfg: ModelConfig, num_classes: int, load_pretrained: bool = True
     if isinstance(cfg, dict):
         cfg = ModelConfig.from_dict(cfg)
     model = ReIDModel(cfg, num_classes)
-    if load_pretrained and cfg.pretrained_path:
+    if load_pretrained and cfg.pretrained not in (None, "none"):
         from reid.models.pretrained import load_pretrained_backbone
 
-        load_pretrained_backbone(model.backbone, cfg.pretrained_path)
+        load_pretrained_backbone(model.backbone, cfg.pretrained, cfg.preset, cfg.conv_stem)
     return model
 
 
