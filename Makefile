@@ -14,10 +14,10 @@ PRETRAINED ?=
 
 .PHONY: reproduce test install lab notebooks lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,15 +30,16 @@ test: $(STAMP)
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 lab: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[dev,lab]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,lab]"
 	$(VENV)/bin/jupyter lab notebooks/
 
 # Re-execute every notebook in place, refreshing the committed outputs and figures/.
 notebooks: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[dev,lab]"
-	for nb in notebooks/[0-9]*.ipynb; do echo "== $$nb"; \
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,lab]"
+	for nb in notebooks/[0-9]*.ipynb; do echo "== $$nb"; start=$$(date +%s); \
 	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.timeout=1200 "$$nb" || exit 1; done
+	    --ExecutePreprocessor.timeout=1200 "$$nb" || exit 1; \
+	  echo "   $$nb: $$(( $$(date +%s) - start )) s"; done
 	$(PY) notebooks/clean_outputs.py notebooks/[0-9]*.ipynb
 
 lint: $(STAMP)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -258,6 +259,7 @@ class Settings:
     regdb_splits: int = SMOKE_REGDB_SPLITS  # RegDB splits trained and tested (the protocol: 10)
     ablation_batches: int = 0  # batches per epoch of a Table 3/4 row; 0 = the profile as it is
     pretrained: str | None = None  # model.pretrained for every run (a file, "timm", "none"); None: the config's
+    workers: int | None = None  # data.workers for every run; None: the config's
     runs_dir: Path = Path("runs")
     results_dir: Path = Path("results")
     figures_dir: Path = Path("figures")
@@ -286,7 +288,8 @@ class Settings:
         SYSU-MM01, one per split on RegDB. `ablation=True` applies the ablation budget."""
         seed = self.seeds[0] if seed is None else seed
         sets = [*(self.ablation_overrides() if ablation else []),
-                *([f"model.pretrained={self.pretrained}"] if self.pretrained else []), *overrides]
+                *([f"model.pretrained={self.pretrained}"] if self.pretrained else []),
+                *([f"data.workers={self.workers}"] if self.workers is not None else []), *overrides]
         cfg = resolve(row, dataset, self.root(dataset), seed=seed, profile=self.profile, overrides=sets)
         if dataset == "sysu":
             return [train_run(cfg, self.runs_dir, device)]
@@ -331,6 +334,8 @@ def settings(environ=None) -> Settings:
     REID_REGDB_SPLITS                RegDB splits to train and test (default 10 on paper, 1 otherwise)
     REID_ABLATION_BATCHES            batches per epoch of a Table 3/4 row (default 60 on smoke; 0 = as is)
     REID_PRETRAINED                  ImageNet weights: a checkpoint file, timm, or none (default: the config's)
+    REID_WORKERS                     data-loader worker processes (default: 0 on Windows and macOS, where
+                                     workers started from a notebook hang; elsewhere the config's)
     """
     environ = os.environ if environ is None else environ
     root = repo_root()
@@ -358,5 +363,7 @@ def settings(environ=None) -> Settings:
         regdb_splits=_env_int(environ, "REID_REGDB_SPLITS", default_regdb_splits(profile), 1, 10),
         ablation_batches=_env_int(environ, "REID_ABLATION_BATCHES", default_ablation_batches(profile), 0, 10**6),
         pretrained=environ.get("REID_PRETRAINED") or None,
+        workers=_env_int(environ, "REID_WORKERS", 0, 0, 64) if "REID_WORKERS" in environ or sys.platform in (
+            "win32", "darwin") else None,
         runs_dir=root / "runs", results_dir=root / "results", figures_dir=root / "figures",
     )

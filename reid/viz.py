@@ -1,4 +1,8 @@
-"""Plotting helpers for the notebooks and `make reproduce` (matplotlib/seaborn; files are PNG)."""
+"""Plotting helpers for the notebooks and `make reproduce` (matplotlib/seaborn; files are PNG).
+
+Every figure uses one style (`use_style`): seaborn's white grid, fonts readable at the committed size,
+legends outside the data, PNGs written at `SAVE_DPI`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,27 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+
+SAVE_DPI = 110  # figures/ PNGs: legible at the README's width, a few hundred kB at most
+STYLE = {"axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9,
+         "legend.fontsize": 9, "legend.title_fontsize": 9, "figure.titlesize": 11}
+
+
+def use_style(inline_dpi: int | None = None) -> None:
+    """The one look of every figure; `inline_dpi` sets the notebooks' on-screen size (60 keeps the committed
+    notebooks small: figures/ holds the full-size PNGs)."""
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook", rc=STYLE)
+    if inline_dpi is not None:
+        plt.rcParams["figure.dpi"] = inline_dpi
+
+
+def _legend_below(fig, handles, labels, ncol: int | None = None) -> None:
+    """One legend for the whole figure, under the panels, never over the data."""
+    fig.legend(handles, labels, loc="lower center", ncol=ncol or len(labels), frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
 
 
 def plot_training_curves(log_csv: str | Path, out_png: str | Path | None = None, title: str | None = None):
@@ -16,7 +41,7 @@ def plot_training_curves(log_csv: str | Path, out_png: str | Path | None = None,
     import seaborn as sns
 
     log = pd.read_csv(log_csv)
-    sns.set_theme(style="whitegrid", context="notebook")
+    use_style()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     losses = log.melt(id_vars="epoch", value_vars=["loss", "loss_id", "loss_metric"], var_name="part",
                       value_name="value")
@@ -37,7 +62,7 @@ def plot_training_curves(log_csv: str | Path, out_png: str | Path | None = None,
     fig.tight_layout()
     if out_png is not None:
         Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out_png, dpi=120)
+        fig.savefig(out_png, dpi=SAVE_DPI)
     return fig
 
 
@@ -136,7 +161,7 @@ def plot_retrieval(queries: list, galleries: list[list], correct: list[list[bool
 def _save(fig, out_png) -> None:
     if out_png is not None:
         Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out_png, dpi=90)
+        fig.savefig(out_png, dpi=SAVE_DPI)
 
 
 # ------------------------------------------------------------------------------ paper vs ours tables
@@ -193,8 +218,8 @@ def plot_paper_vs_ours(table: str, ours: dict, ours_label: str, metrics=("rank1"
                          for s, r in ours.items() for m in metrics])
     data = pd.concat([paper, mine], ignore_index=True)
     settings = list(dict.fromkeys(data.setting))
-    sns.set_theme(style="whitegrid", context="notebook")
-    fig, axes = plt.subplots(1, len(settings), figsize=(6.5 * len(settings), 4.2), squeeze=False)
+    use_style()
+    fig, axes = plt.subplots(1, len(settings), figsize=(6.5 * len(settings), 4.6), squeeze=False)
     for ax, setting in zip(axes[0], settings):
         part = data[data.setting == setting]
         sns.barplot(data=part, y="method", x="value", hue="metric", ax=ax, orient="h")
@@ -205,9 +230,14 @@ def plot_paper_vs_ours(table: str, ours: dict, ours_label: str, metrics=("rank1"
                 bars[-1].set_hatch("//")
                 bars[-1].set_edgecolor("black")
         ax.set(title=setting, xlabel="%", ylabel="", xlim=(0, 100))
-    fig.suptitle(f"{table}: the paper's numbers (real data) and ours (hatched, measured: {ours_label})",
-                 fontsize=10)
-    fig.tight_layout()
+        handles, labels = ax.get_legend_handles_labels()
+        ax.get_legend().remove()
+    from matplotlib.patches import Patch
+
+    handles.append(Patch(facecolor="white", edgecolor="black", hatch="//"))
+    labels.append(f"ours, measured ({ours_label})")
+    fig.suptitle(f"{table}: the paper's numbers (real data) and ours")
+    _legend_below(fig, handles, labels)
     _save(fig, out_png)
     return fig
 
@@ -245,8 +275,8 @@ def plot_ablation(table: str, measured: pd.DataFrame, rows: list[str], metric: s
 
     paper = _paper_rows(table)
     settings = [setting] if setting else list(dict.fromkeys(measured.setting))
-    sns.set_theme(style="whitegrid", context="notebook")
-    fig, axes = plt.subplots(1, len(settings), figsize=(5.2 * len(settings), 0.55 * len(rows) + 1.6),
+    use_style()
+    fig, axes = plt.subplots(1, len(settings), figsize=(5.2 * len(settings), 0.55 * len(rows) + 2.0),
                              squeeze=False)
     for ax, s in zip(axes[0], settings):
         ours = measured[measured.setting == s]
@@ -260,8 +290,9 @@ def plot_ablation(table: str, measured: pd.DataFrame, rows: list[str], metric: s
                    label="paper (real data)")
         ax.set(title=s, xlabel=f"{metric} (%)", ylabel="")
         handles, labels = ax.get_legend_handles_labels()
-        uniq = dict(zip(labels, handles))
-        ax.legend(uniq.values(), uniq.keys(), fontsize=7, loc="lower right")
-    fig.tight_layout()
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    uniq = dict(zip(labels, handles))
+    _legend_below(fig, list(uniq.values()), list(uniq.keys()))
     _save(fig, out_png)
     return fig

@@ -133,3 +133,14 @@ def test_settings_read_every_switch_in_one_place(monkeypatch):
             settings(env)
     with pytest.raises(UserError, match="no regdb data"):
         Settings(sysu_root=s.sysu_root, regdb_root=None, synthetic=True).root("regdb")
+
+
+def test_settings_pass_weights_and_workers_to_every_run(monkeypatch):
+    from reid import experiments
+
+    s = settings({"REID_PRETRAINED": "none", "REID_WORKERS": "0"})
+    assert (s.pretrained, s.workers) == ("none", 0)
+    monkeypatch.setattr(experiments.sys, "platform", "darwin")  # notebook workers hang there: default 0
+    assert settings({}).workers == 0
+    monkeypatch.setattr(experiments.sys, "platform", "linux")
+    assert settings({}).workers is None
