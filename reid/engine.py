@@ -158,7 +158,7 @@ def _open_run_folder(output_dir: Path):
                         f"(it holds {output_dir / LOCK_NAME}); wait for it or choose another folder") from None
     # Temporary files of checkpoint writes that a killed process left behind (we hold the lock: no
     # other process is writing them).
-    for tmp in output_dir.glob(".*.pt.*.tmp"):
+    for tmp in [*output_dir.glob(".*.pt.*.tmp"), *output_dir.glob(".config.yaml.tmp")]:
         tmp.unlink(missing_ok=True)
     return lock
 
@@ -168,12 +168,18 @@ def _check_resume_config(path: Path, cfg: ExperimentConfig) -> None:
     ckpt = load_checkpoint(path, required=("model", "config", "epoch"))
     if not isinstance(ckpt["config"], dict):
         raise UserError(f"--resume: {path} holds no readable config")
-    changed = [k for k in _config_changes(config_from_dict(ckpt["config"], str(path)), cfg)
-               if k not in RESUMABLE_CHANGES]
+    old = config_from_dict(ckpt["config"], str(path))
+    changed = [k for k in _config_changes(old, cfg) if k not in RESUMABLE_CHANGES
+               and not (k == "data.root" and _same_folder(old.data.root, cfg.data.root))]
     if changed:
         raise UserError(f"--resume: the config differs from the one {path} was trained with in "
                         f"{', '.join(changed)}; a resumed run may only change {', '.join(RESUMABLE_CHANGES)} "
                         "(start a new --output-dir for anything else)")
+
+
+def _same_folder(a: str | None, b: str | None) -> bool:
+    """The same dataset folder, however it is spelled (relative, absolute, through a symlink)."""
+    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
 
 
 def _check_run_folder(output_dir: Path, resume: bool) -> None:

@@ -134,6 +134,18 @@ def test_resume_may_extend_the_epochs_and_records_what_ran(synthetic_root, train
     assert "epochs: 2" in (trained / "config.yaml").read_text()
 
 
+def test_resume_accepts_the_same_data_folder_spelled_another_way(synthetic_root, trained, tmp_path, monkeypatch):
+    (trained / ".config.yaml.tmp").write_text("killed")
+    link = tmp_path / "link"
+    link.symlink_to(synthetic_root, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    train(tiny_config("link/SYSU-MM01", "train.epochs=2"), trained, resume=True, device="cpu")
+    assert load_checkpoint(trained / "last.pt")["epoch"] == 2 and not (trained / ".config.yaml.tmp").exists()
+    with pytest.raises(UserError, match="data.root"):
+        train(tiny_config(shutil.copytree(synthetic_root / "SYSU-MM01", tmp_path / "other"), "train.epochs=3"),
+              trained, resume=True, device="cpu")
+
+
 def test_resume_with_a_checkpoint_that_does_not_fit_is_one_line(synthetic_root, trained):
     ckpt = load_checkpoint(trained / "last.pt")
     del ckpt["optimizer"]["state"]  # e.g. written by another optimiser
@@ -165,6 +177,16 @@ def test_invalid_values_fail_before_any_work(synthetic_root, tmp_path, capsys, c
     assert cli(train_args(synthetic_root / "SYSU-MM01", out, "--set", change, "--device", "cpu")) == 2
     one_line_error(capsys, key)
     assert not out.exists()
+
+
+def test_regdb_splits_check_where_the_results_go_before_training(synthetic_root, tmp_path):
+    from reid.experiments import train_command
+
+    (tmp_path / "file").write_text("x")
+    cfg = tiny_config(synthetic_root / "RegDB", "data.dataset=regdb")
+    with pytest.raises(UserError, match="--results-dir"):
+        train_command(cfg, tmp_path / "runs", splits=1, results_dir=tmp_path / "file", device="cpu")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_yaml_value_of_the_wrong_type_names_the_file_and_key(tmp_path):
