@@ -217,10 +217,17 @@ def test_16_bit_images_are_scaled_not_clipped_to_white(tmp_path):
     assert pixels.shape == (8, 4, 3) and abs(int(pixels.max()) - 128) <= 1
 
 
-def test_32_bit_images_are_refused_by_name(tmp_path):
+def test_32_bit_images_are_scaled_as_16_bit_or_refused_by_name(tmp_path):
+    as_older_pillow = tmp_path / "int32.tif"  # a 16-bit PNG opened by an older Pillow: mode "I", 0..65535
+    Image.fromarray(np.full((8, 4), 65535, dtype=np.int32)).save(as_older_pillow)
+    assert Image.open(as_older_pillow).mode == "I" and np.asarray(read_image(str(as_older_pillow))).min() == 255
+    too_wide = tmp_path / "wide.tif"
+    Image.fromarray(np.full((8, 4), 70000, dtype=np.int32)).save(too_wide)
+    with pytest.raises(UserError, match="wide.tif.*outside 0..65535"):
+        read_image(str(too_wide))
     path = tmp_path / "float.tif"
     Image.fromarray(np.ones((8, 4), dtype=np.float32)).save(path)
-    with pytest.raises(UserError, match="float.tif.*32-bit"):
+    with pytest.raises(UserError, match="float.tif.*mode F"):
         read_image(str(path))
 
 

@@ -69,15 +69,19 @@ SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 def read_image(path: str) -> Image.Image:
     """Open an image as RGB (single-channel IR replicated to 3 channels); UserError names the file.
 
-    16-bit greyscale (thermal cameras write it) is scaled to 8 bits, not clipped to white; 32-bit integer
-    or float images have no agreed range and are refused."""
+    16-bit greyscale (thermal cameras write it) is scaled to 8 bits, not clipped to white; floating-point
+    images, and 32-bit integer ones outside 0..65535, have no agreed range and are refused."""
     try:
         with Image.open(path) as img:
-            if img.mode in SIXTEEN_BIT_MODES:
-                scaled = np.asarray(img, dtype=np.float64) * (255.0 / 65535.0)
-                return Image.fromarray(np.round(scaled).astype(np.uint8), "L").convert("RGB")
-            if img.mode in ("I", "F"):
-                raise UserError(f"cannot read image {path}: mode {img.mode} (32-bit) images are not supported; "
+            if img.mode in SIXTEEN_BIT_MODES or img.mode == "I":  # older Pillow opens 16-bit PNGs as "I"
+                values = np.asarray(img, dtype=np.float64)
+                if img.mode == "I" and (values.min() < 0 or values.max() > 65535):
+                    raise UserError(f"cannot read image {path}: 32-bit integer values outside 0..65535; "
+                                    "expected 8-bit RGB / greyscale or 16-bit greyscale")
+                scaled = np.round(values * (255.0 / 65535.0)).astype(np.uint8)
+                return Image.fromarray(scaled, "L").convert("RGB")
+            if img.mode == "F":
+                raise UserError(f"cannot read image {path}: floating-point (mode F) images are not supported; "
                                 "expected 8-bit RGB / greyscale or 16-bit greyscale")
             return img.convert("RGB")
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
