@@ -127,7 +127,7 @@ def _device(device) -> torch.device:
 
 
 # What `--resume` may change: keys that do not alter what the run learns. Anything else is refused before
-# any work (docs/architecture.md, "Resume"): the checkpoint's optimiser, schedule and weights belong to it.
+# any work (docs/architecture.md, "Reliability"): the checkpoint's optimiser, schedule and weights belong to it.
 RESUMABLE_CHANGES = ("train.epochs", "data.workers")
 LOCK_NAME = ".lock"
 
