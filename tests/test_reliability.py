@@ -371,6 +371,28 @@ def test_unwritable_output_dir(synthetic_root, tmp_path, capsys):
         locked.chmod(0o700)
 
 
+def test_unwritable_output_dir_simulated(synthetic_root, tmp_path, capsys, monkeypatch):
+    """The same two cases as above, where the tests run as root: the OS's answers are simulated."""
+    import pathlib
+
+    real_mkdir = pathlib.Path.mkdir
+
+    def mkdir_denied(self, *args, **kwargs):
+        if self.name == "run":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", mkdir_denied)
+    assert cli(train_args(synthetic_root / "SYSU-MM01", tmp_path / "parent" / "run", "--device", "cpu")) == 2
+    one_line_error(capsys, "--output-dir", "Permission denied")
+    monkeypatch.undo()
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setattr(os, "access", lambda path, mode: not str(path).endswith("ro"))
+    assert cli(train_args(synthetic_root / "SYSU-MM01", tmp_path / "ro", "--device", "cpu")) == 2
+    one_line_error(capsys, "--output-dir", "permission denied")
+    assert not (tmp_path / "ro" / "last.pt").exists()
+
+
 def a_result(tmp_path):
     return {"rank1": 1.0, "mAP": 1.0, "std": {}, "data": describe_data(tmp_path, "sysu", synthetic=True),
             "protocol": {}}
