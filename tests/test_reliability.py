@@ -65,7 +65,8 @@ def test_a_link_or_a_lone_copy_of_a_synthetic_layout_is_still_synthetic(syntheti
     assert describe_data(lone, "regdb")["label"] == "synthetic RegDB-layout"
 
 
-def test_an_older_generation_gets_its_layout_markers_without_regenerating(synthetic_root, tmp_path):
+def test_an_older_generation_gets_its_layout_markers_without_regenerating(synthetic_root, tmp_path,
+                                                                         monkeypatch):
     from reid.data.synthetic import MANIFEST, ensure_synthetic
 
     old = shutil.copytree(synthetic_root, tmp_path / "old")
@@ -75,6 +76,9 @@ def test_an_older_generation_gets_its_layout_markers_without_regenerating(synthe
     ensure_synthetic(old, seed=0, small=True)
     assert (old / MANIFEST).stat().st_mtime_ns == stamp  # not regenerated
     assert describe_data(shutil.copytree(old / "RegDB", tmp_path / "lone"), "regdb")["kind"] == "synthetic"
+    (old / "SYSU-MM01" / MANIFEST).unlink()
+    monkeypatch.setattr("pathlib.Path.write_text", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "ro")))
+    assert ensure_synthetic(old, seed=0, small=True) == old  # a read-only old generation is used as it is
 
 
 @pytest.mark.parametrize("inside", ["SYSU-MM01/cam1/0001/0001.jpg", "notes.txt", "deep/down/RegDB/idx/x.txt"])

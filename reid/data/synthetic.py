@@ -518,14 +518,18 @@ def ensure_synthetic(root: str | Path, seed: int = 0, small: bool = False, **siz
     root = Path(root)
     wanted = _manifest(seed, Sizes.preset(small, **sizes))
     try:
-        if json.loads((root / MANIFEST).read_text()) == wanted:
-            for name in LAYOUTS:  # a generation from before the layout folders carried the manifest
-                if not (root / name / MANIFEST).is_file():
-                    (root / name / MANIFEST).write_text((root / MANIFEST).read_text())
-            return root
+        done = json.loads((root / MANIFEST).read_text()) == wanted
     except (OSError, ValueError):
-        pass
-    return make_synthetic(root, seed, small, **sizes)
+        done = False
+    if not done:
+        return make_synthetic(root, seed, small, **sizes)
+    for name in LAYOUTS:  # a generation from before the layout folders carried the manifest
+        try:
+            if not (root / name / MANIFEST).is_file():
+                (root / name / MANIFEST).write_text((root / MANIFEST).read_text())
+        except OSError:  # a read-only copy: it is still found through its parent
+            pass
+    return root
 
 
 def summarize(root: str | Path) -> str:
