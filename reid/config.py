@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,9 +132,16 @@ def resolve_config_path(name_or_path: str | Path, relative_to: Path | None = Non
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise UserError(f"cannot read config {path}: not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise UserError(f"cannot read config {path}: {err.strerror or err}") from None
     except yaml.YAMLError as err:
-        raise UserError(f"cannot parse config {path}: {str(err).splitlines()[0]}") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"cannot parse config {path}{where}: {problem} (YAML syntax)") from None
     if not isinstance(data, dict):
         raise UserError(f"config {path} must be a mapping of sections, got {type(data).__name__}")
     return data
@@ -182,7 +190,63 @@ def config_from_dict(raw: dict, source: str = "config") -> ExperimentConfig:
     return cfg
 
 
+def _type_name(default: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            list: "a list"}.get(type(default), type(default).__name__)
+
+
+def _check_types(cfg: ExperimentConfig, source: str) -> None:
+    """Every value of the data / loss / optim / train sections has its default's type (an int is a valid
+    float), so `optim: {lr: abc}` in a YAML fails here, not in the middle of an epoch."""
+    for section in ("data", "loss", "optim", "train"):
+        obj, defaults = getattr(cfg, section), SECTIONS[section]()
+        for f in dataclasses.fields(obj):
+            value, default = getattr(obj, f.name), getattr(defaults, f.name)
+            if default is None:
+                ok = value is None or isinstance(value, str)
+            elif isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif isinstance(default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            else:
+                ok = isinstance(value, type(default))
+            if not ok:
+                expected = "a path or null" if default is None else _type_name(default)
+                raise UserError(f"{section}.{f.name}={value!r} in {source}: expected {expected}")
+
+
+# (key, test, what is expected): value checks run on every config before any work starts.
+RANGES = [
+    ("data.workers", lambda v: v >= 0, ">= 0"),
+    ("data.test_batch_size", lambda v: v >= 1, ">= 1"),
+    ("data.random_erasing", lambda v: 0.0 <= v <= 1.0, "a probability, 0 <= p <= 1"),
+    ("loss.epsilon", lambda v: 0.0 <= v < 1.0, "0 <= epsilon < 1"),
+    ("loss.margin", lambda v: v >= 0, ">= 0"),
+    ("loss.id_weight", lambda v: v >= 0, ">= 0"),
+    ("loss.metric_weight", lambda v: v >= 0, ">= 0"),
+    ("optim.lr", lambda v: v > 0, "> 0"),
+    ("optim.backbone_lr_scale", lambda v: v >= 0, ">= 0"),
+    ("optim.weight_decay", lambda v: v >= 0, ">= 0"),
+    ("optim.momentum", lambda v: 0.0 <= v < 1.0, "0 <= momentum < 1"),
+    ("optim.beta2", lambda v: 0.0 <= v < 1.0, "0 <= beta2 < 1"),
+    ("optim.gamma", lambda v: v > 0, "> 0"),
+    ("optim.warmup_epochs", lambda v: v >= 0, ">= 0"),
+    ("optim.milestones", lambda v: all(isinstance(m, int) and not isinstance(m, bool) and m >= 0 for m in v),
+     "a list of epochs (integers >= 0)"),
+    ("train.seed", lambda v: v >= 0, ">= 0"),
+    ("train.grad_clip", lambda v: v >= 0, ">= 0 (0 = off)"),
+    ("train.max_steps_per_epoch", lambda v: v >= 0, ">= 0 (0 = a full pass)"),
+]
+
+
 def _validate(cfg: ExperimentConfig, source: str) -> None:
+    _check_types(cfg, source)
+    for key, ok, expected in RANGES:
+        value = get_value(cfg, key)
+        if not ok(value):
+            raise UserError(f"{key}={value!r} in {source}: expected {expected}")
     for key, allowed in CHOICES.items():
         value = get_value(cfg, key)
         if value not in allowed:

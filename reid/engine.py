@@ -7,7 +7,9 @@ same labels; everything goes through the one shared model, and
     loss = id_weight * LSCE(logits, pids)  (Eq. 13)  +  metric_weight * metric(features, pids)  (Eq. 14/15)
 
 Outputs in the run folder: `last.pt` (every epoch), `best.pt` (best validation mAP on identities held out
-of the *training* set, never the test set), `log.csv`, TensorBoard events in `tb/`, `config.yaml`.
+of the *training* set, never the test set), `log.csv`, TensorBoard events in `tb/`, `config.yaml` (written
+with each checkpoint: the config that ran), `.lock` (held while a process trains there). What `--resume`
+may change, and what is checked before work starts: docs/architecture.md, "Reliability".
 
 Exact resume: every epoch starts by reseeding python/numpy/torch from (seed, epoch, rank) and builds its
 data loader from a generator seeded the same way, so epoch e is a function of the weights/optimiser state
@@ -137,12 +139,71 @@ def _write_log(path: Path, rows: list[dict]) -> None:
 
 def _device(device) -> torch.device:
     """The requested device, or this rank's GPU under torchrun, or the CPU."""
+    from reid.evaluate import check_device
+
+    check_device(None if device is None else str(device))  # one line for `--device foo` or a missing GPU
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return device
+
+
+# What `--resume` may change: keys that do not alter what the run learns. Anything else is refused before
+# any work (docs/architecture.md, "Reliability"): the checkpoint's optimiser, schedule and weights belong to it.
+RESUMABLE_CHANGES = ("train.epochs", "data.workers")
+LOCK_NAME = ".lock"
+
+
+def _open_run_folder(output_dir: Path):
+    """Create the run folder (a one-line error when it cannot be) and lock it for this process: a second
+    training into the same folder fails at once instead of silently replacing this one's files.
+    Returns the open lock file (closing it releases the lock)."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError(f"--output-dir {output_dir}: exists and is not a folder")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(output_dir / LOCK_NAME, "a")  # noqa: SIM115 -- held open for the whole run
+    except OSError as err:
+        raise UserError(f"--output-dir {output_dir}: cannot write there ({err.strerror or err})") from None
+    if not os.access(output_dir, os.W_OK):
+        lock.close()
+        raise UserError(f"--output-dir {output_dir}: cannot write there (permission denied)")
+    try:
+        import fcntl
+
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # no fcntl (Windows): no lock
+        pass
+    except OSError:
+        lock.close()
+        raise UserError(f"--output-dir {output_dir}: another training is running in this folder "
+                        f"(it holds {output_dir / LOCK_NAME}); wait for it or choose another folder") from None
+    # Temporary files of checkpoint writes that a killed process left behind (we hold the lock: no
+    # other process is writing them).
+    for tmp in [*output_dir.glob(".*.pt.*.tmp"), *output_dir.glob(".config.yaml.tmp")]:
+        tmp.unlink(missing_ok=True)
+    return lock
+
+
+def _check_resume_config(path: Path, cfg: ExperimentConfig) -> None:
+    """Refuse a resume whose config differs from the checkpoint's outside `RESUMABLE_CHANGES`."""
+    ckpt = load_checkpoint(path, required=("model", "config", "epoch"))
+    if not isinstance(ckpt["config"], dict):
+        raise UserError(f"--resume: {path} holds no readable config")
+    old = config_from_dict(ckpt["config"], str(path))
+    changed = [k for k in _config_changes(old, cfg) if k not in RESUMABLE_CHANGES
+               and not (k == "data.root" and _same_folder(old.data.root, cfg.data.root))]
+    if changed:
+        raise UserError(f"--resume: the config differs from the one {path} was trained with in "
+                        f"{', '.join(changed)}; a resumed run may only change {', '.join(RESUMABLE_CHANGES)} "
+                        "(start a new --output-dir for anything else)")
+
+
+def _same_folder(a: str | None, b: str | None) -> bool:
+    """The same dataset folder, however it is spelled (relative, absolute, through a symlink)."""
+    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
 
 
 def _check_run_folder(output_dir: Path, resume: bool) -> None:
@@ -162,32 +223,52 @@ def _restore(path: Path, cfg: ExperimentConfig, num_classes: int, state: dict, d
                         f"the data now gives {num_classes}")
     changed = _config_changes(config_from_dict(ckpt["config"], str(path)), cfg)
     if changed and rank == 0:
-        print(f"resume: config differs from {path} in {', '.join(changed)}")
-    for key, obj in state.items():
-        obj.load_state_dict(ckpt[key])
-    set_rng_state(ckpt["rng"])
+        print(f"resume: {', '.join(changed)} changed from {path} (allowed on resume)")
+    try:
+        for key, obj in state.items():
+            obj.load_state_dict(ckpt[key])
+        set_rng_state(ckpt["rng"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"--resume: {path} does not fit this run's model/optimiser: {first_line}") from None
     return {"epoch": ckpt["epoch"], "history": ckpt["history"], "best": ckpt["best"]}
 
 
 def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = False,
           device: str | torch.device | None = None) -> dict:
-    """Train `cfg` into `output_dir`; returns the run summary (paths, best epoch, history, the model)."""
+    """Train `cfg` into `output_dir`; returns the run summary (paths, best epoch, history, the model).
+
+    Before any work: the device exists, real data comes with a word on ImageNet weights
+    (`model.pretrained`), the folder is writable and locked (one training per folder), a resumed run's
+    config differs from its checkpoint's only in `RESUMABLE_CHANGES`."""
+    output_dir = Path(output_dir)
+    rank, world_size, created_group = _distributed()
+    device = _device(device)
+    if not resume:  # real data and no word on ImageNet weights: refuse before the folder is made
+        root = dataset_root(cfg.data.dataset, cfg.data.root)
+        check_pretrained(cfg.model, root, synthetic=is_synthetic(root))
+    lock = _open_run_folder(output_dir) if rank == 0 else None
+    try:
+        return _train(cfg, output_dir, resume, device, rank, world_size, created_group)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.device, rank: int,
+           world_size: int, created_group: bool) -> dict:
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
     from reid.evaluate import evaluate_held_out
     from reid.models import build_model
 
-    output_dir = Path(output_dir)
-    rank, world_size, created_group = _distributed()
-    device = _device(device)
     _check_run_folder(output_dir, resume)
     last_path, best_path = output_dir / "last.pt", output_dir / "best.pt"
-    root = dataset_root(cfg.data.dataset, cfg.data.root)
-    if not resume:
-        check_pretrained(cfg.model, root, synthetic=is_synthetic(root))
-        if cfg.model.pretrained in (None, "none") and rank == 0:
-            print(f"{cfg.name}: backbone from scratch (model.pretrained={cfg.model.pretrained or 'not set'})")
+    if resume:
+        _check_resume_config(last_path, cfg)
+    elif cfg.model.pretrained in (None, "none") and rank == 0:
+        print(f"{cfg.name}: backbone from scratch (model.pretrained={cfg.model.pretrained or 'not set'})")
 
     seed_everything(cfg.train.seed)
     data = TrainData(cfg, rank, world_size)
@@ -222,8 +303,6 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
 
     writer = None
     if rank == 0:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, output_dir / "config.yaml")
         _write_log(output_dir / "log.csv", history)
         writer = SummaryWriter(str(output_dir / "tb"), purge_step=start_epoch + 1)
 
@@ -258,6 +337,7 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
                 save_checkpoint(snapshot, last_path)
                 if improved:
                     save_checkpoint(snapshot, best_path)
+                _save_config_atomically(cfg, output_dir / "config.yaml")  # the config that ran, no sooner
                 _write_log(output_dir / "log.csv", history)
                 for key in LOG_FIELDS[1:]:
                     if row.get(key, "") != "":
@@ -273,6 +353,12 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
     return {"output_dir": str(output_dir), "last": str(last_path), "best": str(best_path),
             "best_epoch": best["epoch"], "best_val_mAP": best["val_mAP"], "history": history,
             "num_classes": data.num_classes, "model": model, "criterion": criterion, "rank": rank}
+
+
+def _save_config_atomically(cfg: ExperimentConfig, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_config(cfg, tmp)
+    os.replace(tmp, path)
 
 
 def train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype=None, grad_clip: float = 0.0,
@@ -297,14 +383,17 @@ def train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype=None, gr
     return loss, parts, out
 
 
-def _check_finite(loss: torch.Tensor, epoch: int, step: int, world_size: int) -> None:
+def _check_finite(loss: torch.Tensor, epoch: int, step: int, world_size: int, grad_clip: float = 0.0) -> None:
     finite = torch.isfinite(loss.detach()).float()
     if world_size > 1:  # every rank must stop together, or the others hang in the next all-reduce
         dist.all_reduce(finite, op=dist.ReduceOp.MIN)
     if not bool(finite):
-        raise DivergedError(
-            f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: training stopped; the last good "
-            f"checkpoint (epoch {epoch}) is left intact. Lower optim.lr or enable train.grad_clip.")
+        kept = (f"the last good checkpoint (epoch {epoch}) is left intact in last.pt" if epoch > 0
+                else "no checkpoint was written (it diverged in the first epoch)")
+        advice = (f"Lower optim.lr (train.grad_clip={grad_clip} is already on)" if grad_clip > 0
+                  else "Lower optim.lr or enable train.grad_clip")
+        raise DivergedError(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: training stopped; "
+                            f"{kept}. {advice}.")
 
 
 def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, device, amp_dtype, world_size,
@@ -325,7 +414,8 @@ def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, devi
             imgs, pids = torch.cat([imgs, batch["gray"]]), torch.cat([pids, pids])
         imgs, pids = imgs.to(device, non_blocking=True), pids.to(device, non_blocking=True)
         loss, parts, out = train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype, cfg.train.grad_clip,
-                                      check=lambda loss, step=step: _check_finite(loss, epoch, step, world_size),
+                                      check=lambda loss, step=step: _check_finite(loss, epoch, step, world_size,
+                                                                                 cfg.train.grad_clip),
                                       center_optimizer=center_optimizer, world_size=world_size)
         sums["loss"] += loss.item()
         sums["loss_id"] += parts["loss_id"].item()

@@ -15,7 +15,8 @@ other splits in training.
 Words: a SYSU-MM01 *trial* is one random draw of the gallery; a RegDB *split* is one of its ten
 train/test identity partitions. Metrics are reported in percent, as mean and std over trials (or
 splits) plus one row each; the feature used (`test_feature`: after or before the BN neck), flip TTA and
-re-ranking are part of every result and of its label.
+re-ranking are part of every result's `protocol`; the label names each one that is not the default
+("before-BN feature", "flip", "re-ranked").
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from tqdm import tqdm
 
 from reid.errors import UserError
 from reid.metrics import eval_regdb, eval_sysu
-from reid.provenance import describe_data, provenance, write_result
+from reid.provenance import check_result_location, describe_data, provenance, write_result
 from reid.rerank import k_reciprocal_rerank
 
 METRICS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
@@ -67,6 +68,10 @@ def load_model(checkpoint: str | Path, map_location: str = "cpu"):
         ]
         raise UserError(f"checkpoint {checkpoint} does not fit the model its model_config describes: "
                         + ", ".join(problems))
+    not_finite = [k for k, v in state.items() if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
+    if not_finite:
+        raise UserError(f"checkpoint {checkpoint}: {len(not_finite)} tensors hold NaN or infinite values "
+                        f"(e.g. {not_finite[0]}); the run diverged before this checkpoint was written")
     model.load_state_dict(state, strict=True)
     model.eval()
     model.checkpoint_info = {"path": str(checkpoint), "epoch": ckpt.get("epoch"), "config": ckpt.get("config")}
@@ -151,9 +156,11 @@ def summarize(rows: list[dict], key: str) -> dict:
     return out
 
 
-def _label(data: dict, setting: str, count: int, word: str, rerank: bool) -> str:
-    return f"{data['label']}, {setting}, {count} {word}{'s' if count != 1 else ''}" + (
-        ", re-ranked" if rerank else "")
+def _label(data: dict, setting: str, count: int, word: str, rerank: bool, flip: bool = False,
+           test_feature: str | None = "after_bn") -> str:
+    extras = [*(["before-BN feature"] if test_feature == "before_bn" else []), *(["flip"] if flip else []),
+              *(["re-ranked"] if rerank else [])]
+    return ", ".join([data["label"], setting, f"{count} {word}{'s' if count != 1 else ''}", *extras])
 
 
 def _check_count(count: int, most: int, flag: str) -> None:
@@ -205,7 +212,7 @@ def evaluate_sysu(
     data = describe_data(dataset.root, "sysu", synthetic)
     setting = f"{'all' if mode == 'all' else 'indoor'}-search, {'single' if shots == 1 else f'{shots}'}-shot"
     return {
-        "label": _label(data, setting, trials, "trial", rerank),
+        "label": _label(data, setting, trials, "trial", rerank, flip, model.cfg.test_feature),
         **summarize(per_trial, "per_trial"),
         "data": data,
         "protocol": {"dataset": "sysu", "setting": setting, "mode": mode, "shots": shots, "trials": trials,
@@ -218,7 +225,13 @@ def checkpoint_for_split(template: str | Path, split: int) -> str:
     """`runs/regdb/split_{split:02d}/best.pt` -> the path of one split (any str.format spec works)."""
     try:
         return str(template).format(split=split)
-    except (KeyError, IndexError, ValueError) as err:
+    except KeyError as err:
+        hint = " (RegDB checkpoints are numbered by split: write {split}, e.g. split_{split:02d})" \
+            if err.args and err.args[0] == "trial" else ""
+        raise UserError(f"--checkpoint {template}: unknown field {{{err.args[0] if err.args else ''}}}; only "
+                        f"{{split}} (with an optional format spec such as {{split:02d}}) may appear in braces"
+                        f"{hint}") from None
+    except (IndexError, ValueError) as err:
         raise UserError(f"--checkpoint {template}: only {{split}} (with an optional format spec such as "
                         f"{{split:02d}}) may appear in braces ({err})") from None
 
@@ -280,7 +293,7 @@ def evaluate_regdb(
     if not per_split_models:
         setting += ", one model for all splits"
     return {
-        "label": _label(data, setting, splits, "split", rerank),
+        "label": _label(data, setting, splits, "split", rerank, flip, test_feature),
         **summarize(per_split, "per_split"),
         "data": data,
         "protocol": {"dataset": "regdb", "setting": setting, "direction": direction, "splits": splits,
@@ -338,33 +351,37 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, root: str | Path, *, mode
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     check_device(device)
+    # Inputs first (the checkpoints load, or every split's exists), then every output location, then the work:
+    # a result is never computed only to be lost.
+    models, config = None, None
+    if dataset == "regdb" and is_split_template(checkpoint):
+        for split in range(1, splits + 1):
+            if not Path(checkpoint_for_split(checkpoint, split)).is_file():
+                raise UserError(f"checkpoint not found: {checkpoint_for_split(checkpoint, split)} "
+                                f"(--checkpoint {checkpoint} with split {split})")
+        models = lambda split: _checked_model(checkpoint_for_split(checkpoint, split), test_feature)
+    else:
+        models = _checked_model(checkpoint, test_feature)
+        config = models.checkpoint_info["config"]
+    name = name or "_".join([dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S"), dataset,
+                             mode if dataset == "sysu" else direction, *(["rerank"] if rerank else [])])
+    check_result_location(results_dir, name, json_path)
     common = {"batch_size": batch_size, "device": device, "flip": flip, "rerank": rerank, "synthetic": synthetic}
     if dataset == "sysu":
-        model = _checked_model(checkpoint, test_feature)
-        result = evaluate_sysu(model, root, mode=mode, shots=shots, trials=trials, **common)
-        config = model.checkpoint_info["config"]
+        result = evaluate_sysu(models, root, mode=mode, shots=shots, trials=trials, **common)
     else:
-        if is_split_template(checkpoint):
-            # fail before any work when a split's checkpoint is missing
-            for split in range(1, splits + 1):
-                if not Path(checkpoint_for_split(checkpoint, split)).is_file():
-                    raise UserError(f"checkpoint not found: {checkpoint_for_split(checkpoint, split)} "
-                                    f"(--checkpoint {checkpoint} with split {split})")
-            models = lambda split: _checked_model(checkpoint_for_split(checkpoint, split), test_feature)
-            config = None
-        else:
-            models = _checked_model(checkpoint, test_feature)
-            config = models.checkpoint_info["config"]
         result = evaluate_regdb(models, root, splits=splits, direction=direction, **common)
     result = {**result, "checkpoint": str(checkpoint), "config": config, "provenance": provenance()}
     print(result["label"])
     print("  " + "  ".join(f"{m} {result[m]:.2f}±{result['std'][m]:.2f}" for m in METRICS))
-    name = name or "_".join([dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S"), dataset,
-                             mode if dataset == "sysu" else direction, *(["rerank"] if rerank else [])])
     path = write_result(result, results_dir, name)
     print(f"wrote {path} and a row of {Path(results_dir) / 'results.csv'}")
     if json_path:
         out = Path(json_path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        except OSError as err:
+            raise UserError(f"--json {out}: cannot write it ({err.strerror or err}); the result is in {path}") \
+                from None
     return result

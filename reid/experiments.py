@@ -154,7 +154,7 @@ def evaluate_runs(runs: list[Path] | Path, protocol: str, root: str | Path | Non
     it is also written there as `<name>.json` + a `results.csv` row.
     """
     from reid.evaluate import evaluate_regdb, evaluate_sysu, load_model, load_untrained
-    from reid.provenance import provenance, write_result
+    from reid.provenance import check_result_location, provenance, write_result
 
     runs = [Path(r) for r in runs] if isinstance(runs, (list, tuple)) else [Path(runs)]
     dataset, setting = _check_protocol(protocol)
@@ -168,6 +168,9 @@ def evaluate_runs(runs: list[Path] | Path, protocol: str, root: str | Path | Non
     tag = f"t{trials}" if dataset == "sysu" else f"splits{len(runs)}-{runs_digest}"
     cache_name = f"{protocol}{'-flip' if flip else ''}-{tag}-{weights}"
     cached = runs[0] / "results" / f"{cache_name}.json"
+    record_name = name or f"{runs[0].name}-{cache_name}"
+    if results_dir is not None:  # before the work: a result is never computed only to be lost
+        check_result_location(results_dir, record_name)
     if cached.is_file():
         result = json.loads(cached.read_text())
     else:
@@ -186,7 +189,7 @@ def evaluate_runs(runs: list[Path] | Path, protocol: str, root: str | Path | Non
                   "provenance": provenance(extra={"runs": names, "config": configs[0].name})}
         write_result(result, runs[0] / "results", cache_name)
     if results_dir is not None:
-        write_result(result, results_dir, name or f"{runs[0].name}-{cache_name}")
+        write_result(result, results_dir, record_name)
     return result
 
 
@@ -227,6 +230,10 @@ def train_command(cfg, output_dir: str | Path, resume: bool = False, device=None
         raise UserError("--splits is for RegDB (one model per identity split); add --dataset regdb")
     if not 1 <= splits <= 10:
         raise UserError(f"--splits {splits}: RegDB splits are numbered 1..10")
+    from reid.provenance import check_result_location
+
+    for direction in ("v2t", "t2v"):  # before hours of training, not after
+        check_result_location(results_dir, f"{Path(output_dir).name}_regdb_{direction}")
     runs = []
     for split in range(1, splits + 1):
         out = Path(output_dir) / f"split_{split:02d}"

@@ -120,9 +120,10 @@ def provenance(command: str | None = None, extra: dict | None = None) -> dict:
 
 
 def synthetic_manifest(root: str | Path) -> dict | None:
-    """The generator's manifest of a synthetic dataset root (in `root` or, for <synthetic>/SYSU-MM01, its
-    parent); None for real data."""
-    root = Path(root)
+    """The generator's manifest of a synthetic dataset folder: the copy inside the folder itself (it travels
+    with a copied SYSU-MM01/ or RegDB/), else the one at the generation root, its parent. Symlinks are
+    resolved first, so a link to the synthetic set is synthetic too. None for real data."""
+    root = Path(root).resolve()
     for path in (root / SYNTHETIC_MANIFEST, root.parent / SYNTHETIC_MANIFEST):
         if path.is_file():
             try:
@@ -184,33 +185,84 @@ def _csv_row(name: str, result: dict) -> dict:
     return row
 
 
+def check_result_location(results_dir: str | Path, name: str, json_path: str | Path | None = None) -> None:
+    """Everything `write_result` (and an extra `--json` copy) will need, checked before any work: `name` is
+    a plain file name, `results_dir` is (or can be created as) a writable folder, its results.csv has our
+    columns and can be appended to, and neither output path is a folder. Writes nothing."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
+        raise UserError(f"--name {name!r}: expected a plain file name (no '/', not starting with '.')")
+    results_dir = Path(results_dir)
+    _check_writable_folder(results_dir, "--results-dir")
+    json_file, csv_path = results_dir / f"{name}.json", results_dir / "results.csv"
+    for path in (json_file, csv_path):
+        if path.is_dir():
+            raise UserError(f"{path} is a folder, expected a result file there")
+    if csv_path.is_file():
+        _check_csv_header(csv_path)
+        if not os.access(csv_path, os.W_OK):
+            raise UserError(f"{csv_path}: cannot append a row (permission denied)")
+    if json_path is not None:
+        json_path = Path(json_path)
+        if json_path.is_dir():
+            raise UserError(f"--json {json_path}: is a folder, expected a file path")
+        _check_writable_folder(json_path.parent, f"--json {json_path}:")
+
+
+def _check_writable_folder(folder: Path, flag: str) -> None:
+    """`folder` is a writable folder, or the nearest one that exists above it is (so it can be created)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{flag} {folder}: {existing} exists and is not a folder")
+    if not os.access(existing, os.W_OK):
+        raise UserError(f"{flag} {folder}: cannot write in {existing} (permission denied)")
+
+
+def _check_csv_header(csv_path: Path) -> bool:
+    """True when results.csv is new or empty; an existing one must have exactly our columns."""
+    if not csv_path.is_file() or csv_path.stat().st_size == 0:
+        return True
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"{csv_path}: cannot read its header ({err})") from None
+    if header != CSV_COLUMNS:
+        raise UserError(f"{csv_path} has columns {header}, expected {CSV_COLUMNS}: move it aside to start a new table")
+    return False
+
+
 def write_result(result: dict, results_dir: str | Path, name: str) -> Path:
-    """Write `<results_dir>/<name>.json` and append a row to `<results_dir>/results.csv`.
+    """Write `<results_dir>/<name>.json` and append a row to `<results_dir>/results.csv`: both or neither.
 
     The result must carry `"data"` (from `describe_data`) so that no number loses its label.
     An existing results.csv with another column set is an error rather than a silently
-    misaligned table.
+    misaligned table. Callers check the location with `check_result_location` before their work.
     """
     if "data" not in result or "kind" not in result["data"]:
         raise ValueError("a result must say which data it was computed on: add describe_data(...) as 'data'")
+    check_result_location(results_dir, name)
     results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--results-dir {results_dir}: cannot create it ({err.strerror or err})") from None
     csv_path = results_dir / "results.csv"
-    new_file = not csv_path.is_file() or csv_path.stat().st_size == 0
-    if not new_file:
-        with open(csv_path, newline="") as f:
-            header = next(csv.reader(f), [])
-        if header != CSV_COLUMNS:
-            raise UserError(
-                f"{csv_path} has columns {header}, expected {CSV_COLUMNS}: move it aside to start a new table"
-            )
+    new_file = _check_csv_header(csv_path)
     json_path = results_dir / f"{name}.json"
-    tmp = json_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    os.replace(tmp, json_path)
-    with open(csv_path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        if new_file:
-            writer.writeheader()
-        writer.writerow(_csv_row(name, result))
+    tmp = json_path.with_name(f".{json_path.name}.tmp")
+    try:
+        # The table is opened first: if it cannot take the row, no JSON appears either.
+        with open(csv_path, "a", newline="", encoding="utf-8") as f:
+            tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
+            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+            if new_file:
+                writer.writeheader()
+            writer.writerow(_csv_row(name, result))
+            f.flush()
+            os.replace(tmp, json_path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot record the result in {results_dir}: {err.strerror or err}") from None
     return json_path

@@ -58,7 +58,8 @@ def test_run_folder_changes_with_any_setting_and_with_the_generator(synthetic_ro
     copy = tmp_path / "copy"
     shutil.copytree(synthetic_root, copy)
     manifest = json.loads((synthetic_root / "synthetic.json").read_text())
-    (copy / "synthetic.json").write_text(json.dumps({**manifest, "seed": 99}))
+    for marker in (copy / "synthetic.json", copy / "SYSU-MM01" / "synthetic.json"):  # root + layout copy
+        marker.write_text(json.dumps({**manifest, "seed": 99}))
     moved = resolve("table3_full", "sysu", copy / "SYSU-MM01", profile="smoke")
     assert run_dir(tmp_path, moved).name.rsplit("-", 1)[1] != a.name.rsplit("-", 1)[1]
 

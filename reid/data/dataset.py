@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,12 +52,39 @@ def carve_validation(train_items: list[Item], ir_cameras: set[int], val_fraction
     return train, val_query, val_gallery
 
 
+def read_text_file(path) -> str:
+    """A dataset's text file (id lists, idx files) as str: UTF-8, a leading BOM ignored; UserError names it."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text (byte {err.start}: {err.object[err.start:err.start + 1]!r})") \
+            from None
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
+
+
+SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
+
+
 def read_image(path: str) -> Image.Image:
-    """Open an image as RGB (single-channel IR replicated to 3 channels); UserError names the file."""
+    """Open an image as RGB (single-channel IR replicated to 3 channels); UserError names the file.
+
+    16-bit greyscale (thermal cameras write it) is scaled to 8 bits, not clipped to white; floating-point
+    images, and 32-bit integer ones outside 0..65535, have no agreed range and are refused."""
     try:
         with Image.open(path) as img:
+            if img.mode in SIXTEEN_BIT_MODES or img.mode == "I":  # older Pillow opens 16-bit PNGs as "I"
+                values = np.asarray(img, dtype=np.float64)
+                if img.mode == "I" and (values.min() < 0 or values.max() > 65535):
+                    raise UserError(f"cannot read image {path}: 32-bit integer values outside 0..65535; "
+                                    "expected 8-bit RGB / greyscale or 16-bit greyscale")
+                scaled = np.round(values * (255.0 / 65535.0)).astype(np.uint8)
+                return Image.fromarray(scaled, "L").convert("RGB")
+            if img.mode == "F":
+                raise UserError(f"cannot read image {path}: floating-point (mode F) images are not supported; "
+                                "expected 8-bit RGB / greyscale or 16-bit greyscale")
             return img.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as err:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
         raise UserError(f"cannot read image {path}: {err}") from None
 
 

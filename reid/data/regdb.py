@@ -7,9 +7,10 @@ random identity splits ``<root>/idx/{train,test}_{visible,thermal}_{1..10}.txt``
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from reid.data.dataset import Item, relabel_pids
+from reid.data.dataset import Item, read_text_file, relabel_pids
 from reid.errors import UserError
 
 VISIBLE, THERMAL = 1, 2
@@ -42,13 +43,18 @@ class RegDB:
         if not path.is_file():
             raise UserError(f"{path}: missing RegDB split file (lines of 'relative/path label')")
         items = []
-        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        for lineno, line in enumerate(read_text_file(path).splitlines(), 1):
             if not line.strip():
                 continue
             parts = line.split()
-            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-                raise UserError(f"{path}:{lineno}: expected 'relative/path label', got {line!r}")
-            image = self.root / parts[0]
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise UserError(f"{path}:{lineno}: expected 'relative/path label' (label an integer >= 0), "
+                                f"got {line!r}")
+            rel = os.path.normpath(parts[0])
+            if os.path.isabs(rel) or rel == ".." or rel.startswith(".." + os.sep):
+                raise UserError(f"{path}:{lineno}: {parts[0]} leaves the dataset root {self.root} "
+                                "(expected a path relative to it, e.g. Visible/1/x.bmp)")
+            image = self.root / rel
             if not image.is_file():
                 raise UserError(f"{path}:{lineno}: listed image {image} does not exist")
             items.append((str(image), int(parts[1]), camid))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from reid.data.dataset import Item, relabel_pids
+from reid.data.dataset import Item, read_text_file, relabel_pids
 from reid.errors import UserError
 
 RGB_CAMERAS = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
@@ -27,13 +27,16 @@ def read_id_file(path: Path) -> list[int]:
     """Parse an ``exp/*_id.txt`` file: one line of comma-separated ids such as ``1,2,4,5``."""
     if not path.is_file():
         raise UserError(f"{path}: missing SYSU-MM01 id file (expected one line of comma-separated ids)")
-    text = path.read_text().strip()
+    text = read_text_file(path).strip()
     try:
         ids = [int(tok) for tok in text.replace("\n", ",").split(",") if tok.strip()]
     except ValueError:
         raise UserError(f"{path}: expected comma-separated integer ids, got {text[:60]!r}") from None
     if not ids:
         raise UserError(f"{path}: no identities listed")
+    bad = [i for i in ids if i < 1]
+    if bad:
+        raise UserError(f"{path}: ids must be positive integers (folders cam*/NNNN), got {bad[:5]}")
     return ids
 
 
@@ -55,6 +58,12 @@ class SYSUMM01:
         if overlap:
             raise UserError(f"{exp}: ids {sorted(overlap)[:5]} are in both train/val and test")
         self._files: dict[tuple[int, int], list[str]] = {}
+        for files, ids in (("train_id.txt + val_id.txt", self.train_ids), ("test_id.txt", self.test_ids)):
+            absent = [pid for pid in ids
+                      if not any((self.root / f"cam{c}" / f"{pid:04d}").is_dir() for c in ALL_CAMERAS)]
+            if absent:
+                raise UserError(f"{exp}: ids {absent[:5]}{' ...' if len(absent) > 5 else ''} listed in {files} "
+                                f"have no image folder in any of {self.root}/cam1..cam6")
         items = [(p, pid, cam) for pid in self.train_ids for cam in ALL_CAMERAS for p in self.files(cam, pid)]
         if not items:
             raise UserError(f"{self.root}: no training images found under cam1..cam6/<pid>/")
@@ -69,7 +78,9 @@ class SYSUMM01:
             folder = self.root / f"cam{cam}" / f"{pid:04d}"
             names = []
             if folder.is_dir():
-                names = sorted(f.name for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+                # Hidden files (macOS `._0001.jpg` resource forks) and folders (`__MACOSX/`) are not images.
+                names = sorted(f.name for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES
+                               and not f.name.startswith(".") and f.is_file())
                 if not names:
                     raise UserError(f"{folder}: identity folder holds no images (.jpg/.png/.bmp)")
             self._files[key] = [str(folder / n) for n in names]
