@@ -146,8 +146,9 @@ def test_batches_per_epoch_and_pad_reach_the_sampler_and_transform(sysu_root):
 def test_real_data_without_pretrained_weights_refuses_before_any_work(sysu_root, tmp_path):
     import shutil
 
-    real = tmp_path / "copy" / "SYSU-MM01"  # no generator manifest beside it: real data to the code
+    real = tmp_path / "copy" / "SYSU-MM01"
     shutil.copytree(sysu_root, real)
+    (real / "synthetic.json").unlink()  # without the generator's marker, the code treats it as real data
     cfg = load_config("table3_full", [*TINY, f"data.root={real}", "train.epochs=1"])  # paper base: unset
     with pytest.raises(UserError, match="model.pretrained is not set"):
         train(cfg, tmp_path / "run", device="cpu")
