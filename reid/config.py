@@ -38,10 +38,13 @@ class DataConfig:
     num_instances: int = 4  # K images per identity and modality: batch = P*K visible + P*K infrared
     batches_per_epoch: int = 0  # 0: one pass over the training identities (ceil(ids / P) batches)
     trivial_augment: bool = True
+    ta_space: str = "wide"  # TrivialAugment's op space: "wide" (torchvision TrivialAugmentWide) | "reid"
     random_erasing: float = 0.5
     pad: int = 10  # zero padding (pixels) before the random crop; scale it with the image size
-    with_gray: bool = True  # feed the grayscale copies of every image as extra samples
-    val_fraction: float = 0.1  # share of the training identities held out for model selection
+    with_gray: bool = True  # feed grayscale copies as extra samples
+    gray_of: str = "both"  # which images get a grayscale copy: "both" modalities | "visible" only
+    val_fraction: float = 0.1  # share of the training identities held out for model selection (0: none,
+    # the last epoch is the model)
     workers: int = 2
     test_batch_size: int = 64
 
@@ -96,6 +99,8 @@ class ExperimentConfig:
 SECTIONS = {"data": DataConfig, "loss": LossConfig, "optim": OptimConfig, "train": TrainConfig}
 CHOICES = {
     "data.dataset": ("sysu", "regdb"),
+    "data.ta_space": ("reid", "wide"),
+    "data.gray_of": ("visible", "both"),
     "loss.id_loss": ("lsce", "ce"),
     "loss.metric": ("adaptive_triplet", "hard_triplet", "center"),
     "optim.name": ("sgd", "adam", "adamw"),

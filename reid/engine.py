@@ -182,10 +182,10 @@ class TrainData:
         self.num_classes = len({pid for _, pid, _ in self.train_items})
         self.cache = ImageCache(d.height, d.width)
         transform = build_train_transform(d.height, d.width, trivial_augment=d.trivial_augment,
-                                          random_erasing=d.random_erasing, pad=d.pad)
+                                          random_erasing=d.random_erasing, pad=d.pad, ta_space=d.ta_space)
         self.test_transform = build_test_transform(d.height, d.width)
         self.train_set = CrossModalTrainSet(self.train_items, dataset.ir_cameras, transform, self.cache,
-                                            with_gray=d.with_gray)
+                                            with_gray=d.with_gray, gray_of=d.gray_of)
         self.sampler = CrossModalIdentitySampler(self.train_items, dataset.ir_cameras, num_ids=d.num_ids,
                                                  num_instances=d.num_instances, seed=cfg.train.seed,
                                                  batches_per_epoch=d.batches_per_epoch or None,
@@ -326,6 +326,11 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
             row = _train_one_epoch(net, criterion, optimizer, scaler, data.loader(epoch, seed), cfg, epoch,
                                    device, amp_dtype, world_size, disable_bar=rank != 0, tqdm=tqdm)
             row["lr"] = optimizer.param_groups[-1]["lr"]
+            # --- recipe branch (issue 11): per-part shares of the feature the losses see, last batch ---
+            feats = row.pop("last_features", None)
+            if rank == 0 and feats is not None and len(getattr(model, "part_dims", [])) > 1:
+                _log_part_shares(feats, model.part_dims, epoch, output_dir)
+            # --- end recipe branch ---
             if world_size > 1:
                 _average_buffers(model, world_size)
             scheduler.step()
@@ -356,6 +361,21 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
     return {"output_dir": str(output_dir), "last": str(last_path), "best": str(best_path),
             "best_epoch": best["epoch"], "best_val_mAP": best["val_mAP"], "history": history,
             "num_classes": data.num_classes, "model": model, "rank": rank}
+
+
+def _log_part_shares(features: torch.Tensor, part_dims: list, epoch: int, output_dir: Path) -> None:
+    """Print and append to part_shares.csv each part's share of the pair distances (reid.diagnostics)."""
+    from reid.diagnostics import collapse_warnings, format_shares, part_names, part_shares
+
+    shares, names = part_shares(features, part_dims), part_names(len(part_dims))
+    print(f"epoch {epoch + 1} part shares: {format_shares(shares, names)}")
+    for message in collapse_warnings(shares, names):
+        print(f"warning (epoch {epoch + 1}): {message}")
+    path = output_dir / "part_shares.csv"
+    with open(path, "a" if epoch and path.is_file() else "w") as f:
+        if f.tell() == 0:
+            f.write("epoch," + ",".join(f"{n}_share,{n}_variance" for n in names) + "\n")
+        f.write(f"{epoch + 1}," + ",".join(f"{s['share']:.4f},{s['variance']:.4g}" for s in shares) + "\n")
 
 
 def train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype=None, grad_clip: float = 0.0,
@@ -401,8 +421,9 @@ def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, devi
         if step >= max_steps:
             break
         imgs, pids = batch["img"], batch["pid"]
-        if cfg.data.with_gray:
-            imgs, pids = torch.cat([imgs, batch["gray"]]), torch.cat([pids, pids])
+        if cfg.data.with_gray:  # only the copies the dataset kept (data.gray_of)
+            keep = batch["gray_keep"]
+            imgs, pids = torch.cat([imgs, batch["gray"][keep]]), torch.cat([pids, pids[keep]])
         imgs, pids = imgs.to(device, non_blocking=True), pids.to(device, non_blocking=True)
         loss, parts, out = train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype, cfg.train.grad_clip,
                                       check=lambda loss, step=step: _check_finite(loss, epoch, step, world_size))
@@ -411,6 +432,7 @@ def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, devi
         sums["loss_metric"] += parts["loss_metric"].item()
         sums["correct"] += (out["logits"].argmax(1) == pids).float().mean().item()
         sums["images"] += imgs.shape[0] * world_size
+        last_features = out["features"].detach()  # recipe branch: for the per-part diagnostics
         bar.update()
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)  # drawn with the next throttled update
     bar.close()
@@ -418,7 +440,8 @@ def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, devi
     elapsed = time.perf_counter() - start
     return {"epoch": epoch + 1, "loss": sums["loss"] / steps, "loss_id": sums["loss_id"] / steps,
             "loss_metric": sums["loss_metric"] / steps, "train_acc": 100.0 * sums["correct"] / steps,
-            "images_per_s": sums["images"] / elapsed, "epoch_time_s": elapsed}
+            "images_per_s": sums["images"] / elapsed, "epoch_time_s": elapsed,
+            "last_features": last_features if bar.n else None}
 
 
 @torch.no_grad()
