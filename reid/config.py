@@ -38,11 +38,11 @@ class DataConfig:
     num_instances: int = 4  # K images per identity and modality: batch = P*K visible + P*K infrared
     batches_per_epoch: int = 0  # 0: one pass over the training identities (ceil(ids / P) batches)
     trivial_augment: bool = True
-    ta_space: str = "wide"  # TrivialAugment's op space: "wide" (torchvision TrivialAugmentWide) | "reid"
+    ta_space: str = "reid"  # TrivialAugment op space: "reid" (re-ID-sized) | "wide" (TrivialAugmentWide)
     random_erasing: float = 0.5
     pad: int = 10  # zero padding (pixels) before the random crop; scale it with the image size
     with_gray: bool = True  # feed grayscale copies as extra samples
-    gray_of: str = "both"  # which images get a grayscale copy: "both" modalities | "visible" only
+    gray_of: str = "visible"  # which images get a grayscale copy: "visible" only | "both" modalities
     val_fraction: float = 0.1  # share of the training identities held out for model selection (0: none,
     # the last epoch is the model)
     workers: int = 2
