@@ -44,10 +44,13 @@ class DataConfig:
     epoch_size: str = "images"
     batches_per_epoch: int = 0  # > 0: at least this many batches per epoch (CPU profiles)
     trivial_augment: bool = True
+    ta_space: str = "reid"  # TrivialAugment op space: "reid" (re-ID-sized) | "wide" (TrivialAugmentWide)
     random_erasing: float = 0.5
     pad: int = 10  # zero padding (pixels) before the random crop; scale it with the image size
-    with_gray: bool = True  # feed the grayscale copies of every image as extra samples
-    val_fraction: float = 0.1  # share of the training identities held out for model selection
+    with_gray: bool = True  # feed grayscale copies as extra samples
+    gray_of: str = "visible"  # which images get a grayscale copy: "visible" only | "both" modalities
+    val_fraction: float = 0.1  # share of the training identities held out for model selection (0: none,
+    # the last epoch is the model)
     workers: int = 2
     test_batch_size: int = 64
 
@@ -106,6 +109,8 @@ SECTIONS = {"model": ModelConfig, "data": DataConfig, "loss": LossConfig, "optim
 CHOICES = {
     "data.dataset": ("sysu", "regdb"),
     "data.epoch_size": ("images", "identities"),
+    "data.ta_space": ("reid", "wide"),
+    "data.gray_of": ("visible", "both"),
     "loss.id_loss": ("lsce", "ce"),
     "loss.metric": ("adaptive_triplet", "hard_triplet", "center"),
     "optim.name": ("sgd", "adam", "adamw"),
@@ -226,6 +231,7 @@ RANGES = [
     ("loss.margin", lambda v: v >= 0, ">= 0"),
     ("loss.id_weight", lambda v: v >= 0, ">= 0"),
     ("loss.metric_weight", lambda v: v >= 0, ">= 0"),
+    ("loss.center_lr", lambda v: v > 0, "> 0"),
     ("optim.lr", lambda v: v > 0, "> 0"),
     ("optim.backbone_lr_scale", lambda v: v >= 0, ">= 0"),
     ("optim.weight_decay", lambda v: v >= 0, ">= 0"),

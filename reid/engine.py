@@ -321,6 +321,11 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
                                    device, amp_dtype, world_size, disable_bar=rank != 0, tqdm=tqdm,
                                    center_optimizer=center_optimizer)
             row["lr"] = optimizer.param_groups[-1]["lr"]
+            # Each part of the feature the losses see: its variance and share of the pair distances (item 4).
+            feats = row.pop("last_features", None)
+            if rank == 0 and feats is not None and len(getattr(model, "part_dims", [])) > 1:
+                for name, share in _log_part_shares(feats, model.part_dims, epoch, output_dir).items():
+                    writer.add_scalar(f"part_share/{name}", share, epoch + 1)
             if world_size > 1:
                 _average_buffers(model, world_size)
             scheduler.step()
@@ -359,6 +364,23 @@ def _save_config_atomically(cfg: ExperimentConfig, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     save_config(cfg, tmp)
     os.replace(tmp, path)
+
+
+def _log_part_shares(features: torch.Tensor, part_dims: list, epoch: int, output_dir: Path) -> dict:
+    """Print and append to part_shares.csv each part's share of the pair distances (reid.diagnostics), on
+    the epoch's last batch; warn when a part collapses. Returns {part: share}."""
+    from reid.diagnostics import collapse_warnings, format_shares, part_names, part_shares
+
+    shares, names = part_shares(features, part_dims), part_names(len(part_dims))
+    print(f"epoch {epoch + 1} part shares: {format_shares(shares, names)}")
+    for message in collapse_warnings(shares, names):
+        print(f"warning (epoch {epoch + 1}): {message}")
+    path = output_dir / "part_shares.csv"
+    with open(path, "a" if epoch and path.is_file() else "w") as f:
+        if f.tell() == 0:
+            f.write("epoch," + ",".join(f"{n}_share,{n}_variance" for n in names) + "\n")
+        f.write(f"{epoch + 1}," + ",".join(f"{s['share']:.4f},{s['variance']:.4g}" for s in shares) + "\n")
+    return {n: s["share"] for n, s in zip(names, shares)}
 
 
 def train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype=None, grad_clip: float = 0.0,
@@ -410,8 +432,9 @@ def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, devi
         if step >= max_steps:
             break
         imgs, pids = batch["img"], batch["pid"]
-        if cfg.data.with_gray:
-            imgs, pids = torch.cat([imgs, batch["gray"]]), torch.cat([pids, pids])
+        if cfg.data.with_gray:  # only the copies the dataset kept (data.gray_of)
+            keep = batch["gray_keep"]
+            imgs, pids = torch.cat([imgs, batch["gray"][keep]]), torch.cat([pids, pids[keep]])
         imgs, pids = imgs.to(device, non_blocking=True), pids.to(device, non_blocking=True)
         loss, parts, out = train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype, cfg.train.grad_clip,
                                       check=lambda loss, step=step: _check_finite(loss, epoch, step, world_size,
@@ -422,6 +445,7 @@ def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, devi
         sums["loss_metric"] += parts["loss_metric"].item()
         sums["correct"] += (out["logits"].argmax(1) == pids).float().mean().item()
         sums["images"] += imgs.shape[0] * world_size
+        last_features = out["features"].detach()  # for the per-part diagnostics
         bar.update()
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)  # drawn with the next throttled update
     bar.close()
@@ -429,7 +453,8 @@ def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, devi
     elapsed = time.perf_counter() - start
     return {"epoch": epoch + 1, "loss": sums["loss"] / steps, "loss_id": sums["loss_id"] / steps,
             "loss_metric": sums["loss_metric"] / steps, "train_acc": 100.0 * sums["correct"] / steps,
-            "images_per_s": sums["images"] / elapsed, "epoch_time_s": elapsed}
+            "images_per_s": sums["images"] / elapsed, "epoch_time_s": elapsed,
+            "last_features": last_features if bar.n else None}
 
 
 @torch.no_grad()

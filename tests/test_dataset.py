@@ -63,13 +63,28 @@ def test_unreadable_image_names_the_file(tmp_path):
 def test_train_set_returns_the_contract_dict(items):
     ds = CrossModalTrainSet(items, {3, 6}, build_train_transform(96, 48), ImageCache(96, 48))
     sample = ds[2]
-    assert set(sample) == {"img", "gray", "pid", "camid", "modality"}
+    assert set(sample) == {"img", "gray", "gray_keep", "pid", "camid", "modality"}
     assert sample["img"].shape == sample["gray"].shape == (3, 96, 48)
     assert sample["img"].dtype == torch.float32
     assert (sample["pid"], sample["camid"], sample["modality"]) == (0, 3, 1)
     assert ds[0]["modality"] == 0
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
     assert batch["img"].shape == (4, 3, 96, 48) and batch["modality"].tolist() == [0, 0, 1, 1]
+
+
+def test_gray_of_visible_keeps_grayscale_copies_of_modality_0_only(items):
+    ds = CrossModalTrainSet(items, {3, 6}, build_train_transform(96, 48), ImageCache(96, 48), gray_of="visible")
+    samples = [ds[i] for i in range(len(ds))]
+    assert [s["gray_keep"] for s in samples] == [s["modality"] == 0 for s in samples]
+    assert any(s["modality"] == 1 for s in samples) and any(s["modality"] == 0 for s in samples)
+    both = CrossModalTrainSet(items, {3, 6}, build_train_transform(96, 48), ImageCache(96, 48), gray_of="both")
+    assert all(both[i]["gray_keep"] for i in range(len(both)))
+    # The engine's selection: the batch gains gray copies of the visible images only.
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=len(ds))))
+    gray_modalities = batch["modality"][batch["gray_keep"]]
+    assert gray_modalities.tolist() == [0] * int((batch["modality"] == 0).sum())
+    with pytest.raises(UserError, match="gray_of"):
+        CrossModalTrainSet(items, {3, 6}, build_train_transform(96, 48), ImageCache(96, 48), gray_of="ir")
 
 
 def test_train_set_without_gray(items):
@@ -102,3 +117,10 @@ def test_carve_validation_holds_out_whole_training_identities():
     assert carve_validation(items, {3, 6}, 0.2, seed=1)[1] != query
     with pytest.raises(UserError, match="val_fraction"):
         carve_validation(items, {3, 6}, val_fraction=1.0)
+
+
+def test_carve_validation_zero_trains_on_every_identity():
+    items = [(f"{pid}_{n}", pid + 5, cam) for pid in range(6) for n, cam in enumerate([1, 3])]
+    train, query, gallery = carve_validation(items, {3, 6}, val_fraction=0.0)
+    assert query == [] and gallery == []
+    assert sorted({pid for _, pid, _ in train}) == list(range(6)) and len(train) == len(items)

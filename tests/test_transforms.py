@@ -49,7 +49,7 @@ def test_trivial_augment_false_really_turns_it_off(image):
     assert all(torch.equal(off(image), flipped) for _ in range(20))
     on = build_train_transform(128, 64, trivial_augment=True, random_erasing=0, pad=0, flip=1.0)
     assert any(not torch.equal(on(image), flipped) for _ in range(20))
-    assert "TrivialAugmentWide" in repr(on) and "TrivialAugmentWide" not in repr(off)
+    assert "TrivialAugment" in repr(on) and "TrivialAugment" not in repr(off)
 
 
 def test_random_erasing_probability(image):
@@ -81,3 +81,42 @@ def test_gray_copy_is_the_grayscale_of_the_same_view(image):
         view = torch.round((img * std + mean) * 255).clamp(0, 255).to(torch.uint8)
         expected = normalise(F.rgb_to_grayscale(view, num_output_channels=3))
         assert torch.allclose(gray, expected, atol=1e-5)
+
+
+def test_reid_trivial_augment_space_is_bounded():
+    from reid.data.transforms import REID_TA_OPS, ReIDTrivialAugment, apply_op
+
+    assert not {"Solarize", "Posterize", "Equalize", "ShearY"} & set(REID_TA_OPS)
+    assert REID_TA_OPS["Rotate"][0] <= 15 and REID_TA_OPS["ShearX"][0] <= 0.15
+    assert REID_TA_OPS["TranslateX"][0] <= 0.15 and REID_TA_OPS["TranslateY"][0] <= 0.15
+    assert all(bound <= 1.0 for name, (bound, _) in REID_TA_OPS.items() if name != "Rotate")
+    ta = ReIDTrivialAugment()
+    torch.manual_seed(0)
+    draws = [ta.draw() for _ in range(2000)]
+    assert {name for name, _ in draws} == set(REID_TA_OPS)
+    assert all(abs(m) <= REID_TA_OPS[name][0] + 1e-9 for name, m in draws)
+    assert any(m < 0 for _, m in draws)
+    img = torch.randint(0, 256, (3, 96, 48), dtype=torch.uint8)
+    for name, (bound, _) in REID_TA_OPS.items():
+        for magnitude in (bound, -bound):
+            out = apply_op(img, name, magnitude)
+            assert out.shape == img.shape and out.dtype == torch.uint8
+    gray = img[:1].expand(3, -1, -1)
+    for name, (bound, _) in REID_TA_OPS.items():  # no op invents colour in a grey (IR) image
+        out = apply_op(gray.contiguous(), name, bound)
+        assert torch.equal(out[0], out[1]) and torch.equal(out[1], out[2])
+
+
+def test_ta_space_switch():
+    from torchvision.transforms import TrivialAugmentWide
+
+    from reid.data.transforms import ReIDTrivialAugment
+    from reid.errors import UserError
+
+    reid_t = build_train_transform(96, 48, ta_space="reid")
+    wide_t = build_train_transform(96, 48, ta_space="wide")
+    assert any(isinstance(t, ReIDTrivialAugment) for t in reid_t.augment.transforms)
+    assert any(isinstance(t, TrivialAugmentWide) for t in wide_t.augment.transforms)
+    assert reid_t(torch.randint(0, 256, (3, 96, 48), dtype=torch.uint8)).shape == (3, 96, 48)
+    with pytest.raises(UserError, match="ta_space"):
+        build_train_transform(96, 48, ta_space="huge")

@@ -34,9 +34,13 @@ def carve_validation(train_items: list[Item], ir_cameras: set[int], val_fraction
     Returns ``(train, val_query, val_gallery)``: train pids relabelled ``0..N'-1``; the held-out ids'
     IR images form the query and their visible images the gallery (pids kept as in ``train_items``).
     Only identities with both modalities are eligible, so every query has a true match.
+    ``val_fraction=0`` holds out nothing: every training identity is trained on and the validation
+    lists are empty (the engine then reports the last epoch).
     """
-    if not 0 < val_fraction < 1:
-        raise UserError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if not 0 <= val_fraction < 1:
+        raise UserError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if val_fraction == 0:
+        return relabel_pids(train_items), [], []
     modalities: dict[int, set[bool]] = {}
     for _, pid, cam in train_items:
         modalities.setdefault(pid, set()).add(cam in ir_cameras)
@@ -139,19 +143,29 @@ class ImageCache:
         return path in self._index
 
 
+GRAY_OF = ("visible", "both")
+
+
 class CrossModalTrainSet(Dataset):
-    """Training items as ``{"img", "gray", "pid", "camid", "modality"}`` dicts (modality 1 = IR).
+    """Training items as ``{"img", "gray", "gray_keep", "pid", "camid", "modality"}`` dicts (modality 1 = IR).
 
     ``gray`` is the grayscale copy of the same augmented view (needs a `TrainTransform`); with
-    ``with_gray=False`` the key is absent, for the ablations without grayscale copies.
+    ``with_gray=False`` the keys are absent, for the ablations without grayscale copies.
+    ``gray_of="visible"`` (default) makes grayscale copies of the visible images only: an IR image is
+    already single-channel, its "grayscale copy" is a near-duplicate. For IR items ``gray_keep`` is then
+    False and ``gray`` is a placeholder (the colour view itself, no extra work) that the engine drops;
+    ``gray_of="both"`` keeps a copy of every image (``gray_keep`` always True).
     """
 
     def __init__(self, items: list[Item], ir_cameras: set[int], transform, cache: ImageCache,
-                 with_gray: bool = True):
+                 with_gray: bool = True, gray_of: str = "visible"):
         if with_gray and not hasattr(transform, "with_gray"):
             raise TypeError("with_gray=True needs a transform with .with_gray (build_train_transform)")
+        if gray_of not in GRAY_OF:
+            raise UserError(f"gray_of={gray_of!r} is not valid; expected one of {list(GRAY_OF)}")
         self.items, self.ir_cameras = list(items), set(ir_cameras)
         self.transform, self.cache, self.with_gray = transform, cache, with_gray
+        self.gray_of = gray_of
         self.cache.preload(p for p, _, _ in self.items)
 
     def __len__(self) -> int:
@@ -161,8 +175,12 @@ class CrossModalTrainSet(Dataset):
         path, pid, camid = self.items[index]
         img = self.cache.tensor(path)
         out = {"pid": pid, "camid": camid, "modality": int(camid in self.ir_cameras)}
-        if self.with_gray:
+        if self.with_gray and (self.gray_of == "both" or not out["modality"]):
             out["img"], out["gray"] = self.transform.with_gray(img)
+            out["gray_keep"] = True
+        elif self.with_gray:  # an IR image under gray_of="visible": placeholder, dropped by the engine
+            out["img"] = self.transform(img)
+            out["gray"], out["gray_keep"] = out["img"], False
         else:
             out["img"] = self.transform(img)
         return out

@@ -54,10 +54,10 @@ class TrainData:
         self.num_classes = len({pid for _, pid, _ in self.train_items})
         self.cache = ImageCache(d.height, d.width)
         transform = build_train_transform(d.height, d.width, trivial_augment=d.trivial_augment,
-                                          random_erasing=d.random_erasing, pad=d.pad)
+                                          random_erasing=d.random_erasing, pad=d.pad, ta_space=d.ta_space)
         self.test_transform = build_test_transform(d.height, d.width)
         self.train_set = CrossModalTrainSet(self.train_items, dataset.ir_cameras, transform, self.cache,
-                                            with_gray=d.with_gray)
+                                            with_gray=d.with_gray, gray_of=d.gray_of)
         self.sampler = CrossModalIdentitySampler(self.train_items, dataset.ir_cameras, num_ids=d.num_ids,
                                                  num_instances=d.num_instances, seed=cfg.train.seed,
                                                  batches_per_epoch=d.batches_per_epoch or None,

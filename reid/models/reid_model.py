@@ -26,6 +26,7 @@ from reid.models.vit import ViTBackbone
 BACKBONES = ("crossvit", "vit")
 POOLINGS = ("gap+cls", "gap", "cls")
 TEST_FEATURES = ("after_bn", "before_bn")
+PART_NORMS = ("none", "bn", "ln", "l2")
 
 
 def _choice(field: str, value, allowed) -> None:
@@ -62,6 +63,10 @@ class ModelConfig:
     conv_stem: bool = False
     pooling: str = "gap+cls"  # per branch: GAP of the CSA map and/or the CLS token, concatenated
     test_feature: str = "after_bn"  # "after_bn" | "before_bn": which embedding eval mode returns
+    # Normalisation of each pooled part (GAP / CLS per branch) before they are concatenated into the
+    # feature the losses see: "none" (concatenate as they are), "bn" | "ln" (per-part BatchNorm /
+    # LayerNorm, affine), "l2" (each part scaled to unit norm). See docs/deviations.md.
+    part_norm: str = "none"
     drop_path_rate: float = 0.1
     # ImageNet weights for the backbone: a local timm checkpoint file (.pth / .safetensors), "timm" (timm's
     # own download and cache), or "none" (from scratch, on purpose). Unset (None) is refused on real data.
@@ -85,6 +90,7 @@ class ModelConfig:
             raise UserError(f"model sa_kernel_size={self.sa_kernel_size} must be odd (same-size output)")
         _choice("pooling", self.pooling, POOLINGS)
         _choice("test_feature", self.test_feature, TEST_FEATURES)
+        _choice("part_norm", self.part_norm, PART_NORMS)
         if not isinstance(self.drop_path_rate, (int, float)) or not 0.0 <= self.drop_path_rate < 1.0:
             raise UserError(f"model drop_path_rate={self.drop_path_rate!r} is not valid; expected 0 <= p < 1")
         self.drop_path_rate = float(self.drop_path_rate)
@@ -130,7 +136,16 @@ class ReIDModel(nn.Module):
             CSA(d, cfg.csa_reduction, cfg.spatial_attention, cfg.sa_kernel_size) if cfg.csa else nn.Identity()
             for d in dims
         )
-        self.feature_dim = sum(dims) * (2 if cfg.pooling == "gap+cls" else 1)
+        per_branch = {"gap+cls": 2, "gap": 1, "cls": 1}[cfg.pooling]
+        # Dimensions of the parts of the pooled feature, in order: per branch [GAP(CSA map)], [CLS].
+        self.part_dims = [d for d in dims for _ in range(per_branch)]
+        self.feature_dim = sum(self.part_dims)
+        if cfg.part_norm == "bn":
+            self.part_norms = nn.ModuleList(nn.BatchNorm1d(d) for d in self.part_dims)
+        elif cfg.part_norm == "ln":
+            self.part_norms = nn.ModuleList(nn.LayerNorm(d) for d in self.part_dims)
+        else:
+            self.part_norms = None
         # BN neck (Luo et al., "Bag of tricks"): metric losses see the features before BN, the
         # classifier those after. The BN shift is frozen at 0 so the classifier needs no bias.
         self.bottleneck = nn.BatchNorm1d(self.feature_dim)
@@ -159,6 +174,10 @@ class ReIDModel(nn.Module):
                 pooled.append(fmap.mean(dim=(2, 3)))
             if self.cfg.pooling in ("gap+cls", "cls"):
                 pooled.append(token)
+        if self.part_norms is not None:
+            pooled = [norm(part) for norm, part in zip(self.part_norms, pooled)]
+        elif self.cfg.part_norm == "l2":
+            pooled = [F.normalize(part, dim=1) for part in pooled]
         return {"global": torch.cat(pooled, dim=1), "maps": maps, "cls": cls}
 
     def forward_head(self, global_feature: torch.Tensor) -> dict:
