@@ -135,8 +135,8 @@ def test_batches_per_epoch_and_pad_reach_the_sampler_and_transform(sysu_root):
     longer = TrainData(tiny_config(sysu_root, "data.batches_per_epoch=7", "data.pad=3",
                                    "data.epoch_size=identities"))
     assert len(one_pass) < 7 and len(longer.sampler) == 7
-    # The default epoch counts images: ceil(visible training images / (P*K)) batches.
-    images = TrainData(tiny_config(sysu_root, "data.batches_per_epoch=0"))
+    # An image-count epoch (the paper configs' reading): ceil(visible training images / (P*K)) batches.
+    images = TrainData(tiny_config(sysu_root, "data.batches_per_epoch=0", "data.epoch_size=images"))
     visible = sum(cam not in images.ir_cameras for _, _, cam in images.train_items)
     assert images.sampler.total_batches == -(-visible // (2 * 1)) > len(one_pass)
     crops = [t for t in longer.train_set.transform.augment.transforms if type(t).__name__ == "RandomCrop"]
