@@ -324,7 +324,8 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
             # Each part of the feature the losses see: its variance and share of the pair distances (item 4).
             feats = row.pop("last_features", None)
             if rank == 0 and feats is not None and len(getattr(model, "part_dims", [])) > 1:
-                for name, share in _log_part_shares(feats, model.part_dims, epoch, output_dir).items():
+                shares = _log_part_shares(feats, model.part_dims, epoch, output_dir, epoch + 1 == cfg.train.epochs)
+                for name, share in shares.items():
                     writer.add_scalar(f"part_share/{name}", share, epoch + 1)
             if world_size > 1:
                 _average_buffers(model, world_size)
@@ -366,15 +367,18 @@ def _save_config_atomically(cfg: ExperimentConfig, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _log_part_shares(features: torch.Tensor, part_dims: list, epoch: int, output_dir: Path) -> dict:
-    """Print and append to part_shares.csv each part's share of the pair distances (reid.diagnostics), on
-    the epoch's last batch; warn when a part collapses. Returns {part: share}."""
+def _log_part_shares(features: torch.Tensor, part_dims: list, epoch: int, output_dir: Path,
+                     last: bool) -> dict:
+    """Append each part's share of the pair distances (reid.diagnostics), on the epoch's last batch, to
+    part_shares.csv; after the last epoch print them and warn about parts that collapsed (one line each, so
+    a long run's log stays readable). Returns {part: share} for TensorBoard."""
     from reid.diagnostics import collapse_warnings, format_shares, part_names, part_shares
 
     shares, names = part_shares(features, part_dims), part_names(len(part_dims))
-    print(f"epoch {epoch + 1} part shares: {format_shares(shares, names)}")
-    for message in collapse_warnings(shares, names):
-        print(f"warning (epoch {epoch + 1}): {message}")
+    if last:
+        print(f"part shares of the pair distances after epoch {epoch + 1}: {format_shares(shares, names)}")
+        for message in collapse_warnings(shares, names):
+            print(f"warning: {message}")
     path = output_dir / "part_shares.csv"
     with open(path, "a" if epoch and path.is_file() else "w") as f:
         if f.tell() == 0:

@@ -54,7 +54,10 @@ def plot_training_curves(log_csv: str | Path, out_png: str | Path | None = None,
         curves = val.melt(id_vars="epoch", value_vars=["val_mAP", "val_rank1"], var_name="metric",
                           value_name="percent")
         sns.lineplot(data=curves, x="epoch", y="percent", hue="metric", marker="o", ax=axes[2])
-    axes[2].set(title="validation (held-out training ids)", ylabel="%")
+        axes[2].set(title="validation (held-out training ids)", ylabel="%")
+    else:  # every training identity trained on (data.val_fraction: 0): show the training accuracy instead
+        sns.lineplot(data=log, x="epoch", y="train_acc", marker="o", ax=axes[2])
+        axes[2].set(title="training accuracy (no ids held out)", ylabel="%")
     for ax in axes:
         ax.set_xlabel("epoch")
     if title:

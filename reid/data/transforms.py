@@ -65,10 +65,10 @@ def apply_op(img: torch.Tensor, name: str, magnitude: float) -> torch.Tensor:
         return F.affine(img, angle=0.0, translate=[0, 0], scale=1.0, shear=[math.degrees(math.atan(magnitude)), 0.0],
                         interpolation=T.InterpolationMode.BILINEAR, center=[0, 0])
     if name == "TranslateX":
-        return F.affine(img, angle=0.0, translate=[int(round(magnitude * img.shape[-1])), 0], scale=1.0,
+        return F.affine(img, angle=0.0, translate=[round(magnitude * img.shape[-1]), 0], scale=1.0,
                         shear=[0.0, 0.0], interpolation=T.InterpolationMode.NEAREST)
     if name == "TranslateY":
-        return F.affine(img, angle=0.0, translate=[0, int(round(magnitude * img.shape[-2]))], scale=1.0,
+        return F.affine(img, angle=0.0, translate=[0, round(magnitude * img.shape[-2])], scale=1.0,
                         shear=[0.0, 0.0], interpolation=T.InterpolationMode.NEAREST)
     raise ValueError(f"unknown augmentation op {name!r}")
 
