@@ -26,8 +26,11 @@ reproduce: $(STAMP)
 	$(PY) -m reid reproduce --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(DATASET),--dataset $(DATASET)) \
 	  $(if $(PRETRAINED),--set model.pretrained=$(PRETRAINED))
 
+# The notebooks run at a test budget (REID_STEPS_CAP steps per epoch): this checks that they run top to
+# bottom, not their numbers; their results and figures go to runs/make-test/, never over the committed ones.
 test: $(STAMP)
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	REID_STEPS_CAP=25 REID_OUTPUT_DIR=runs/make-test \
+	  $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 lab: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,lab]"

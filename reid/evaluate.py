@@ -123,7 +123,7 @@ def extract_features(
     loader = DataLoader(ImageSet(list(items), transform, cache), batch_size=batch_size, shuffle=False,
                         num_workers=0, pin_memory=device.type == "cuda")
     features = []
-    for images, _, _ in tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True):
+    for images, _, _ in tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True, mininterval=1.0):
         images = images.to(device, non_blocking=True)
         emb = model(images)
         if flip:

@@ -265,6 +265,7 @@ class Settings:
     seeds: tuple[int, ...] = (0,)
     regdb_splits: int = SMOKE_REGDB_SPLITS  # RegDB splits trained and tested (the protocol: 10)
     ablation_batches: int = 0  # batches per epoch of a Table 3/4 row; 0 = the profile as it is
+    steps_cap: int = 0  # at most this many steps per epoch in every run (make test's budget); 0 = no cap
     pretrained: str | None = None  # model.pretrained for every run (a file, "timm", "none"); None: the config's
     workers: int | None = None  # data.workers for every run; None: the config's
     runs_dir: Path = Path("runs")
@@ -295,6 +296,7 @@ class Settings:
         SYSU-MM01, one per split on RegDB. `ablation=True` applies the ablation budget."""
         seed = self.seeds[0] if seed is None else seed
         sets = [*(self.ablation_overrides() if ablation else []),
+                *([f"train.max_steps_per_epoch={self.steps_cap}"] if self.steps_cap else []),
                 *([f"model.pretrained={self.pretrained}"] if self.pretrained else []),
                 *([f"data.workers={self.workers}"] if self.workers is not None else []), *overrides]
         cfg = resolve(row, dataset, self.root(dataset), seed=seed, profile=self.profile, overrides=sets)
@@ -340,6 +342,9 @@ def settings(environ=None) -> Settings:
     REID_SEEDS                       training seeds of the table rows, e.g. 0,1,2 (default 0)
     REID_REGDB_SPLITS                RegDB splits to train and test (default 10 on paper, 1 otherwise)
     REID_ABLATION_BATCHES            batches per epoch of a Table 3/4 row (default 60 on smoke; 0 = as is)
+    REID_STEPS_CAP                   at most this many steps per epoch in every run: a test budget that only
+                                     checks the notebooks run (`make test` sets it; default 0 = no cap)
+    REID_OUTPUT_DIR                  where results/ and figures/ are written (default: the repository)
     REID_PRETRAINED                  ImageNet weights: a checkpoint file, timm, or none (default: the config's)
     REID_WORKERS                     data-loader worker processes (default: 0 on Windows and macOS, where
                                      workers started from a notebook hang; elsewhere the config's)
@@ -361,6 +366,7 @@ def settings(environ=None) -> Settings:
             if not path.is_dir():
                 raise UserError(f"{name}={path}: no such directory")
     profile = environ.get("REID_PROFILE", "smoke")
+    outputs = root / environ.get("REID_OUTPUT_DIR", ".")  # relative to the repository; absolute paths stay
     try:
         seeds = tuple(int(s) for s in environ.get("REID_SEEDS", "0").split(","))
     except ValueError:
@@ -369,8 +375,9 @@ def settings(environ=None) -> Settings:
         sysu_root, regdb_root, synthetic, profile, seeds,
         regdb_splits=_env_int(environ, "REID_REGDB_SPLITS", default_regdb_splits(profile), 1, 10),
         ablation_batches=_env_int(environ, "REID_ABLATION_BATCHES", default_ablation_batches(profile), 0, 10**6),
+        steps_cap=_env_int(environ, "REID_STEPS_CAP", 0, 0, 10**6),
         pretrained=environ.get("REID_PRETRAINED") or None,
         workers=_env_int(environ, "REID_WORKERS", 0, 0, 64) if "REID_WORKERS" in environ or sys.platform in (
             "win32", "darwin") else None,
-        runs_dir=root / "runs", results_dir=root / "results", figures_dir=root / "figures",
+        runs_dir=root / "runs", results_dir=outputs / "results", figures_dir=outputs / "figures",
     )

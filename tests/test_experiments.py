@@ -127,8 +127,14 @@ def test_settings_read_every_switch_in_one_place(monkeypatch):
     assert (paper.regdb_splits, paper.ablation_batches, paper.seeds) == (10, 0, (0, 1, 2))
     assert paper.ablation_overrides() == []
     assert settings({"REID_REGDB_SPLITS": "1", "REID_ABLATION_BATCHES": "0"}).ablation_overrides() == []
+    assert s.steps_cap == 0 and s.figures_dir == s.runs_dir.parent / "figures"
+    budget = settings({"REID_STEPS_CAP": "25", "REID_OUTPUT_DIR": "runs/make-test"})
+    assert budget.steps_cap == 25
+    assert (budget.results_dir, budget.figures_dir) == (s.runs_dir / "make-test" / "results",
+                                                       s.runs_dir / "make-test" / "figures")
     for env, name in [({"REID_SEEDS": "a"}, "REID_SEEDS"), ({"REID_REGDB_SPLITS": "11"}, "REID_REGDB_SPLITS"),
                       ({"REID_ABLATION_BATCHES": "-3"}, "REID_ABLATION_BATCHES"),
+                      ({"REID_STEPS_CAP": "few"}, "REID_STEPS_CAP"),
                       ({"REID_SYSU_ROOT": "/x"}, "REID_REGDB_ROOT")]:
         with pytest.raises(UserError, match=name):
             settings(env)
@@ -145,3 +151,16 @@ def test_settings_pass_weights_and_workers_to_every_run(monkeypatch):
     assert settings({}).workers == 0
     monkeypatch.setattr(experiments.sys, "platform", "linux")
     assert settings({}).workers is None
+
+
+def test_settings_steps_cap_reaches_every_run(monkeypatch, synthetic_root):
+    from reid import experiments
+
+    seen = []
+    monkeypatch.setattr(experiments, "train_run", lambda cfg, runs_dir, device=None: seen.append(cfg) or runs_dir)
+    s = Settings(sysu_root=synthetic_root / "SYSU-MM01", regdb_root=None, synthetic=True, ablation_batches=60,
+                 steps_cap=25)
+    s.train("sysu")
+    s.train("sysu", row="table3_baseline", ablation=True)
+    assert [c.train.max_steps_per_epoch for c in seen] == [25, 25]
+    assert seen[1].data.batches_per_epoch == 60  # the ablation budget still applies under the cap
