@@ -162,8 +162,6 @@ def evaluate_runs(runs: list[Path] | Path, protocol: str, root: str | Path | Non
         raise UserError(f"weights={weights!r}: expected 'trained' or 'untrained'")
     if dataset == "sysu" and len(runs) != 1:
         raise UserError(f"{protocol}: expected one run, got {len(runs)}")
-    configs = [run_config(r) for r in runs]
-    root = Path(root) if root is not None else Path(configs[0].data.root)
     runs_digest = hashlib.sha1("|".join(r.name for r in runs).encode()).hexdigest()[:6]
     tag = f"t{trials}" if dataset == "sysu" else f"splits{len(runs)}-{runs_digest}"
     cache_name = f"{protocol}{'-flip' if flip else ''}-{tag}-{weights}"
@@ -174,6 +172,9 @@ def evaluate_runs(runs: list[Path] | Path, protocol: str, root: str | Path | Non
     if cached.is_file():
         result = json.loads(cached.read_text())
     else:
+        configs = [run_config(r) for r in runs]  # read from last.pt: only when there is work to do
+        root = Path(root) if root is not None else Path(configs[0].data.root)
+
         def model(i: int):
             best = runs[i] / "best.pt"
             return load_model(best) if weights == "trained" else load_untrained(best, configs[i].train.seed)
