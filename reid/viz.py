@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 SAVE_DPI = 110  # figures/ PNGs: legible at the README's width, a few hundred kB at most
@@ -269,6 +270,34 @@ def ablation_table(table: str, measured: pd.DataFrame, rows: list[str],
     df.columns = pd.MultiIndex.from_tuples(df.columns)
     seeds = measured.seed.nunique()
     return df.rename_axis(f"{table} row (ours: {seeds} seed{'s' if seeds > 1 else ''})")
+
+
+def differences_vs_reference(measured: pd.DataFrame, rows: list[str], reference: str,
+                             metric: str = "rank1") -> pd.DataFrame:
+    """Each row's mean `metric` minus the reference row's, per setting, against the seed spread.
+
+    The spread is the standard error of the difference of two means over seeds,
+    sqrt(s_row^2 / n_row + s_ref^2 / n_ref); a difference "exceeds the seed spread" when it is larger
+    than twice that (about a 95 % interval under a normal approximation; with 3 seeds a rough guide,
+    not a test). With one seed there is no spread and the verdict says so."""
+    out = []
+    for setting in dict.fromkeys(measured.setting):
+        ref = measured[(measured.row == reference) & (measured.setting == setting)][metric]
+        for row in rows:
+            if row == reference:
+                continue
+            vals = measured[(measured.row == row) & (measured.setting == setting)][metric]
+            if vals.empty or ref.empty:
+                continue
+            diff = vals.mean() - ref.mean()
+            if min(len(vals), len(ref)) < 2:
+                spread, verdict = float("nan"), "one seed: no spread to compare with"
+            else:
+                spread = 2 * float(np.sqrt(vals.var(ddof=1) / len(vals) + ref.var(ddof=1) / len(ref)))
+                verdict = ("exceeds the seed spread" if abs(diff) > spread else "within the seed spread")
+            out.append({"setting": setting, "row": row, f"Δ {metric} vs {reference}": round(float(diff), 2),
+                        "2 × SE": round(spread, 2), "verdict": verdict})
+    return pd.DataFrame(out)
 
 
 def plot_ablation(table: str, measured: pd.DataFrame, rows: list[str], metric: str = "rank1",

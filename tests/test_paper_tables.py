@@ -25,3 +25,18 @@ def test_headline_numbers_are_the_papers():
     assert rows[("1", "Ours (paper)", "all-search", "mAP")] == 68.05
     assert rows[("3", "baseline", "all-search", "rank1")] == 64.88
     assert rows[("4", "L_center", "all-search", "mAP")] == 67.44
+
+
+def test_differences_vs_reference_weighs_the_seed_spread():
+    import pandas as pd
+
+    from reid.viz import differences_vs_reference
+
+    rows = [{"row": r, "seed": s, "setting": "all-search", "rank1": v}
+            for r, vals in {"base": [10, 11, 12], "far": [30, 31, 29], "near": [11, 13, 10]}.items()
+            for s, v in enumerate(vals)]
+    d = differences_vs_reference(pd.DataFrame(rows), ["base", "far", "near"], "base").set_index("row")
+    assert d.loc["far", "Δ rank1 vs base"] == 19.0 and d.loc["far", "verdict"] == "exceeds the seed spread"
+    assert d.loc["near", "verdict"] == "within the seed spread"
+    one = differences_vs_reference(pd.DataFrame(rows[::3]), ["base", "far", "near"], "base")
+    assert set(one.verdict) == {"one seed: no spread to compare with"}
