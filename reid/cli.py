@@ -3,6 +3,7 @@
     synth      reid.data.synthetic.make_synthetic     the procedural dataset in both real layouts
     train      reid.experiments.train_command         a config -> a run folder (RegDB: one run per split)
     evaluate   reid.evaluate.evaluate_checkpoint      a checkpoint -> a recorded result
+    compare    reid.compare.compare                   result JSONs -> their protocol cards side by side
     reproduce  reid.reproduce.run                     the main job: data -> train -> evaluate -> results
 
 Imports happen inside each command, so `python -m reid synth` does not pay for importing the model.
@@ -20,6 +21,7 @@ EXAMPLES = {
     "synth": "python -m reid synth --out data/synthetic --seed 0",
     "train": "python -m reid train --config paper_sysu --data /data/SYSU-MM01 --output-dir runs/sysu",
     "evaluate": "python -m reid evaluate --checkpoint runs/sysu/best.pt --dataset sysu --data /data/SYSU-MM01",
+    "compare": "python -m reid compare results/a.json results/b.json",
     "reproduce": "python -m reid reproduce --profile smoke",
 }
 
@@ -126,6 +128,18 @@ def evaluate(args) -> None:
         name=args.name, json_path=args.json)
 
 
+# ------------------------------------------------------------------------------------------ compare
+
+def add_compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", nargs="+", metavar="RESULT.json", help="result JSONs (results/<name>.json)")
+
+
+def compare(args) -> None:
+    from reid.compare import compare as compare_results
+
+    print(compare_results(args.results))
+
+
 # ---------------------------------------------------------------------------------------- reproduce
 
 def add_reproduce(p: argparse.ArgumentParser) -> None:
@@ -157,6 +171,7 @@ COMMANDS = {
     "synth": (add_synth, synth, "write the procedural synthetic dataset in the SYSU-MM01 and RegDB layouts"),
     "train": (add_train, train, "train a model from a config"),
     "evaluate": (add_evaluate, evaluate, "evaluate a checkpoint with the SYSU-MM01 / RegDB protocols"),
+    "compare": (add_compare, compare, "set result cards side by side: are the numbers comparable?"),
     "reproduce": (add_reproduce, reproduce, "the main job: synthetic data -> train -> evaluate -> tables and figures"),
 }
 
