@@ -40,7 +40,7 @@ def _protocol_text(row: dict) -> str:
     parts = [row.get("setting") or "unknown setting"]
     for column in ("trials", "splits"):
         if _known(row.get(column)):
-            parts.append(f"{row[column]} {column}")
+            parts.append(f"{row[column]} {column if row[column] != '1' else column[:-1]}")
     feature = row.get("test_feature")
     parts.append({"before_bn": "before-BN feature", "after_bn": "after-BN feature"}.get(feature, "feature unknown"))
     parts += [word for column, word in (("flip", "flip"), ("rerank", "re-ranked")) if row.get(column) == "True"]
