@@ -7,9 +7,12 @@ adaptive-weight triplet loss (Huang et al., 2024), as a thin readable package.
     reid.losses     label-smoothing CE (Eq. 13), hard / adaptive triplet (Eq. 14-15), center
     reid.metrics    CMC, mAP, mINP with the SYSU-MM01 / RegDB rules
     reid.evaluate   the SYSU-MM01 (gallery trials) and RegDB (splits) protocols
+    reid.card       the protocol card every result carries; reid.compare sets cards side by side
+    reid.tables     mean ± std tables (Markdown, LaTeX) beside results.csv
+    reid.analysis   t-SNE map and intra / inter distance histograms of test embeddings
     reid.engine     the training loop (AMP, DDP, exact resume)
     reid.experiments  the runner: config -> cached run -> recorded result (with provenance)
-    reid.cli        `python -m reid synth|train|evaluate|reproduce`
+    reid.cli        `python -m reid synth|train|evaluate|compare|analyse|reproduce`
 """
 
 __version__ = "0.1.0"

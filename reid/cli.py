@@ -3,6 +3,8 @@
     synth      reid.data.synthetic.make_synthetic     the procedural dataset in both real layouts
     train      reid.experiments.train_command         a config -> a run folder (RegDB: one run per split)
     evaluate   reid.evaluate.evaluate_checkpoint      a checkpoint -> a recorded result
+    compare    reid.compare.compare                   result JSONs -> their protocol cards side by side
+    analyse    reid.analysis.analyse_checkpoint       a checkpoint -> t-SNE map and distance histograms
     reproduce  reid.reproduce.run                     the main job: data -> train -> evaluate -> results
 
 Imports happen inside each command, so `python -m reid synth` does not pay for importing the model.
@@ -20,6 +22,9 @@ EXAMPLES = {
     "synth": "python -m reid synth --out data/synthetic --seed 0",
     "train": "python -m reid train --config paper_sysu --data /data/SYSU-MM01 --output-dir runs/sysu",
     "evaluate": "python -m reid evaluate --checkpoint runs/sysu/best.pt --dataset sysu --data /data/SYSU-MM01",
+    "compare": "python -m reid compare results/a.json results/b.json",
+    "analyse": "python -m reid analyse --checkpoint runs/sysu/best.pt --dataset sysu --data /data/SYSU-MM01 "
+               "--out figures/analysis_sysu",
     "reproduce": "python -m reid reproduce --profile smoke",
 }
 
@@ -126,6 +131,44 @@ def evaluate(args) -> None:
         name=args.name, json_path=args.json)
 
 
+# ------------------------------------------------------------------------------------------ compare
+
+def add_compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", nargs="+", metavar="RESULT.json", help="result JSONs (results/<name>.json)")
+
+
+def compare(args) -> None:
+    from reid.compare import compare as compare_results
+
+    print(compare_results(args.results))
+
+
+# ------------------------------------------------------------------------------------------ analyse
+
+def add_analyse(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="trained checkpoint (RegDB: may hold {split})")
+    p.add_argument("--dataset", required=True, choices=["sysu", "regdb"])
+    p.add_argument("--data", required=True, help="dataset root (the SYSU-MM01 or RegDB folder)")
+    p.add_argument("--out", required=True, help="folder for embedding_map.png, distance_histograms.png, "
+                                                "analysis.json")
+    p.add_argument("--mode", default="all", choices=["all", "indoor"], help="SYSU-MM01 search mode")
+    p.add_argument("--split", default=1, type=int, help="RegDB split")
+    p.add_argument("--max-ids", default=40, type=int, help="identities on the t-SNE map (first ones, sorted)")
+    p.add_argument("--test-feature", choices=["after_bn", "before_bn"], default=None,
+                   help="embedding to use (default: the checkpoint's model config)")
+    p.add_argument("--flip", action="store_true", help="average the embeddings of each image and its mirror")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+
+
+def analyse(args) -> None:
+    from reid.analysis import analyse_checkpoint
+
+    analyse_checkpoint(args.checkpoint, args.dataset, args.data, args.out, mode=args.mode, split=args.split,
+                       max_ids=args.max_ids, test_feature=args.test_feature, flip=args.flip,
+                       batch_size=args.batch_size, device=args.device)
+
+
 # ---------------------------------------------------------------------------------------- reproduce
 
 def add_reproduce(p: argparse.ArgumentParser) -> None:
@@ -157,6 +200,8 @@ COMMANDS = {
     "synth": (add_synth, synth, "write the procedural synthetic dataset in the SYSU-MM01 and RegDB layouts"),
     "train": (add_train, train, "train a model from a config"),
     "evaluate": (add_evaluate, evaluate, "evaluate a checkpoint with the SYSU-MM01 / RegDB protocols"),
+    "compare": (add_compare, compare, "set result cards side by side: are the numbers comparable?"),
+    "analyse": (add_analyse, analyse, "t-SNE map and distance histograms of a checkpoint's test embeddings"),
     "reproduce": (add_reproduce, reproduce, "the main job: synthetic data -> train -> evaluate -> tables and figures"),
 }
 

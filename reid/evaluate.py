@@ -16,7 +16,10 @@ Words: a SYSU-MM01 *trial* is one random draw of the gallery; a RegDB *split* is
 train/test identity partitions. Metrics are reported in percent, as mean and std over trials (or
 splits) plus one row each; the feature used (`test_feature`: after or before the BN neck), flip TTA and
 re-ranking are part of every result's `protocol`; the label names each one that is not the default
-("before-BN feature", "flip", "re-ranked").
+("before-BN feature", "flip", "re-ranked"). `protocol` is the result's protocol card (`reid.card`: also
+the gallery sampler, model selection, training ids, pretrained weights, preset and the data's fingerprint);
+`summary_text(result)` is what `python -m reid evaluate` prints: the card, one line per trial or split, the
+average.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from reid.card import card_fields, card_lines, model_fields, sysu_sampler
 from reid.errors import UserError
 from reid.metrics import eval_regdb, eval_sysu
 from reid.provenance import check_result_location, describe_data, provenance, write_result
@@ -74,7 +78,8 @@ def load_model(checkpoint: str | Path, map_location: str = "cpu"):
                         f"(e.g. {not_finite[0]}); the run diverged before this checkpoint was written")
     model.load_state_dict(state, strict=True)
     model.eval()
-    model.checkpoint_info = {"path": str(checkpoint), "epoch": ckpt.get("epoch"), "config": ckpt.get("config")}
+    model.checkpoint_info = {"path": str(checkpoint), "epoch": ckpt.get("epoch"), "config": ckpt.get("config"),
+                             "best": ckpt.get("best")}
     return model
 
 
@@ -87,7 +92,9 @@ def load_untrained(checkpoint: str | Path, seed: int = 0):
     ckpt = load_checkpoint(checkpoint, required=("model_config", "num_classes"))
     torch.manual_seed(seed)
     cfg = ModelConfig.from_dict(dict(ckpt["model_config"]))
-    return build_model(cfg, int(ckpt["num_classes"]), load_pretrained=False).eval()
+    model = build_model(cfg, int(ckpt["num_classes"]), load_pretrained=False).eval()
+    model.checkpoint_info = {"path": str(checkpoint), "config": ckpt.get("config"), "untrained": True}
+    return model
 
 
 def default_device() -> torch.device:
@@ -156,6 +163,29 @@ def summarize(rows: list[dict], key: str) -> dict:
     return out
 
 
+METRIC_NAMES = {"rank1": "Rank-1", "rank5": "Rank-5", "rank10": "Rank-10", "rank20": "Rank-20", "mAP": "mAP",
+                "mINP": "mINP"}
+
+
+def metric_line(row: dict, std: dict | None = None) -> str:
+    """`Rank-1: 47.50% | Rank-5: ... | mAP: ... | mINP: ...`, the line the AGW/DDAG test scripts print per
+    trial; with `std`, each value as mean ± std."""
+    return " | ".join(f"{METRIC_NAMES[m]}: {row[m]:.2f}" + (f" ± {std[m]:.2f}%" if std is not None else "%")
+                      for m in METRICS)
+
+
+def summary_text(result: dict) -> str:
+    """What `python -m reid evaluate` prints: the label, the protocol card, one metric line per SYSU-MM01
+    trial (RegDB split) and the all-average line (mean ± population std over them)."""
+    rows = result.get("per_trial") or result.get("per_split") or []
+    word = "trial" if "per_trial" in result else "split"
+    lines = [result["label"], "protocol card:", *card_lines(result.get("protocol", {}))]
+    lines.append(f"per {word} (percent):")
+    lines += [f"  {word} {row[word]:<3}      {metric_line(row)}" for row in rows]
+    lines.append(f"  all average    {metric_line(result, result.get('std'))}")
+    return "\n".join(lines)
+
+
 def _label(data: dict, setting: str, count: int, word: str, rerank: bool, flip: bool = False,
            test_feature: str | None = "after_bn") -> str:
     extras = [*(["before-BN feature"] if test_feature == "before_bn" else []), *(["flip"] if flip else []),
@@ -216,7 +246,9 @@ def evaluate_sysu(
         **summarize(per_trial, "per_trial"),
         "data": data,
         "protocol": {"dataset": "sysu", "setting": setting, "mode": mode, "shots": shots, "trials": trials,
-                     "test_feature": model.cfg.test_feature, "flip": flip, "rerank": rerank},
+                     "test_feature": model.cfg.test_feature, "flip": flip, "rerank": rerank,
+                     **card_fields("sysu", [model_fields(model)], dataset.root,
+                                   sysu_sampler(shots, official=dataset.uses_rand_perm_cam))},
     }
 
 
@@ -274,11 +306,12 @@ def evaluate_regdb(
         raise UserError(f"{len(models)} models given for {splits} RegDB splits: need one per split")
     per_split_models = not isinstance(models, torch.nn.Module) and not (
         isinstance(models, (str, Path)) and not is_split_template(models))
-    per_split, test_feature = [], None
+    per_split, test_feature, fields = [], None, []
     for split in range(1, splits + 1):
         dataset = RegDB(root, split=split)
         model = _model_for_split(models, split)
         test_feature = model.cfg.test_feature
+        fields.append(model_fields(model))
         query, gallery = dataset.query(direction), dataset.gallery(direction)
         q_feat, q_pids, _ = extract_features(model, query, batch_size=batch_size, device=device, flip=flip,
                                              desc=f"split {split} query")
@@ -298,7 +331,7 @@ def evaluate_regdb(
         "data": data,
         "protocol": {"dataset": "regdb", "setting": setting, "direction": direction, "splits": splits,
                      "test_feature": test_feature, "flip": flip, "rerank": rerank,
-                     "model_per_split": per_split_models},
+                     "model_per_split": per_split_models, **card_fields("regdb", fields, root)},
     }
 
 
@@ -372,8 +405,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, root: str | Path, *, mode
     else:
         result = evaluate_regdb(models, root, splits=splits, direction=direction, **common)
     result = {**result, "checkpoint": str(checkpoint), "config": config, "provenance": provenance()}
-    print(result["label"])
-    print("  " + "  ".join(f"{m} {result[m]:.2f}±{result['std'][m]:.2f}" for m in METRICS))
+    print(summary_text(result))
     path = write_result(result, results_dir, name)
     print(f"wrote {path} and a row of {Path(results_dir) / 'results.csv'}")
     if json_path:

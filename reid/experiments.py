@@ -150,8 +150,9 @@ def evaluate_runs(runs: list[Path] | Path, protocol: str, root: str | Path | Non
     sysu-all / sysu-indoor: one run, `trials` gallery draws. regdb-v2t / regdb-t2v: one run per split, in
     split order 1..n. `weights="untrained"` evaluates a freshly initialised network of the same architecture
     (seeded with the run's seed), the reference every trained number is read against. `root` defaults to
-    the data the runs were trained on. The result is cached in `<first run>/results/`; with `results_dir`
-    it is also written there as `<name>.json` + a `results.csv` row.
+    the data the runs were trained on. The result is cached in `<first run>/results/` (a cached result
+    without a protocol card, written before it existed, is evaluated again); with `results_dir` it is also
+    written there as `<name>.json` + a `results.csv` row.
     """
     from reid.evaluate import evaluate_regdb, evaluate_sysu, load_model, load_untrained
     from reid.provenance import check_result_location, provenance, write_result
@@ -169,9 +170,8 @@ def evaluate_runs(runs: list[Path] | Path, protocol: str, root: str | Path | Non
     record_name = name or f"{runs[0].name}-{cache_name}"
     if results_dir is not None:  # before the work: a result is never computed only to be lost
         check_result_location(results_dir, record_name)
-    if cached.is_file():
-        result = json.loads(cached.read_text())
-    else:
+    result = json.loads(cached.read_text()) if cached.is_file() else None
+    if result is None or "fingerprint" not in result.get("protocol", {}):  # no cache, or one without a card
         configs = [run_config(r) for r in runs]  # read from last.pt: only when there is work to do
         root = Path(root) if root is not None else Path(configs[0].data.root)
 

@@ -2,7 +2,9 @@
 
     provenance()                       git commit (+ dirty flag), command, UTC date, hardware, versions
     describe_data(root, "sysu")        {"kind": "synthetic"|"real", "dataset", "root", "label"}
+    dataset_fingerprint(root)          hash of the relative paths and sizes of every file under root
     write_result(result, "results", name)   results/<name>.json + one row of results/results.csv
+                                            (+ results.md / results.tex rewritten from the CSV)
 
 A result computed on the synthetic dataset is labelled "synthetic SYSU-MM01-layout" (or
 "synthetic RegDB-layout"), never "SYSU-MM01" or "RegDB": its numbers say nothing about the paper's.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -32,12 +35,17 @@ DATASET_NAMES = {"sysu": "SYSU-MM01", "regdb": "RegDB"}
 SYNTHETIC_MANIFEST = "synthetic.json"
 
 # results.csv: one row per evaluation; the column set never changes silently (see write_result).
+# The protocol card's fields (reid.card) each have a column of the same name.
+CARD_COLUMNS = ["mode", "shots", "direction", "gallery_sampler", "model_selection", "train_ids", "pretrained",
+                "preset", "config", "seed", "epoch", "fingerprint"]
 CSV_COLUMNS = [
     "name", "date", "commit", "dirty", "data", "data_kind", "dataset", "setting", "trials", "splits",
-    "model_per_split", "weights", "test_feature", "flip", "rerank",
+    "model_per_split", "weights", "test_feature", "flip", "rerank", *CARD_COLUMNS,
     "rank1", "rank5", "rank10", "rank20", "mAP", "mINP", "rank1_std", "mAP_std", "mINP_std",
     "checkpoint", "command",
 ]
+# The columns before the protocol card (issue 14): such a table gets the new columns, its rows left empty there.
+PREVIOUS_CSV_COLUMNS = [c for c in CSV_COLUMNS if c not in CARD_COLUMNS]
 
 
 def _git(*args: str) -> str | None:
@@ -152,6 +160,40 @@ def describe_data(root: str | Path, dataset: str, synthetic: bool | None = None)
     }
 
 
+@functools.cache
+def _fingerprint(root: str) -> str:
+    entries = []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if name.startswith("."):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                size = os.stat(path).st_size
+            except OSError:  # a broken link: listed, without a size
+                size = -1
+            entries.append(f"{Path(os.path.relpath(path, root)).as_posix()}\t{size}")
+    digest = hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
+    return digest[:16]
+
+
+def dataset_fingerprint(root: str | Path, refresh: bool = False) -> str:
+    """16 hex digits of the SHA-256 of the sorted `relative/path<TAB>size` lines of every file under `root`.
+
+    Two copies of a dataset with the same files of the same sizes get the same fingerprint wherever they
+    live (paths are relative, with '/'); a file added, removed, renamed or resized changes it. Contents are
+    not read (35 k files: a stat each, no hashing of images). Hidden files and folders (`.DS_Store`,
+    `._x.jpg`) are left out, as the readers ignore them. Cached per resolved root for the process;
+    `refresh=True` recomputes it (a file changed since)."""
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise UserError(f"{root}: dataset root not found (cannot fingerprint it)")
+    if refresh:
+        _fingerprint.cache_clear()
+    return _fingerprint(str(root))
+
+
 def _two_decimals(value):
     return round(value, 2) if isinstance(value, float) else value
 
@@ -175,6 +217,7 @@ def _csv_row(name: str, result: dict) -> dict:
         "test_feature": protocol.get("test_feature"),
         "flip": protocol.get("flip"),
         "rerank": protocol.get("rerank"),
+        **{column: protocol.get(column) for column in CARD_COLUMNS},
         "checkpoint": result.get("checkpoint"),
         "command": prov.get("command"),
     }
@@ -194,7 +237,7 @@ def check_result_location(results_dir: str | Path, name: str, json_path: str | P
     results_dir = Path(results_dir)
     _check_writable_folder(results_dir, "--results-dir")
     json_file, csv_path = results_dir / f"{name}.json", results_dir / "results.csv"
-    for path in (json_file, csv_path):
+    for path in (json_file, csv_path, results_dir / "results.md", results_dir / "results.tex"):
         if path.is_dir():
             raise UserError(f"{path} is a folder, expected a result file there")
     if csv_path.is_file():
@@ -219,27 +262,53 @@ def _check_writable_folder(folder: Path, flag: str) -> None:
         raise UserError(f"{flag} {folder}: cannot write in {existing} (permission denied)")
 
 
-def _check_csv_header(csv_path: Path) -> bool:
-    """True when results.csv is new or empty; an existing one must have exactly our columns."""
+def _check_csv_header(csv_path: Path) -> str:
+    """"new" when results.csv is missing or empty, "current" when it has our columns, "previous" when it has
+    the columns from before the protocol card (write_result adds them); any other header is an error."""
     if not csv_path.is_file() or csv_path.stat().st_size == 0:
-        return True
+        return "new"
     try:
         with open(csv_path, newline="", encoding="utf-8") as f:
             header = next(csv.reader(f), [])
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise UserError(f"{csv_path}: cannot read its header ({err})") from None
-    if header != CSV_COLUMNS:
-        raise UserError(f"{csv_path} has columns {header}, expected {CSV_COLUMNS}: move it aside to start a new table")
-    return False
+    if header == CSV_COLUMNS:
+        return "current"
+    if header == PREVIOUS_CSV_COLUMNS:
+        return "previous"
+    raise UserError(f"{csv_path} has columns {header}, expected {CSV_COLUMNS}: move it aside to start a new table")
+
+
+def _add_card_columns(csv_path: Path) -> None:
+    """Rewrite a results.csv from before the protocol card with today's columns (its rows: empty there),
+    atomically, and say so: the column set never changes silently."""
+    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, csv_path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{csv_path}: cannot add the protocol-card columns ({err.strerror or err})") from None
+    print(f"{csv_path}: added the protocol-card columns {', '.join(CARD_COLUMNS)} (empty in its {len(rows)} "
+          "earlier rows)")
 
 
 def write_result(result: dict, results_dir: str | Path, name: str) -> Path:
-    """Write `<results_dir>/<name>.json` and append a row to `<results_dir>/results.csv`: both or neither.
+    """Write `<results_dir>/<name>.json` and append a row to `<results_dir>/results.csv`: both or neither;
+    then rewrite the mean ± std tables `results.md` and `results.tex` beside them (`reid.tables`).
 
     The result must carry `"data"` (from `describe_data`) so that no number loses its label.
     An existing results.csv with another column set is an error rather than a silently
-    misaligned table. Callers check the location with `check_result_location` before their work.
+    misaligned table (one from before the protocol card gets the card's columns, and a message).
+    Callers check the location with `check_result_location` before their work.
     """
+    from reid.tables import write_tables
+
     if "data" not in result or "kind" not in result["data"]:
         raise ValueError("a result must say which data it was computed on: add describe_data(...) as 'data'")
     check_result_location(results_dir, name)
@@ -249,7 +318,9 @@ def write_result(result: dict, results_dir: str | Path, name: str) -> Path:
     except OSError as err:
         raise UserError(f"--results-dir {results_dir}: cannot create it ({err.strerror or err})") from None
     csv_path = results_dir / "results.csv"
-    new_file = _check_csv_header(csv_path)
+    state = _check_csv_header(csv_path)
+    if state == "previous":
+        _add_card_columns(csv_path)
     json_path = results_dir / f"{name}.json"
     tmp = json_path.with_name(f".{json_path.name}.tmp")
     try:
@@ -257,7 +328,7 @@ def write_result(result: dict, results_dir: str | Path, name: str) -> Path:
         with open(csv_path, "a", newline="", encoding="utf-8") as f:
             tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
             writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-            if new_file:
+            if state == "new":
                 writer.writeheader()
             writer.writerow(_csv_row(name, result))
             f.flush()
@@ -265,4 +336,5 @@ def write_result(result: dict, results_dir: str | Path, name: str) -> Path:
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise UserError(f"cannot record the result in {results_dir}: {err.strerror or err}") from None
+    write_tables(results_dir)
     return json_path

@@ -71,6 +71,11 @@ class SYSUMM01:
         self.num_train_pids = len({pid for _, pid, _ in self.train})
         self._perm = _load_rand_perm_cam(Path(rand_perm_cam)) if rand_perm_cam is not None else None
 
+    @property
+    def uses_rand_perm_cam(self) -> bool:
+        """Galleries from the official permutation file rather than the seeded draw (the result card says which)."""
+        return self._perm is not None
+
     def files(self, cam: int, pid: int) -> list[str]:
         """Sorted image paths of one identity in one camera; [] when the id never passed that camera."""
         key = (cam, pid)
