@@ -31,8 +31,8 @@ import time
 
 import torch
 
-REAL_SCALE = dict(sysu_train_ids=296, sysu_val_ids=99, sysu_test_ids=96, images_per_rgb_camera=14,
-                  images_per_ir_camera=15)
+REAL_SCALE = {"sysu_train_ids": 296, "sysu_val_ids": 99, "sysu_test_ids": 96, "images_per_rgb_camera": 14,
+              "images_per_ir_camera": 15}
 
 
 def main() -> None:

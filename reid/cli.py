@@ -6,6 +6,9 @@
     compare    reid.compare.compare                   result JSONs -> their protocol cards side by side
     analyse    reid.analysis.analyse_checkpoint       a checkpoint -> t-SNE map and distance histograms
     reproduce  reid.reproduce.run                     the main job: data -> train -> evaluate -> results
+    search     reid.search.search_command             rank a folder of one's own images for query images
+    embed      reid.search.embed_command              a folder of images -> an (N, D) .npy + the path list
+    export     reid.export.export_command             a checkpoint's embedding network -> an ONNX file
 
 Imports happen inside each command, so `python -m reid synth` does not pay for importing the model.
 Bad input is a `UserError`: one line on stderr, exit code 2, no traceback.
@@ -26,6 +29,10 @@ EXAMPLES = {
     "analyse": "python -m reid analyse --checkpoint runs/sysu/best.pt --dataset sysu --data /data/SYSU-MM01 "
                "--out figures/analysis_sysu",
     "reproduce": "python -m reid reproduce --profile smoke",
+    "search": "python -m reid search --checkpoint runs/sysu/best.pt --query night/ --gallery day/ --top 10 "
+              "--out ranks.png",
+    "embed": "python -m reid embed --checkpoint runs/sysu/best.pt --images day/ --out feats.npy",
+    "export": "python -m reid export --checkpoint runs/sysu/best.pt --format onnx --out model.onnx",
 }
 
 
@@ -194,6 +201,64 @@ def reproduce(args) -> None:
         regdb_splits=args.regdb_splits, overrides=args.overrides, device=args.device)
 
 
+# ------------------------------------------------------------------------------------- search, embed
+
+def _add_embedding_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="trained checkpoint (best.pt / last.pt of a run)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when present)")
+    p.add_argument("--flip", action="store_true", help="average the embeddings of each image and its mirror")
+
+
+def add_search(p: argparse.ArgumentParser) -> None:
+    _add_embedding_options(p)
+    p.add_argument("--query", required=True, help="a query image, or a folder of them (subfolders too)")
+    p.add_argument("--gallery", required=True, help="folder of images to rank (subfolders too), no labels needed")
+    p.add_argument("--top", type=int, default=10, help="gallery images kept per query")
+    p.add_argument("--out", required=True,
+                   help="figure (.png, .jpg, .pdf, .svg); the full ranking goes beside it as a .csv")
+    p.add_argument("--figure-queries", type=int, default=8,
+                   help="the figure shows the first N queries (the CSV has every query)")
+
+
+def search(args) -> None:
+    from reid.search import search_command
+
+    search_command(args.checkpoint, args.query, args.gallery, args.out, top=args.top,
+                   figure_queries=args.figure_queries, batch_size=args.batch_size, device=args.device,
+                   flip=args.flip)
+
+
+def add_embed(p: argparse.ArgumentParser) -> None:
+    _add_embedding_options(p)
+    p.add_argument("--images", required=True, help="an image or a folder of images (subfolders too)")
+    p.add_argument("--out", required=True, help="(N, D) float32 .npy; the image paths, one a line, go beside it "
+                                                "as a .txt in row order")
+
+
+def embed(args) -> None:
+    from reid.search import embed_command
+
+    embed_command(args.checkpoint, args.images, args.out, batch_size=args.batch_size, device=args.device,
+                  flip=args.flip)
+
+
+# ------------------------------------------------------------------------------------------- export
+
+def add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="trained checkpoint (best.pt / last.pt of a run)")
+    p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx"])
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--no-check", dest="check", action="store_false",
+                   help="skip running the file with onnxruntime against torch")
+
+
+def export(args) -> None:
+    from reid.export import export_command
+
+    export_command(args.checkpoint, args.out, fmt=args.fmt, check=args.check)
+
+
 # ------------------------------------------------------------------------------------------- main
 
 COMMANDS = {
@@ -203,6 +268,9 @@ COMMANDS = {
     "compare": (add_compare, compare, "set result cards side by side: are the numbers comparable?"),
     "analyse": (add_analyse, analyse, "t-SNE map and distance histograms of a checkpoint's test embeddings"),
     "reproduce": (add_reproduce, reproduce, "the main job: synthetic data -> train -> evaluate -> tables and figures"),
+    "search": (add_search, search, "rank a folder of unlabelled images for each query image: a figure and a CSV"),
+    "embed": (add_embed, embed, "embed a folder of images: an (N, D) .npy and the image path of each row"),
+    "export": (add_export, export, "export a checkpoint's embedding network (eval mode) to ONNX"),
 }
 
 

@@ -235,7 +235,7 @@ def check_result_location(results_dir: str | Path, name: str, json_path: str | P
     if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
         raise UserError(f"--name {name!r}: expected a plain file name (no '/', not starting with '.')")
     results_dir = Path(results_dir)
-    _check_writable_folder(results_dir, "--results-dir")
+    check_writable_folder(results_dir, "--results-dir")
     json_file, csv_path = results_dir / f"{name}.json", results_dir / "results.csv"
     for path in (json_file, csv_path, results_dir / "results.md", results_dir / "results.tex"):
         if path.is_dir():
@@ -248,10 +248,10 @@ def check_result_location(results_dir: str | Path, name: str, json_path: str | P
         json_path = Path(json_path)
         if json_path.is_dir():
             raise UserError(f"--json {json_path}: is a folder, expected a file path")
-        _check_writable_folder(json_path.parent, f"--json {json_path}:")
+        check_writable_folder(json_path.parent, f"--json {json_path}:")
 
 
-def _check_writable_folder(folder: Path, flag: str) -> None:
+def check_writable_folder(folder: Path, flag: str) -> None:
     """`folder` is a writable folder, or the nearest one that exists above it is (so it can be created)."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
@@ -260,6 +260,16 @@ def _check_writable_folder(folder: Path, flag: str) -> None:
         raise UserError(f"{flag} {folder}: {existing} exists and is not a folder")
     if not os.access(existing, os.W_OK):
         raise UserError(f"{flag} {folder}: cannot write in {existing} (permission denied)")
+
+
+def check_output_file(path: Path, flag: str, suffixes: tuple[str, ...]) -> None:
+    """An output file a command will write, checked before any work: its suffix is one of `suffixes`, it is
+    not a folder, and its folder is (or can be created as) a writable one. Writes nothing."""
+    if path.suffix.lower() not in suffixes:
+        raise UserError(f"{flag} {path}: expected a file name ending in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a folder, expected a file path")
+    check_writable_folder(path.parent, flag)
 
 
 def _check_csv_header(csv_path: Path) -> str:

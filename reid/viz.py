@@ -140,19 +140,24 @@ def show_tensor_grid(rows: list[list], row_titles: list[str] | None = None, col_
     return fig
 
 
-def plot_retrieval(queries: list, galleries: list[list], correct: list[list[bool]], row_titles: list[str],
-                   out_png: str | Path | None = None, title: str | None = None):
+def plot_retrieval(queries: list, galleries: list[list], correct: list[list[bool]] | None, row_titles: list[str],
+                   out_png: str | Path | None = None, title: str | None = None,
+                   captions: list[list[str]] | None = None):
     """The paper's Fig. 4: each row is a query and its top-k gallery images, framed green (same identity)
-    or red (wrong identity)."""
+    or red (wrong identity). `correct=None` (unlabelled images, `python -m reid search`) draws no frames;
+    `captions` (e.g. distances) go under the gallery images."""
     k = max(len(g) for g in galleries)
     fig, axes = plt.subplots(len(queries), k + 1, figsize=(0.95 * (k + 1), 2.0 * len(queries)), squeeze=False)
-    for r, (query, gallery, hits) in enumerate(zip(queries, galleries, correct)):
+    for r, (query, gallery) in enumerate(zip(queries, galleries)):
         _show(axes[r][0], query, "query" if r == 0 else None, color="#1f4e9c")
         axes[r][0].set_ylabel(row_titles[r], fontsize=8)
         for c in range(k):
             ax = axes[r][c + 1]
             if c < len(gallery):
-                _show(ax, gallery[c], f"{c + 1}" if r == 0 else None, color="#1a9a3a" if hits[c] else "#d62728")
+                color = None if correct is None else "#1a9a3a" if correct[r][c] else "#d62728"
+                _show(ax, gallery[c], f"{c + 1}" if r == 0 else None, color=color)
+                if captions is not None:
+                    ax.set_xlabel(captions[r][c], fontsize=7)
             else:
                 ax.set_axis_off()
     if title:

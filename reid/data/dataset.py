@@ -92,6 +92,15 @@ def read_image(path: str) -> Image.Image:
         raise UserError(f"cannot read image {path}: {err}") from None
 
 
+def read_resized(path: str, height: int, width: int) -> np.ndarray:
+    """`read_image`, resized (bilinear) to (height, width): a uint8 (H, W, 3) array, what every test-time
+    image goes through before the test transform normalises it."""
+    img = read_image(path)
+    if img.size != (width, height):
+        img = img.resize((width, height), Image.BILINEAR)
+    return np.array(img, dtype=np.uint8)  # a writable copy (torch.from_numpy warns otherwise)
+
+
 class ImageCache:
     """Decodes each file once, resized to (height, width), and keeps uint8 (H, W, 3) arrays in memory.
 
@@ -106,10 +115,7 @@ class ImageCache:
         self._where: list[tuple[int, int]] = []  # cache index -> (block, row)
 
     def _decode(self, path: str) -> np.ndarray:
-        img = read_image(path)
-        if img.size != (self.width, self.height):
-            img = img.resize((self.width, self.height), Image.BILINEAR)
-        return np.array(img, dtype=np.uint8)  # a writable copy (torch.from_numpy warns otherwise)
+        return read_resized(path, self.height, self.width)
 
     def preload(self, paths: Iterable[str]) -> None:
         """Decode every path not cached yet (in a few threads: PIL releases the GIL while decoding)."""
@@ -141,6 +147,21 @@ class ImageCache:
 
     def __contains__(self, path: str) -> bool:
         return path in self._index
+
+
+class UncachedImages:
+    """`ImageCache`'s reading interface without the memory: decodes a file on every access. For one pass
+    over a folder of any size (`reid.search`), where keeping every decoded image would only cost memory."""
+
+    def __init__(self, height: int = 288, width: int = 144):
+        self.height, self.width = height, width
+
+    def preload(self, paths: Iterable[str]) -> None:
+        """Nothing to do: images are decoded when they are asked for."""
+
+    def tensor(self, path: str) -> torch.Tensor:
+        """uint8 (3, H, W) tensor of the image, resized like `ImageCache` resizes it."""
+        return torch.from_numpy(read_resized(path, self.height, self.width)).permute(2, 0, 1)
 
 
 GRAY_OF = ("visible", "both")
