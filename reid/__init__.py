@@ -10,6 +10,7 @@ adaptive-weight triplet loss (Huang et al., 2024), as a thin readable package.
     reid.engine     the training loop (AMP, DDP, exact resume)
     reid.experiments  the runner: config -> cached run -> recorded result (with provenance)
     reid.cli        `python -m reid synth|train|evaluate|reproduce`
+    reid.install    is the `reid` Python imports this repository's? (pip name: crossvit-vireid)
 """
 
 __version__ = "0.1.0"

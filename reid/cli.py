@@ -6,7 +6,8 @@
     reproduce  reid.reproduce.run                     the main job: data -> train -> evaluate -> results
 
 Imports happen inside each command, so `python -m reid synth` does not pay for importing the model.
-Bad input is a `UserError`: one line on stderr, exit code 2, no traceback.
+Bad input is a `UserError`: one line on stderr, exit code 2, no traceback. Every command first checks that
+the `reid` Python imports is this repository's (reid/install.py).
 """
 
 from __future__ import annotations
@@ -171,11 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from reid.install import check_package
     from reid.provenance import git_state
 
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    git_state()  # the code's state when the command starts: what every result of this run records
     try:
+        package = check_package()  # before anything else: is the `reid` Python imports this repository's?
+        for line in package.warnings:
+            print(f"warning: {line}", file=sys.stderr)
+        if package.problems:
+            raise UserError(package.problems[0])
+        args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+        git_state()  # the code's state when the command starts: what every result of this run records
         COMMANDS[args.command][1](args)
         return 0
     except UserError as err:
