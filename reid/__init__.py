@@ -9,7 +9,7 @@ adaptive-weight triplet loss (Huang et al., 2024), as a thin readable package.
     reid.evaluate   the SYSU-MM01 (gallery trials) and RegDB (splits) protocols
     reid.engine     the training loop (AMP, DDP, exact resume)
     reid.experiments  the runner: config -> cached run -> recorded result (with provenance)
-    reid.cli        `python -m reid synth|train|evaluate|reproduce`
+    reid.cli        `python -m reid synth|train|evaluate|reproduce|check-data`
     reid.install    is the `reid` Python imports this repository's? (pip name: crossvit-vireid)
 """
 

@@ -4,10 +4,11 @@
     train      reid.experiments.train_command         a config -> a run folder (RegDB: one run per split)
     evaluate   reid.evaluate.evaluate_checkpoint      a checkpoint -> a recorded result
     reproduce  reid.reproduce.run                     the main job: data -> train -> evaluate -> results
+    check-data reid.data.check.check_data             a SYSU-MM01 / RegDB copy vs the published facts
 
 Imports happen inside each command, so `python -m reid synth` does not pay for importing the model.
 Bad input is a `UserError`: one line on stderr, exit code 2, no traceback. Every command first checks that
-the `reid` Python imports is this repository's (reid/install.py).
+the `reid` Python imports is this repository's (reid/install.py). check-data exits 1 when it finds differences.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ EXAMPLES = {
     "train": "python -m reid train --config paper_sysu --data /data/SYSU-MM01 --output-dir runs/sysu",
     "evaluate": "python -m reid evaluate --checkpoint runs/sysu/best.pt --dataset sysu --data /data/SYSU-MM01",
     "reproduce": "python -m reid reproduce --profile smoke",
+    "check-data": "python -m reid check-data --dataset sysu --data /data/SYSU-MM01",
 }
 
 
@@ -152,6 +154,21 @@ def reproduce(args) -> None:
         regdb_splits=args.regdb_splits, overrides=args.overrides, device=args.device)
 
 
+# --------------------------------------------------------------------------------------- check-data
+
+def add_check_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, choices=["sysu", "regdb"])
+    p.add_argument("--data", required=True, help="dataset root (the SYSU-MM01 or RegDB folder)")
+
+
+def check_data(args) -> int:
+    from reid.data.check import check_data
+
+    report = check_data(args.data, args.dataset)
+    print(report.text())
+    return 0 if report.ok else 1
+
+
 # ------------------------------------------------------------------------------------------- main
 
 COMMANDS = {
@@ -159,6 +176,9 @@ COMMANDS = {
     "train": (add_train, train, "train a model from a config"),
     "evaluate": (add_evaluate, evaluate, "evaluate a checkpoint with the SYSU-MM01 / RegDB protocols"),
     "reproduce": (add_reproduce, reproduce, "the main job: synthetic data -> train -> evaluate -> tables and figures"),
+    "check-data": (add_check_data, check_data,
+                   ("compare a SYSU-MM01 / RegDB copy with the published counts; list odd files; print a "
+                    "fingerprint (exit 0: all match, 1: differences, 2: not such a dataset)")),
 }
 
 
@@ -183,8 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(package.problems[0])
         args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
         git_state()  # the code's state when the command starts: what every result of this run records
-        COMMANDS[args.command][1](args)
-        return 0
+        return COMMANDS[args.command][1](args) or 0
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
