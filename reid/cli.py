@@ -9,9 +9,11 @@
     search     reid.search.search_command             rank a folder of one's own images for query images
     embed      reid.search.embed_command              a folder of images -> an (N, D) .npy + the path list
     export     reid.export.export_command             a checkpoint's embedding network -> an ONNX file
+    check-data reid.data.check.check_data             a SYSU-MM01 / RegDB copy vs the published facts
 
 Imports happen inside each command, so `python -m reid synth` does not pay for importing the model.
-Bad input is a `UserError`: one line on stderr, exit code 2, no traceback.
+Bad input is a `UserError`: one line on stderr, exit code 2, no traceback. Every command first checks that
+the `reid` Python imports is this repository's (reid/install.py). check-data exits 1 when it finds differences.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ EXAMPLES = {
               "--out ranks.png",
     "embed": "python -m reid embed --checkpoint runs/sysu/best.pt --images day/ --out feats.npy",
     "export": "python -m reid export --checkpoint runs/sysu/best.pt --format onnx --out model.onnx",
+    "check-data": "python -m reid check-data --dataset sysu --data /data/SYSU-MM01",
 }
 
 
@@ -259,6 +262,21 @@ def export(args) -> None:
     export_command(args.checkpoint, args.out, fmt=args.fmt, check=args.check)
 
 
+# --------------------------------------------------------------------------------------- check-data
+
+def add_check_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, choices=["sysu", "regdb"])
+    p.add_argument("--data", required=True, help="dataset root (the SYSU-MM01 or RegDB folder)")
+
+
+def check_data(args) -> int:
+    from reid.data.check import check_data
+
+    report = check_data(args.data, args.dataset)
+    print(report.text())
+    return 0 if report.ok else 1
+
+
 # ------------------------------------------------------------------------------------------- main
 
 COMMANDS = {
@@ -271,6 +289,9 @@ COMMANDS = {
     "search": (add_search, search, "rank a folder of unlabelled images for each query image: a figure and a CSV"),
     "embed": (add_embed, embed, "embed a folder of images: an (N, D) .npy and the image path of each row"),
     "export": (add_export, export, "export a checkpoint's embedding network (eval mode) to ONNX"),
+    "check-data": (add_check_data, check_data,
+                   ("compare a SYSU-MM01 / RegDB copy with the published counts; list odd files; print a "
+                    "fingerprint (exit 0: all match, 1: differences, 2: not such a dataset)")),
 }
 
 
@@ -284,13 +305,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from reid.install import check_package
     from reid.provenance import git_state
 
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    git_state()  # the code's state when the command starts: what every result of this run records
     try:
-        COMMANDS[args.command][1](args)
-        return 0
+        package = check_package()  # before anything else: is the `reid` Python imports this repository's?
+        for line in package.warnings:
+            print(f"warning: {line}", file=sys.stderr)
+        if package.problems:
+            raise UserError(package.problems[0])
+        args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+        git_state()  # the code's state when the command starts: what every result of this run records
+        return COMMANDS[args.command][1](args) or 0
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

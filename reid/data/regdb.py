@@ -39,28 +39,7 @@ class RegDB:
 
     def read_idx(self, part: str, modality: str, camid: int) -> list[Item]:
         """Parse ``idx/<part>_<modality>_<split>.txt`` (part: train | test); every listed file must exist."""
-        path = self.root / "idx" / f"{part}_{modality}_{self.split}.txt"
-        if not path.is_file():
-            raise UserError(f"{path}: missing RegDB split file (lines of 'relative/path label')")
-        items = []
-        for lineno, line in enumerate(read_text_file(path).splitlines(), 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 2 or not parts[1].isdigit():
-                raise UserError(f"{path}:{lineno}: expected 'relative/path label' (label an integer >= 0), "
-                                f"got {line!r}")
-            rel = os.path.normpath(parts[0])
-            if os.path.isabs(rel) or rel == ".." or rel.startswith(".." + os.sep):
-                raise UserError(f"{path}:{lineno}: {parts[0]} leaves the dataset root {self.root} "
-                                "(expected a path relative to it, e.g. Visible/1/x.bmp)")
-            image = self.root / rel
-            if not image.is_file():
-                raise UserError(f"{path}:{lineno}: listed image {image} does not exist")
-            items.append((str(image), int(parts[1]), camid))
-        if not items:
-            raise UserError(f"{path}: split file lists no images")
-        return items
+        return read_idx_file(self.root, idx_path(self.root, part, modality, self.split), camid)
 
     def query(self, direction: str = "v2t") -> list[Item]:
         """Visible test images for ``v2t``, thermal for ``t2v`` (labels as in the idx files)."""
@@ -69,6 +48,36 @@ class RegDB:
     def gallery(self, direction: str = "v2t") -> list[Item]:
         """The other modality's test images: thermal for ``v2t``, visible for ``t2v``."""
         return self._test[THERMAL if _check(direction) == "v2t" else VISIBLE]
+
+
+def idx_path(root: Path, part: str, modality: str, split: int) -> Path:
+    """``<root>/idx/<part>_<modality>_<split>.txt``: part train | test, modality visible | thermal, split 1..10."""
+    return root / "idx" / f"{part}_{modality}_{split}.txt"
+
+
+def read_idx_file(root: Path, path: Path, camid: int) -> list[Item]:
+    """The items one idx file lists (paths relative to ``root``); UserError names the file and line."""
+    if not path.is_file():
+        raise UserError(f"{path}: missing RegDB split file (lines of 'relative/path label')")
+    items = []
+    for lineno, line in enumerate(read_text_file(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            raise UserError(f"{path}:{lineno}: expected 'relative/path label' (label an integer >= 0), "
+                            f"got {line!r}")
+        rel = os.path.normpath(parts[0])
+        if os.path.isabs(rel) or rel == ".." or rel.startswith(".." + os.sep):
+            raise UserError(f"{path}:{lineno}: {parts[0]} leaves the dataset root {root} "
+                            "(expected a path relative to it, e.g. Visible/1/x.bmp)")
+        image = root / rel
+        if not image.is_file():
+            raise UserError(f"{path}:{lineno}: listed image {image} does not exist")
+        items.append((str(image), int(parts[1]), camid))
+    if not items:
+        raise UserError(f"{path}: split file lists no images")
+    return items
 
 
 def _check(direction: str) -> str:

@@ -23,6 +23,11 @@ ALL_CAMERAS = (1, 2, 3, 4, 5, 6)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
+def is_image_name(name: str) -> bool:
+    """An image by its name; hidden files (macOS `._0001.jpg` resource forks) are not images."""
+    return Path(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith(".")
+
+
 def read_id_file(path: Path) -> list[int]:
     """Parse an ``exp/*_id.txt`` file: one line of comma-separated ids such as ``1,2,4,5``."""
     if not path.is_file():
@@ -83,9 +88,7 @@ class SYSUMM01:
             folder = self.root / f"cam{cam}" / f"{pid:04d}"
             names = []
             if folder.is_dir():
-                # Hidden files (macOS `._0001.jpg` resource forks) and folders (`__MACOSX/`) are not images.
-                names = sorted(f.name for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES
-                               and not f.name.startswith(".") and f.is_file())
+                names = sorted(f.name for f in folder.iterdir() if is_image_name(f.name) and f.is_file())
                 if not names:
                     raise UserError(f"{folder}: identity folder holds no images (.jpg/.png/.bmp)")
             self._files[key] = [str(folder / n) for n in names]
