@@ -1,8 +1,9 @@
-"""The synthetic cross-modal dataset: layouts, determinism, cross-modal properties, CLI."""
+"""The synthetic cross-modal dataset: layouts, determinism, cross-modal properties, CLI, person masks."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -12,8 +13,19 @@ from PIL import Image
 
 from reid.cli import main
 from reid.data import SYSUMM01, RegDB, ensure_synthetic, make_synthetic, summarize
-from reid.data.synthetic import MANIFEST, Sizes, make_identity
+from reid.data.synthetic import (
+    MANIFEST,
+    MASKS_MANIFEST,
+    Sizes,
+    ensure_masks,
+    make_identity,
+    mask_path,
+    regdb_shots,
+    sysu_shots,
+    write_masks,
+)
 from reid.errors import UserError
+from reid.provenance import synthetic_manifest
 
 TINY = {"sysu_train_ids": 3, "sysu_val_ids": 1, "sysu_test_ids": 2, "images_per_rgb_camera": 1,
         "images_per_ir_camera": 1, "regdb_ids": 2, "regdb_images": 1}
@@ -146,3 +158,85 @@ def test_cli(tmp_path, capsys):
     assert "SYSU-MM01: 4 train+val ids, 2 test ids" in capsys.readouterr().out
     assert main(["synth", "--out", str(out), "--regdb-ids", "1", "--small"]) == 2
     assert "regdb_ids" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------- person masks
+
+SEED = 5
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_synthetic(tmp_path_factory.mktemp("tiny"), seed=SEED, **TINY)
+
+
+def test_masks_are_deterministic_and_one_per_image(tiny, tmp_path):
+    a, b = write_masks(tiny, tmp_path / "a"), write_masks(tiny, tmp_path / "b")
+    assert digest(a) == digest(b)
+    other = make_synthetic(tmp_path / "other", seed=SEED + 1, **TINY)
+    assert digest(write_masks(other, tmp_path / "c")) != digest(a)
+    images = {p.relative_to(tiny).with_suffix(".png") for p in tiny.rglob("*") if p.suffix in (".jpg", ".bmp")}
+    assert {p.relative_to(a) for p in a.rglob("*.png")} == images
+    for rel in images:
+        with Image.open(a / rel) as mask, Image.open((tiny / rel).with_suffix(".jpg" if "SYSU" in str(rel) else ".bmp")) as img:
+            assert mask.mode == "1" and mask.size == img.size
+    areas = [np.asarray(Image.open(p)).mean() for p in a.rglob("*.png")]
+    assert 0.15 < np.mean(areas) < 0.5 and min(areas) > 0.05  # a pedestrian fills a good part of the frame
+    assert json.loads((a / MASKS_MANIFEST).read_text()) == json.loads((tiny / MANIFEST).read_text())
+
+
+def test_masks_match_the_images(tiny, tmp_path):
+    """Outside the mask a visible image is its camera's background (times the image's light, plus noise);
+    inside it is not. Thermal and visible RegDB frames of one instant show one pose (the two cameras'
+    scales differ a little), so their masks nearly coincide."""
+    masks = write_masks(tiny, tmp_path / "m")
+    sizes = Sizes.preset(**TINY)
+    checked = 0
+    for shot in sysu_shots(SEED, sizes):
+        if shot.infrared:
+            continue
+        img = np.asarray(Image.open(tiny / "SYSU-MM01" / shot.rel), np.float32) / 255
+        person = np.asarray(Image.open(mask_path(masks, "SYSU-MM01", shot.rel)))
+        grown = np.zeros_like(person)  # the JPEG's ringing reaches a pixel or two beyond the silhouette
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                grown |= np.roll(person, (dy, dx), axis=(0, 1))
+        background = shot.camera.background.astype(np.float32)
+        light = np.median(img[~grown] / np.maximum(background[~grown], 0.05), axis=0)
+        error = np.abs(img - light * background).mean(axis=-1)
+        # Measured: outside at most 0.021 (the noise), inside at least 12x that; a mask 3 px off fails.
+        assert error[~grown].mean() < 0.025 and error[person].mean() > 8 * error[~grown].mean(), shot.rel
+        checked += 1
+    assert checked >= 5
+    pairs: dict[str, list[np.ndarray]] = {}
+    for _, _, shot in regdb_shots(SEED, sizes):
+        frame = shot.rel.split("_")[-2]
+        pairs.setdefault(frame, []).append(np.asarray(Image.open(mask_path(masks, "RegDB", shot.rel))))
+    assert pairs and all(len(p) == 2 and (p[0] & p[1]).sum() > 0.8 * (p[0] | p[1]).sum() for p in pairs.values())
+
+
+def test_writing_masks_leaves_the_set_and_its_run_hash_unchanged(tmp_path):
+    root = make_synthetic(tmp_path / "s", seed=SEED, **TINY)
+    before, manifest = digest(root), synthetic_manifest(root / "SYSU-MM01")
+    masks = ensure_masks(root)
+    assert masks == root / "masks"
+    assert {k: v for k, v in digest(root).items() if not k.startswith("masks/")} == before
+    assert synthetic_manifest(root / "SYSU-MM01") == manifest  # what run folders hash
+    stamp = (masks / MASKS_MANIFEST).stat().st_mtime_ns
+    assert ensure_masks(root) == masks and (masks / MASKS_MANIFEST).stat().st_mtime_ns == stamp  # not redone
+    make_synthetic(root, seed=SEED + 1, **TINY)  # a new generation over it: not refused, old masks gone
+    assert not masks.exists()
+    assert json.loads((ensure_masks(root) / MASKS_MANIFEST).read_text())["seed"] == SEED + 1
+
+
+def test_masks_refuse_a_set_they_cannot_redraw_and_a_dataset_folder(tmp_path, tiny):
+    with pytest.raises(UserError, match="no finished synthetic set"):
+        write_masks(tmp_path)
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / MANIFEST).write_text(json.dumps({"generator_version": 3, "seed": 0, "sizes": {}}))
+    with pytest.raises(UserError, match="generator 3"):
+        ensure_masks(old)
+    for inside in (tiny, tiny / "SYSU-MM01", tiny / "RegDB" / "Thermal"):
+        with pytest.raises(UserError, match="dataset folder"):
+            write_masks(tiny, inside)

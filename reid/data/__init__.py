@@ -11,7 +11,7 @@ from reid.data.dataset import (
 )
 from reid.data.regdb import RegDB
 from reid.data.sampler import CrossModalIdentitySampler
-from reid.data.synthetic import ensure_synthetic, make_synthetic, summarize
+from reid.data.synthetic import ensure_masks, ensure_synthetic, make_synthetic, summarize
 from reid.data.sysu import SYSUMM01
 from reid.data.train_data import TrainData, dataset_root, open_dataset
 from reid.data.transforms import TrainTransform, build_test_transform, build_train_transform
@@ -30,6 +30,7 @@ __all__ = [
     "build_train_transform",
     "carve_validation",
     "dataset_root",
+    "ensure_masks",
     "ensure_synthetic",
     "make_synthetic",
     "open_dataset",

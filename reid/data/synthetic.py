@@ -20,7 +20,10 @@ What makes it *cross-modal* rather than a colour-matching toy:
   4-6 "outdoor", like the real set.
 
 Everything is drawn from ``numpy.random.default_rng([seed, ...])`` keyed by what is drawn, so the
-output is byte-identical for a seed, whatever the order of generation.
+output is byte-identical for a seed, whatever the order of generation. That also lets `ensure_masks`
+redraw every person of an existing set and write its silhouette beside the layouts
+(``<out>/masks/SYSU-MM01/cam3/0001/0001.png``...): ground truth for measuring attention maps
+(`reid.gradcam.person_attention`) that the readers and the real-data path never see.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import colorsys
 import json
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -246,9 +250,10 @@ def _pattern(g: Garment, yy, xx, top: float, cx: float, body: float, flip: bool)
     return np.zeros_like(yy, dtype=bool)
 
 
-def render(person: Identity, cam: Camera, rng: np.random.Generator, height: int, width: int,
-           infrared: bool) -> np.ndarray:
-    """One image: float (H, W, 3) in [0, 1] for visible, (H, W) for infrared."""
+def _figure(person: Identity, cam: Camera, rng: np.random.Generator, height: int, width: int):
+    """The person of one image, before any colour: the pose drawn from ``rng`` (the first draws of the
+    image's stream, so `render` and `silhouette` see the same pose), the painter's layers
+    ``(mask, rgb, ir_material)``, their union (the silhouette) and the body shading."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     view = int(rng.choice(3, p=0.5 * cam.views + 0.5 * person.views))  # 0 front, 1 back, 2 side
     body = height * person.stature * cam.scale * rng.uniform(0.93, 1.05)
@@ -350,6 +355,19 @@ def render(person: Identity, cam: Camera, rng: np.random.Generator, height: int,
     on_body = np.zeros_like(legs)
     for mask, _, _ in layers:
         on_body |= mask
+    return yy, xx, layers, on_body, shade
+
+
+def silhouette(person: Identity, cam: Camera, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Boolean (H, W) person mask of the image `render` draws from the same ``rng`` seed: the union of
+    its layers (body, clothes, bags, hair, hat), before the infrared blur and the noise."""
+    return _figure(person, cam, rng, height, width)[3]
+
+
+def render(person: Identity, cam: Camera, rng: np.random.Generator, height: int, width: int,
+           infrared: bool) -> np.ndarray:
+    """One image: float (H, W, 3) in [0, 1] for visible, (H, W) for infrared."""
+    yy, xx, layers, on_body, shade = _figure(person, cam, rng, height, width)
     if infrared:
         img = cam.ir_background.astype(np.float32).copy()
         for mask, _, material in layers:
@@ -381,32 +399,54 @@ def _to_pil(img: np.ndarray) -> Image.Image:
 # Writing the two layouts
 
 
-def write_sysu(root: Path, seed: int, sizes: Sizes) -> None:
-    """``cam1..cam6/<pid:04d>/<n:04d>.jpg`` and ``exp/{train,val,test}_id.txt``."""
+@dataclass
+class Shot:
+    """One image to draw: where it goes (relative to its layout folder) and what `render` needs. Images
+    are independent (each has its own RNG stream, keyed by what it shows), so the image writers and
+    `write_masks` can walk the same shots and draw the same people."""
+
+    rel: str
+    person: Identity
+    camera: Camera
+    rng_key: list[int]
+    infrared: bool
+
+    def rng(self) -> np.random.Generator:
+        return np.random.default_rng(self.rng_key)
+
+
+def _sysu_splits(seed: int, sizes: Sizes) -> dict[str, list[int]]:
     n_ids = sizes.sysu_train_ids + sizes.sysu_val_ids + sizes.sysu_test_ids
-    split_rng = np.random.default_rng([seed, 1, 0])
-    pids = split_rng.permutation(np.arange(1, n_ids + 1)).tolist()
-    splits = {
+    pids = np.random.default_rng([seed, 1, 0]).permutation(np.arange(1, n_ids + 1)).tolist()
+    return {
         "train": sorted(pids[:sizes.sysu_train_ids]),
         "val": sorted(pids[sizes.sysu_train_ids:sizes.sysu_train_ids + sizes.sysu_val_ids]),
         "test": sorted(pids[sizes.sysu_train_ids + sizes.sysu_val_ids:]),
     }
-    (root / "exp").mkdir(parents=True, exist_ok=True)
-    for name, ids in splits.items():
-        (root / "exp" / f"{name}_id.txt").write_text(",".join(str(i) for i in ids) + "\n")
+
+
+def sysu_shots(seed: int, sizes: Sizes) -> Iterator[Shot]:
+    """Every SYSU-MM01 image: ``cam<c>/<pid:04d>/<n:04d>.jpg``."""
+    n_ids = sizes.sysu_train_ids + sizes.sysu_val_ids + sizes.sysu_test_ids
     cams = {c: make_camera(np.random.default_rng([seed, 1, 1, c]), c in INDOOR, sizes.height, sizes.width)
             for c in range(1, 7)}
     for pid in range(1, n_ids + 1):
         person = make_identity(np.random.default_rng([seed, 1, 2, pid]))
-        present = _cameras_of(np.random.default_rng([seed, 1, 3, pid]))
-        for c in present:
+        for c in _cameras_of(np.random.default_rng([seed, 1, 3, pid])):
             count = sizes.images_per_ir_camera if c in SYSU_IR else sizes.images_per_rgb_camera
-            folder = root / f"cam{c}" / f"{pid:04d}"
-            folder.mkdir(parents=True, exist_ok=True)
             for n in range(1, count + 1):
-                rng = np.random.default_rng([seed, 1, 4, pid, c, n])
-                img = render(person, cams[c], rng, sizes.height, sizes.width, infrared=c in SYSU_IR)
-                _to_pil(img).save(folder / f"{n:04d}.jpg", quality=92)
+                yield Shot(f"cam{c}/{pid:04d}/{n:04d}.jpg", person, cams[c], [seed, 1, 4, pid, c, n], c in SYSU_IR)
+
+
+def write_sysu(root: Path, seed: int, sizes: Sizes) -> None:
+    """``cam1..cam6/<pid:04d>/<n:04d>.jpg`` and ``exp/{train,val,test}_id.txt``."""
+    (root / "exp").mkdir(parents=True, exist_ok=True)
+    for name, ids in _sysu_splits(seed, sizes).items():
+        (root / "exp" / f"{name}_id.txt").write_text(",".join(str(i) for i in ids) + "\n")
+    for shot in sysu_shots(seed, sizes):
+        img = render(shot.person, shot.camera, shot.rng(), sizes.height, sizes.width, shot.infrared)
+        (root / shot.rel).parent.mkdir(parents=True, exist_ok=True)
+        _to_pil(img).save(root / shot.rel, quality=92)
 
 
 def _cameras_of(rng: np.random.Generator) -> list[int]:
@@ -419,29 +459,34 @@ def _cameras_of(rng: np.random.Generator) -> list[int]:
     return sorted(cams)
 
 
-def write_regdb(root: Path, seed: int, sizes: Sizes) -> None:
-    """``Visible|Thermal/<pid>/<gender>_<view>_<v|t>_<frame>_<pid>.bmp`` and the ten idx splits."""
+def regdb_shots(seed: int, sizes: Sizes) -> Iterator[tuple[int, str, Shot]]:
+    """Every RegDB image as ``(pid, modality "v" | "t", shot)``, its file
+    ``Visible|Thermal/<pid>/<gender>_<view>_<v|t>_<frame>_<pid>.bmp``."""
     cams = {m: make_camera(np.random.default_rng([seed, 2, 1, int(m == "t")]), False, sizes.height, sizes.width, regdb=True)
             for m in ("v", "t")}
-    files: dict[int, dict[str, list[str]]] = {}
     frame = 0
     for pid in range(1, sizes.regdb_ids + 1):
         person = make_identity(np.random.default_rng([seed, 2, 2, pid]))
         facing = "front" if np.random.default_rng([seed, 2, 3, pid]).random() < 0.5 else "back"
         person.views = np.array([1.0, 0.0, 0.0]) if facing == "front" else np.array([0.0, 1.0, 0.0])
         gender = "female" if person.female else "male"
-        files[pid] = {"v": [], "t": []}
         for n in range(sizes.regdb_images):
             frame += 1
-            # Visible and thermal frames are captured together (same pose), as by RegDB's dual camera.
+            # Visible and thermal frames are captured together (same pose), as by RegDB's dual camera:
+            # the same RNG stream for both cameras, the same pose seen in the two modalities.
             for m, folder in (("v", "Visible"), ("t", "Thermal")):
-                rng = np.random.default_rng([seed, 2, 4, pid, n])
-                # Same stream for both cameras: the same pose, seen in the two modalities.
-                img = render(person, _same_view(cams[m], person), rng, sizes.height, sizes.width, infrared=m == "t")
                 rel = f"{folder}/{pid}/{gender}_{facing}_{m}_{frame:05d}_{pid}.bmp"
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                _to_pil(img).save(root / rel)
-                files[pid][m].append(rel)
+                yield pid, m, Shot(rel, person, _same_view(cams[m], person), [seed, 2, 4, pid, n], m == "t")
+
+
+def write_regdb(root: Path, seed: int, sizes: Sizes) -> None:
+    """The RegDB images (see `regdb_shots`) and the ten ``idx`` splits."""
+    files: dict[int, dict[str, list[str]]] = {}
+    for pid, m, shot in regdb_shots(seed, sizes):
+        img = render(shot.person, shot.camera, shot.rng(), sizes.height, sizes.width, shot.infrared)
+        (root / shot.rel).parent.mkdir(parents=True, exist_ok=True)
+        _to_pil(img).save(root / shot.rel)
+        files.setdefault(pid, {"v": [], "t": []})[m].append(shot.rel)
     (root / "idx").mkdir(parents=True, exist_ok=True)
     for split in range(1, 11):
         order = np.random.default_rng([seed, 2, 5, split]).permutation(np.arange(1, sizes.regdb_ids + 1))
@@ -466,7 +511,7 @@ def make_synthetic(out: str | Path, seed: int = 0, small: bool = False, **sizes)
     out = Path(out)
     spec = Sizes.preset(small, **sizes)
     manifest = out / MANIFEST
-    existing = [out / name for name in LAYOUTS if (out / name).exists()]
+    existing = [out / name for name in (*LAYOUTS, MASKS) if (out / name).exists()]  # masks of old images
     _check_out(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -487,12 +532,13 @@ def make_synthetic(out: str | Path, seed: int = 0, small: bool = False, **sizes)
 
 
 LAYOUTS = ("SYSU-MM01", "RegDB")
+MASKS, MASKS_MANIFEST = "masks", "masks.json"  # <out>/masks/<layout>/<image path>.png, see `write_masks`
 
 
 def _check_out(out: Path) -> None:
     """Refuse an `--out` that is a file, or that holds anything `reid synth` did not write: a folder
-    without our manifest that is not empty, or one with entries besides SYSU-MM01/, RegDB/ and the manifest
-    (`reid synth` replaces those two folders: it must never delete or relabel someone's data)."""
+    without our manifest that is not empty, or one with entries besides SYSU-MM01/, RegDB/, masks/ and the
+    manifest (`reid synth` replaces those folders: it must never delete or relabel someone's data)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")
     if not out.is_dir():
@@ -503,7 +549,7 @@ def _check_out(out: Path) -> None:
     if not (out / MANIFEST).is_file():
         raise UserError(f"--out {out}: holds {entries[0]!r} but no {MANIFEST} (it was not written by "
                         "`reid synth`); refusing to overwrite or relabel it: choose an empty or new folder")
-    foreign = [name for name in entries if name not in (*LAYOUTS, MANIFEST)]
+    foreign = [name for name in entries if name not in (*LAYOUTS, MASKS, MANIFEST)]
     if foreign:
         raise UserError(f"--out {out}: holds {foreign[0]!r}, which `reid synth` did not write; refusing to overwrite "
                         "or relabel it: choose an empty or new folder")
@@ -530,6 +576,72 @@ def ensure_synthetic(root: str | Path, seed: int = 0, small: bool = False, **siz
         except OSError:  # a read-only copy: it is still found through its parent
             pass
     return root
+
+
+# --------------------------------------------------------------------------------------------------
+# Person masks: a sidecar, outside the layouts (the readers and the real-data path never see it)
+
+
+def mask_path(masks: str | Path, layout: str, rel: str | Path) -> Path:
+    """Where `write_masks` puts the mask of image ``rel`` (relative to its layout folder ``layout``)."""
+    return Path(masks) / layout / Path(rel).with_suffix(".png")
+
+
+def _finished_manifest(root: Path) -> dict:
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+    except (OSError, ValueError):
+        raise UserError(f"{root}: no finished synthetic set (no readable {MANIFEST}); make one with "
+                        "`python -m reid synth`") from None
+    if manifest.get("generator_version") != GENERATOR_VERSION or "seed" not in manifest:
+        raise UserError(f"{root}: made by synthetic generator {manifest.get('generator_version')!r}, this is "
+                        f"version {GENERATOR_VERSION}: its people cannot be redrawn; regenerate the set")
+    return manifest
+
+
+def write_masks(root: str | Path, out: str | Path | None = None) -> Path:
+    """Write the person mask of every image of the synthetic set at ``root`` (the folder holding
+    SYSU-MM01/ and RegDB/) and return the masks folder ``out`` (default ``<root>/masks``).
+
+    Each mask is a 1-bit PNG at the image's size, ``<out>/<layout>/<image path>.png``, True on the person
+    (`silhouette`). The people are drawn again from the manifest's seed and sizes with the very RNG
+    streams of the images (`sysu_shots`, `regdb_shots`), so no image is read or written and an existing
+    set gets its masks without being regenerated. ``<out>/masks.json``, a copy of the set's manifest
+    written last, says which generation the masks belong to; the set's own manifest (which run folders
+    hash) is left as it is.
+    """
+    root = Path(root)
+    manifest = _finished_manifest(root)
+    out = Path(out) if out is not None else root / MASKS
+    layouts = [(root / name).resolve() for name in LAYOUTS]
+    if (out / MANIFEST).exists() or any(out.resolve() == p or p in out.resolve().parents for p in layouts):
+        raise UserError(f"masks folder {out}: it is a dataset folder; the masks must stay outside the layouts")
+    seed, sizes = manifest["seed"], Sizes(**manifest["sizes"])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / MASKS_MANIFEST).unlink(missing_ok=True)  # unfinished until rewritten
+    except OSError as err:
+        raise UserError(f"masks folder {out}: cannot write there ({err.strerror or err})") from None
+    shots = [("SYSU-MM01", shot) for shot in sysu_shots(seed, sizes)]
+    shots += [("RegDB", shot) for _, _, shot in regdb_shots(seed, sizes)]
+    for layout, shot in shots:
+        path = mask_path(out, layout, shot.rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(silhouette(shot.person, shot.camera, shot.rng(), sizes.height, sizes.width)).save(path)
+    (out / MASKS_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return out
+
+
+def ensure_masks(root: str | Path, out: str | Path | None = None) -> Path:
+    """The masks folder of the synthetic set at ``root`` (default ``<root>/masks``), written by
+    `write_masks` unless masks of this very generation are already there."""
+    root = Path(root)
+    out = Path(out) if out is not None else root / MASKS
+    try:
+        done = json.loads((out / MASKS_MANIFEST).read_text()) == _finished_manifest(root)
+    except (OSError, ValueError):
+        done = False
+    return out if done else write_masks(root, out)
 
 
 def summarize(root: str | Path) -> str:

@@ -83,6 +83,27 @@ def tokens_to_map(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     return patches.transpose(1, 2).reshape(batch, channels, grid[0], grid[1])
 
 
+def receptive_field(proj: nn.Module) -> tuple[int, int]:
+    """``(start, size)``: the input window, in pixels (rows and columns alike), that token (0, 0) of the
+    patch embedding ``proj`` sees (a Conv2d, or a Sequential of them: activations do not move it); token
+    (r, c) sees it shifted by ``patch * (r, c)``. Composed backwards through the convolutions
+    (start <- stride * start - padding, size <- stride * (size - 1) + kernel).
+
+    A plain patch embedding (kernel = stride = patch) sees its own patch: ``(0, patch)``. timm's
+    three-convolution stem (CrossViT-dagger, `multi_conv`, our ``conv_stem``) does not: ``(-15, 31)`` for
+    patch 16, a window centred on the patch's *top-left corner*, half a patch up and left of the patch
+    the token is numbered by; ``(-15, 39)`` for patch 12, 1.5 pixels up and left. Maps drawn on the
+    image must put each token at its window's centre (reid/gradcam.py).
+    """
+    start, size = 0, 1
+    for conv in reversed([m for m in proj.modules() if isinstance(m, nn.Conv2d)]):
+        if conv.stride[0] != conv.stride[1] or conv.kernel_size[0] != conv.kernel_size[1] or conv.dilation != (1, 1):
+            raise ValueError(f"receptive_field: {conv} is not a square, undilated convolution")
+        start = conv.stride[0] * start - conv.padding[0]
+        size = conv.stride[0] * (size - 1) + conv.kernel_size[0]
+    return start, size
+
+
 class CrossViTBackbone(nn.Module):
     """timm CrossVit at (H, W) -> per-branch CLS tokens (B, C_b) and token maps (B, C_b, h_b, w_b).
 
@@ -122,6 +143,7 @@ class CrossViTBackbone(nn.Module):
         self.img_size = tuple(img_size)
         self.dims: list[int] = list(spec["embed_dim"])
         self.grid_sizes: list[tuple[int, int]] = [(img_size[0] // p, img_size[1] // p) for p in patch_sizes]
+        self.receptive_fields = [receptive_field(embed.proj) for embed in self.vit.patch_embed]
         self.pos_embed_names = [f"pos_embed_{b}" for b in range(len(self.dims))]  # keys in self.vit
         # Multi-scale residual (our reading of Sec. 1.2): timm's fusion *replaces* each branch's CLS
         # token by the back-projection BP(.) of the cross-attended one, so a branch's own CLS survives

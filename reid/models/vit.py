@@ -13,7 +13,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from reid.errors import UserError
-from reid.models.crossvit import PRESETS, check_conv_stem, check_img_size, tokens_to_map
+from reid.models.crossvit import PRESETS, check_conv_stem, check_img_size, receptive_field, tokens_to_map
 
 
 class ViTBackbone(nn.Module):
@@ -55,6 +55,7 @@ class ViTBackbone(nn.Module):
         self.img_size = tuple(img_size)
         self.dims: list[int] = [spec["embed_dim"][coarse]]
         self.grid_sizes: list[tuple[int, int]] = [(img_size[0] // patch_size, img_size[1] // patch_size)]
+        self.receptive_fields = [receptive_field(self.vit.patch_embed.proj)]
         self.pos_embed_names = ["pos_embed"]  # key in self.vit
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
