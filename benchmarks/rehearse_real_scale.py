@@ -4,7 +4,7 @@
         [--batches 30] [--eval-preset micro]
 
 What a researcher meets on the first real run, measured before it: the synthetic generator writes the real
-counts (296 + 99 training identities, 96 test identities, 14 images per RGB camera and 15 per IR camera:
+counts (296 + 99 training identities, 96 test identities, 20 images per RGB camera and 24 per IR camera,
 ~22 k visible + ~12 k infrared training images), then `paper_sysu` (the paper's data settings, 288x144,
 P8K4 + grayscale copies, epochs counted in images) is resolved on it and this prints:
 
@@ -31,8 +31,8 @@ import time
 
 import torch
 
-REAL_SCALE = {"sysu_train_ids": 296, "sysu_val_ids": 99, "sysu_test_ids": 96, "images_per_rgb_camera": 14,
-              "images_per_ir_camera": 15}
+REAL_SCALE = {"sysu_train_ids": 296, "sysu_val_ids": 99, "sysu_test_ids": 96, "images_per_rgb_camera": 20,
+              "images_per_ir_camera": 24}
 
 
 def main() -> None:
