@@ -78,7 +78,7 @@ def test_cache_hit_miss_splits_and_one_recording_path(synthetic_root, tmp_path, 
     stamp = (run / "last.pt").stat().st_mtime_ns
     assert train_run(cfg, runs_dir, device="cpu") == run  # hit: reused, not retrained
     assert (run / "last.pt").stat().st_mtime_ns == stamp and "reusing" in capsys.readouterr().out
-    changed = resolve(None, "sysu", synthetic_root / "SYSU-MM01", profile="smoke", overrides=[*TINY, "optim.lr=1e-3"])
+    changed = resolve(None, "sysu", synthetic_root / "SYSU-MM01", profile="smoke", overrides=[*TINY, "optim.lr=5e-4"])
     assert train_run(changed, runs_dir, device="cpu") != run  # miss: a new folder
 
     result = evaluate_runs([run], "sysu-all", trials=2, results_dir=results, name="mine")
