@@ -87,9 +87,9 @@ def build_optimizer(model: nn.Module, criterion: nn.Module, optim) -> torch.opti
     if optim.name == "sgd":
         return torch.optim.SGD(param_groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
     cls = torch.optim.AdamW if optim.name == "adamw" else torch.optim.Adam
-    # fused: one kernel for all parameters instead of a loop over ~200 small tensors (the loop is ~10 % of
-    # a smoke-profile CPU step). Off by default: its float rounding differs, so runs would not repeat the
-    # committed results.
+    # fused: one kernel for all parameters instead of a loop over ~175 small tensors (~8 % of a smoke-profile
+    # CPU step, benchmarks/bench_train.py). Off by default: its float rounding differs, so runs would not
+    # repeat the committed results.
     return cls(param_groups, lr=optim.lr, betas=(optim.momentum, optim.beta2), fused=optim.fused or None)
 
 
