@@ -12,6 +12,8 @@ field, `python -m reid compare` sets cards side by side, and `python -m reid eva
     train_ids                         training identities trained on: all, or the share left by the hold-out
     pretrained, preset                model.pretrained (the ImageNet weights the run started from), model.preset
     config, seed, epoch               the run's config name, training seed, and the checkpoint's epoch
+    steps                             optimisation steps the checkpoint was trained for (the budget: a
+                                      comparison of configs holds only at a budget where the ranking settled)
     fingerprint                       `reid.provenance.dataset_fingerprint` of the data root
 
 A field that does not apply to the dataset is "n/a". A field the result cannot know is "unknown", never a
@@ -46,7 +48,7 @@ PROTOCOL_FIELDS = [
 ]
 # Model fields: a difference is what a comparison of two models is about, not a different protocol.
 MODEL_FIELDS = [("pretrained", "pretrained"), ("preset", "preset"), ("config", "config"), ("seed", "seed"),
-                ("epoch", "checkpoint epoch")]
+                ("epoch", "checkpoint epoch"), ("steps", "training steps")]
 
 
 # Fields of one dataset's protocol only: "n/a" on the other's results.
@@ -83,7 +85,10 @@ def model_fields(model) -> dict:
            "config": str(config.get("name", UNKNOWN)), "seed": train.get("seed", UNKNOWN)}
     if info.get("untrained"):  # reid.evaluate.load_untrained: an initialised network, never trained
         return {**out, "pretrained": "none (untrained network)", "model_selection": "n/a (untrained network)",
-                "train_ids": "n/a (untrained network)", "epoch": 0}
+                "train_ids": "n/a (untrained network)", "epoch": 0, "steps": 0}
+    history = info.get("history")
+    counted = [row.get("steps") for row in history] if isinstance(history, list) and history else [None]
+    out["steps"] = sum(counted) if all(isinstance(n, int) for n in counted) else UNKNOWN  # older runs: unknown
     epoch, epochs, best = info.get("epoch"), train.get("epochs"), info.get("best")
     out["epoch"] = UNKNOWN if epoch is None else f"{epoch} of {epochs}" if epochs is not None else epoch
     val = data.get("val_fraction")

@@ -10,6 +10,7 @@
     embed      reid.search.embed_command              a folder of images -> an (N, D) .npy + the path list
     export     reid.export.export_command             a checkpoint's embedding network -> an ONNX file
     check-data reid.data.check.check_data             a SYSU-MM01 / RegDB copy vs the published facts
+    sweep      reid.sweep.sweep_command               rows x seeds x datasets x budgets as parallel jobs
 
 Imports happen inside each command, so `python -m reid synth` does not pay for importing the model.
 Bad input is a `UserError`: one line on stderr, exit code 2, no traceback. Every command first checks that
@@ -36,6 +37,8 @@ EXAMPLES = {
     "embed": "python -m reid embed --checkpoint runs/sysu/best.pt --images day/ --out feats.npy",
     "export": "python -m reid export --checkpoint runs/sysu/best.pt --format onnx --out model.onnx",
     "check-data": "python -m reid check-data --dataset sysu --data /data/SYSU-MM01",
+    "sweep": "python -m reid sweep --name table3 --rows table3_baseline:0-4,table3_ta,table3_full:0-4 "
+             "--seeds 0-2 --budgets 3600 --jobs 2",
 }
 
 
@@ -277,6 +280,75 @@ def check_data(args) -> int:
     return 0 if report.ok else 1
 
 
+# -------------------------------------------------------------------------------------------- sweep
+
+def add_sweep(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", required=True, help="the sweep's name: runs in RUNS_DIR/NAME, results in RESULTS_DIR/NAME")
+    p.add_argument("--rows", required=True,
+                   help="comma list of configs (table rows, 'full' = the profile's own), each optionally with "
+                        "its own seeds after ':' (e.g. table3_baseline:0-4,table3_ta)")
+    p.add_argument("--seeds", default="0-2", help="training seeds of rows without their own, e.g. 0-2 or 0,3")
+    p.add_argument("--datasets", default="sysu", help="comma list: sysu, regdb (RegDB: split 1)")
+    p.add_argument("--budgets", default=None,
+                   help="comma list of total training steps (default: the profile's own, e.g. 3600 on smoke)")
+    p.add_argument("--profile", default="smoke", help="base settings every row runs on")
+    p.add_argument("--data", default=None,
+                   help="folder with SYSU-MM01/ and RegDB/ (default: the synthetic set, made when missing)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value in every row (repeatable)")
+    p.add_argument("--baseline", default=None, help="row the paired differences are taken against (default: the first)")
+    p.add_argument("--launcher", default="local", help="local (submitit's local executor) or slurm")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="jobs at a time (default: the number of CPU cores; one torch thread each)")
+    p.add_argument("--partition", default=None, help="SLURM partition")
+    p.add_argument("--time", type=int, default=24 * 60, help="minutes a job may run (SLURM time limit)")
+    p.add_argument("--gpus-per-job", type=int, default=0, help="SLURM GPUs per job")
+    p.add_argument("--cpus-per-job", type=int, default=8, help="SLURM CPUs per job")
+    p.add_argument("--runs-dir", default="runs/sweeps")
+    p.add_argument("--results-dir", default="results/sweeps")
+
+
+def sweep(args) -> int:
+    import os
+    from pathlib import Path
+
+    from reid.sweep import PROTOCOLS_OF, parse_seeds, profile_budget, sweep_command
+
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    datasets = tuple(d.strip() for d in args.datasets.split(",") if d.strip())
+    for d in datasets:
+        if d not in PROTOCOLS_OF:
+            raise UserError(f"--datasets {d!r}: expected sysu and/or regdb")
+    seeds = parse_seeds(args.seeds)
+    parallel = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
+    if args.budgets is None:
+        budgets = tuple(sorted({profile_budget(args.profile, d) for d in datasets}))
+        if 0 in budgets:
+            raise UserError(f"--budgets: profile {args.profile} has no fixed number of steps; give --budgets")
+    else:
+        try:
+            budgets = tuple(int(b) for b in args.budgets.split(","))
+        except ValueError:
+            raise UserError(f"--budgets {args.budgets!r}: expected a comma list of step counts") from None
+    if args.data:
+        root = Path(args.data)
+        if not root.is_dir():
+            raise UserError(f"--data {root}: no such directory")
+    else:
+        from reid.data import ensure_synthetic
+        from reid.experiments import repo_root
+
+        root = ensure_synthetic(repo_root() / "data" / "synthetic", seed=0)
+    roots = {d: root / ("SYSU-MM01" if d == "sysu" else "RegDB") for d in datasets}
+    for d, folder in roots.items():
+        if not folder.is_dir():
+            raise UserError(f"--data {root}: no {folder.name}/ folder in it (needed for --datasets {d})")
+    slurm = {"partition": args.partition, "gpus": args.gpus_per_job, "cpus": args.cpus_per_job}
+    result = sweep_command(rows, seeds, datasets, budgets, args.profile, roots, args.overrides, args.launcher,
+                           parallel, args.name, args.runs_dir, args.results_dir, args.baseline, slurm, args.time)
+    return 1 if result["failed"] else 0
+
+
 # ------------------------------------------------------------------------------------------- main
 
 COMMANDS = {
@@ -292,6 +364,7 @@ COMMANDS = {
     "check-data": (add_check_data, check_data,
                    ("compare a SYSU-MM01 / RegDB copy with the published counts; list odd files; print a "
                     "fingerprint (exit 0: all match, 1: differences, 2: not such a dataset)")),
+    "sweep": (add_sweep, sweep, "train and evaluate a grid of table rows x seeds x datasets x budgets as parallel jobs"),
 }
 
 

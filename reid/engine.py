@@ -46,7 +46,7 @@ from reid.models.pretrained import check_pretrained
 from reid.provenance import is_synthetic
 from reid.rng import epoch_seed, get_rng_state, seed_everything, set_rng_state
 
-LOG_FIELDS = ["epoch", "lr", "loss", "loss_id", "loss_metric", "train_acc", "images_per_s", "epoch_time_s",
+LOG_FIELDS = ["epoch", "steps", "lr", "loss", "loss_id", "loss_metric", "train_acc", "images_per_s", "epoch_time_s",
               "val_mAP", "val_rank1"]
 
 
@@ -435,9 +435,11 @@ def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, devi
     # in one long cell overflow its output channel (nbval then loses the cell's end and reports a timeout).
     bar = tqdm(total=min(max_steps, len(loader)), desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
                disable=disable_bar, leave=False, mininterval=1.0)
+    done = 0  # optimisation steps of this epoch (the budget a result reports: protocol card "steps")
     for step, batch in enumerate(loader):
         if step >= max_steps:
             break
+        done += 1
         imgs, pids = batch["img"], batch["pid"]
         if cfg.data.with_gray:  # only the copies the dataset kept (data.gray_of)
             keep = batch["gray_keep"]
@@ -458,7 +460,7 @@ def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, devi
     bar.close()
     steps = max(1, bar.n)
     elapsed = time.perf_counter() - start
-    return {"epoch": epoch + 1, "loss": sums["loss"] / steps, "loss_id": sums["loss_id"] / steps,
+    return {"epoch": epoch + 1, "steps": done, "loss": sums["loss"] / steps, "loss_id": sums["loss_id"] / steps,
             "loss_metric": sums["loss_metric"] / steps, "train_acc": 100.0 * sums["correct"] / steps,
             "images_per_s": sums["images"] / elapsed, "epoch_time_s": elapsed,
             "last_features": last_features if bar.n else None}

@@ -79,7 +79,7 @@ def load_model(checkpoint: str | Path, map_location: str = "cpu"):
     model.load_state_dict(state, strict=True)
     model.eval()
     model.checkpoint_info = {"path": str(checkpoint), "epoch": ckpt.get("epoch"), "config": ckpt.get("config"),
-                             "best": ckpt.get("best")}
+                             "best": ckpt.get("best"), "history": ckpt.get("history")}
     return model
 
 

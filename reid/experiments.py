@@ -171,7 +171,7 @@ def evaluate_runs(runs: list[Path] | Path, protocol: str, root: str | Path | Non
     if results_dir is not None:  # before the work: a result is never computed only to be lost
         check_result_location(results_dir, record_name)
     result = json.loads(cached.read_text()) if cached.is_file() else None
-    if result is None or "fingerprint" not in result.get("protocol", {}):  # no cache, or one without a card
+    if result is None or "steps" not in result.get("protocol", {}):  # no cache, or one from an older card
         configs = [run_config(r) for r in runs]  # read from last.pt: only when there is work to do
         root = Path(root) if root is not None else Path(configs[0].data.root)
 

@@ -37,15 +37,17 @@ SYNTHETIC_MANIFEST = "synthetic.json"
 # results.csv: one row per evaluation; the column set never changes silently (see write_result).
 # The protocol card's fields (reid.card) each have a column of the same name.
 CARD_COLUMNS = ["mode", "shots", "direction", "gallery_sampler", "model_selection", "train_ids", "pretrained",
-                "preset", "config", "seed", "epoch", "fingerprint"]
+                "preset", "config", "seed", "epoch", "steps", "fingerprint"]
 CSV_COLUMNS = [
     "name", "date", "commit", "dirty", "data", "data_kind", "dataset", "setting", "trials", "splits",
     "model_per_split", "weights", "test_feature", "flip", "rerank", *CARD_COLUMNS,
     "rank1", "rank5", "rank10", "rank20", "mAP", "mINP", "rank1_std", "mAP_std", "mINP_std",
     "checkpoint", "command",
 ]
-# The columns before the protocol card (issue 14): such a table gets the new columns, its rows left empty there.
+# Earlier column sets: before the protocol card (issue 14), and before its "steps" field (issue 19). Such a
+# table gets today's columns, its rows left empty in the new ones.
 PREVIOUS_CSV_COLUMNS = [c for c in CSV_COLUMNS if c not in CARD_COLUMNS]
+PREVIOUS_CSV_COLUMN_SETS = (PREVIOUS_CSV_COLUMNS, [c for c in CSV_COLUMNS if c != "steps"])
 
 
 def _git(*args: str) -> str | None:
@@ -292,7 +294,7 @@ def _check_csv_header(csv_path: Path) -> str:
         raise UserError(f"{csv_path}: cannot read its header ({err})") from None
     if header == CSV_COLUMNS:
         return "current"
-    if header == PREVIOUS_CSV_COLUMNS:
+    if header in PREVIOUS_CSV_COLUMN_SETS:
         return "previous"
     raise UserError(f"{csv_path} has columns {header}, expected {CSV_COLUMNS}: move it aside to start a new table")
 
@@ -303,7 +305,9 @@ def _add_card_columns(csv_path: Path) -> None:
     tmp = csv_path.with_name(f".{csv_path.name}.tmp")
     try:
         with open(csv_path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            added = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
             writer.writeheader()
@@ -312,7 +316,7 @@ def _add_card_columns(csv_path: Path) -> None:
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise UserError(f"{csv_path}: cannot add the protocol-card columns ({err.strerror or err})") from None
-    print(f"{csv_path}: added the protocol-card columns {', '.join(CARD_COLUMNS)} (empty in its {len(rows)} "
+    print(f"{csv_path}: added the protocol-card columns {', '.join(added)} (empty in its {len(rows)} "
           "earlier rows)")
 
 

@@ -224,6 +224,7 @@ def test_config_round_trips_through_json_and_yaml_types():
         ("spatial_attention", "cbam"),
         ("csa_reduction", 0),
         ("sa_kernel_size", 4),
+        ("sa_kernel_size", "auto"),
         ("pooling", "max"),
         ("test_feature", "bn"),
         ("drop_path_rate", 1.5),
@@ -236,6 +237,24 @@ def test_config_round_trips_through_json_and_yaml_types():
 def test_invalid_config_values_name_the_field(field, value):
     with pytest.raises(UserError, match=field):
         ModelConfig(**{field: value})
+
+
+def _spatial_kernels(model):
+    return [m.spatial.conv.kernel_size for m in model.csa]
+
+
+def test_csa_spatial_kernel_is_sized_to_the_token_grid():
+    from reid.models.reid_model import spatial_kernel
+
+    assert [spatial_kernel("grid", g) for g in [(24, 12), (18, 9), (8, 4), (6, 3), (4, 2), (1, 1)]] == [7, 7, 3, 3, 1, 1]
+    assert spatial_kernel(5, (6, 3)) == 5
+    # the paper's size keeps the paper's 7x7 on both branches ...
+    paper = build_model(ModelConfig(preset="tiny"), num_classes=4)
+    assert _spatial_kernels(paper) == [(7, 7), (7, 7)]
+    # ... the smoke size (grids 8x4 and 6x3) gets 3x3, and 7 stays available as an option
+    small = dict(preset="micro", img_size=(96, 48), conv_stem=True, drop_path_rate=0.0)
+    assert _spatial_kernels(build_model(ModelConfig(**small), num_classes=4)) == [(3, 3), (3, 3)]
+    assert _spatial_kernels(build_model(ModelConfig(**small, sa_kernel_size=7), num_classes=4)) == [(7, 7), (7, 7)]
 
 
 def test_unknown_config_key_is_a_user_error():

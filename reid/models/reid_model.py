@@ -56,7 +56,10 @@ class ModelConfig:
     csa: bool = True  # channel + spatial attention on each branch's token map (Sec. 1.3)
     spatial_attention: str = "standard"  # "standard" (CBAM) | "paper" (literal Eq. 12 text)
     csa_reduction: int = 16  # bottleneck ratio of the channel-attention MLP (Eq. 10)
-    sa_kernel_size: int = 7  # spatial-attention conv kernel ("standard" mode)
+    # Spatial-attention conv kernel ("standard" mode): an odd int, or "grid": per branch, the largest odd
+    # kernel <= 7 (the paper's) not wider than the token grid's short side: 7 at 288x144 (grids 24x12, 18x9),
+    # 3 at 96x48 (8x4, 6x3), where a 7x7 kernel would read mostly padding (docs/deviations.md).
+    sa_kernel_size: int | str = "grid"
     multiscale_residual: bool = True  # our reading of Sec. 1.2, see crossvit.py
     # CrossViT-dagger: three convolutions instead of one linear patch projection (timm `multi_conv`).
     # Off for the paper; on in the CPU smoke profile, where a from-scratch ViT must learn in minutes.
@@ -82,12 +85,13 @@ class ModelConfig:
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"model {name}={getattr(self, name)!r} is not valid; expected true or false")
         _choice("spatial_attention", self.spatial_attention, SPATIAL_ATTENTION_MODES)
-        for name in ("csa_reduction", "sa_kernel_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise UserError(f"model {name}={value!r} is not valid; expected a positive integer")
-        if self.sa_kernel_size % 2 == 0:
-            raise UserError(f"model sa_kernel_size={self.sa_kernel_size} must be odd (same-size output)")
+        value = self.csa_reduction
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UserError(f"model csa_reduction={value!r} is not valid; expected a positive integer")
+        value = self.sa_kernel_size
+        if value != "grid" and (not isinstance(value, int) or isinstance(value, bool) or value < 1 or value % 2 == 0):
+            raise UserError(f"model sa_kernel_size={value!r} is not valid; expected 'grid' or a positive odd "
+                            "integer (same-size output)")
         _choice("pooling", self.pooling, POOLINGS)
         _choice("test_feature", self.test_feature, TEST_FEATURES)
         _choice("part_norm", self.part_norm, PART_NORMS)
@@ -113,6 +117,15 @@ class ModelConfig:
         return cls(**d)
 
 
+def spatial_kernel(setting: int | str, grid: tuple[int, int], largest: int = 7) -> int:
+    """The spatial-attention kernel on an h x w token grid: `setting` itself, or for "grid" the largest odd
+    k <= `largest` with k <= min(h, w), so that no position's window is mostly padding."""
+    if setting != "grid":
+        return int(setting)
+    short = max(1, min(grid))
+    return min(largest, short if short % 2 else short - 1)
+
+
 class ReIDModel(nn.Module):
     """Backbone -> CSA -> pooling -> BN neck -> classifier. See docs/architecture.md for the contract."""
 
@@ -133,8 +146,9 @@ class ReIDModel(nn.Module):
         dims = self.backbone.dims
         # nn.Identity when CSA is off keeps the module path (and Grad-CAM hooks) the same.
         self.csa = nn.ModuleList(
-            CSA(d, cfg.csa_reduction, cfg.spatial_attention, cfg.sa_kernel_size) if cfg.csa else nn.Identity()
-            for d in dims
+            CSA(d, cfg.csa_reduction, cfg.spatial_attention, spatial_kernel(cfg.sa_kernel_size, grid))
+            if cfg.csa else nn.Identity()
+            for d, grid in zip(dims, self.backbone.grid_sizes)
         )
         per_branch = {"gap+cls": 2, "gap": 1, "cls": 1}[cfg.pooling]
         # Dimensions of the parts of the pooled feature, in order: per branch [GAP(CSA map)], [CLS].

@@ -1,0 +1,373 @@
+"""`python -m reid sweep`: a grid of table rows x seeds x datasets x budgets, trained as independent jobs.
+
+    grid = plan(["table3_baseline:0-4", "table3_ta"], seeds=(0, 1, 2), datasets=("sysu",), budgets=(3600,),
+                profile="smoke", roots={"sysu": root})
+    summaries = launch(grid, launcher="local", parallel=2, folder="runs/sweeps/table3/jobs")
+    record(grid, summaries, "results/sweeps/table3")      # one result per (row, seed, protocol) + tables
+
+Every job goes through the one runner (`reid.experiments.train_run`, then `evaluate_runs`), so a number
+means what it means everywhere else, and a killed sweep started again reuses finished runs and resumes
+unfinished ones from their last epoch. Jobs run with one torch thread each: on 2 CPU cores, two
+single-thread jobs do 1.7x the work of one two-thread job, and a two-thread job beside any other process
+slows about 10x (benchmarks/bench_sweep.py).
+
+Words: a *row* is a config (a Table 3/4 row, or any config name); a *budget* is the total number of
+training steps, spread over the profile's epochs (`data.batches_per_epoch` = budget / epochs), so the
+schedule keeps its shape; an *entry* is one (row, dataset, budget, seed): rows whose resolved configs are
+equal apart from their names (Table 4's L_trihardw row is Table 3's full model) share one job.
+Launchers are submitit's: its local executor on one machine, its SLURM executor on a cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from reid.errors import UserError
+
+LAUNCHERS = ("local", "slurm")
+PROTOCOLS_OF = {"sysu": ("sysu-all", "sysu-indoor"), "regdb": ("regdb-v2t", "regdb-t2v")}
+METRICS = ("rank1", "rank10", "rank20", "mAP", "mINP")
+REGDB_SPLIT = 1  # a sweep trains RegDB's split 1 (one model); the protocol's 10 splits belong to reproduce
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run and its evaluations: everything a worker process needs (picklable)."""
+
+    row: str | None  # config name or YAML path; None: the profile's own config (its full model)
+    dataset: str
+    root: str
+    seed: int
+    budget: int  # total training steps asked for
+    profile: str | None
+    overrides: tuple[str, ...]
+    runs_dir: str
+    trials: int = 10
+    threads: int = 1
+
+
+@dataclass
+class Grid:
+    """The planned sweep: the jobs, and per entry (label, dataset, budget, seed) the job that answers it."""
+
+    jobs: list[Job]
+    entries: list[dict] = field(default_factory=list)  # {"label", "dataset", "budget", "seed", "job"}
+
+
+def parse_seeds(text: str, flag: str = "--seeds") -> tuple[int, ...]:
+    """'0-4' | '0,1,2' | '0-2,7' -> (0, 1, 2, ...); anything else is a UserError naming `text`."""
+    seeds: list[int] = []
+    try:
+        for part in str(text).split(","):
+            low, dash, high = part.strip().partition("-")
+            first, last = int(low), int(high) if dash else int(low)
+            if first < 0 or last < first:
+                raise ValueError
+            seeds.extend(range(first, last + 1))
+    except ValueError:
+        raise UserError(f"{flag} {text!r}: expected non-negative integers such as 0-4 or 0,1,2") from None
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"{flag} {text!r}: a seed appears twice")
+    return tuple(seeds)
+
+
+def parse_row(text: str) -> tuple[str, tuple[int, ...] | None]:
+    """'table3_baseline' or 'table3_baseline:0-4' (that row's own seeds)."""
+    name, colon, seeds = text.partition(":")
+    if not name:
+        raise UserError(f"--rows {text!r}: expected a config name, optionally followed by :SEEDS")
+    return name, parse_seeds(seeds, f"--rows {name}:") if colon else None
+
+
+def row_label(row: str | None) -> str:
+    return "full model" if row is None else Path(row).stem
+
+
+def budget_overrides(cfg, budget: int) -> list[str]:
+    """The overrides that give `cfg` a budget of `budget` steps over its own epochs."""
+    epochs = cfg.train.epochs
+    if budget < epochs:
+        raise UserError(f"--budgets {budget}: below one step per epoch of the profile's {epochs} epochs")
+    if budget % epochs:
+        raise UserError(f"--budgets {budget}: not a multiple of the profile's {epochs} epochs "
+                        f"(e.g. {budget - budget % epochs} or {budget - budget % epochs + epochs})")
+    # batches_per_epoch raises an epoch to at least that many batches; the step cap makes it exactly that many
+    per_epoch = budget // epochs
+    return [f"data.batches_per_epoch={per_epoch}", f"train.max_steps_per_epoch={per_epoch}"]
+
+
+def job_config(job: Job):
+    from reid.experiments import resolve
+
+    split = REGDB_SPLIT if job.dataset == "regdb" else None
+    cfg = resolve(job.row, job.dataset, job.root, seed=job.seed, split=split, profile=job.profile,
+                  overrides=list(job.overrides))
+    return resolve(job.row, job.dataset, job.root, seed=job.seed, split=split, profile=job.profile,
+                   overrides=[*job.overrides, *budget_overrides(cfg, job.budget)])
+
+
+def _same_training(cfg) -> str:
+    """Hash of what a run learns, without the config's name: two rows with equal settings share a job."""
+    from reid.config import config_to_dict
+
+    d = config_to_dict(cfg)
+    d.pop("name", None)
+    d.pop("description", None)
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def profile_budget(profile: str, dataset: str) -> int:
+    """The profile's own number of steps (epochs x batches per epoch), when it fixes one; else 0."""
+    from reid.config import load_config
+    from reid.experiments import profile_config
+
+    cfg = load_config(profile_config(profile, dataset))
+    return cfg.train.epochs * cfg.data.batches_per_epoch
+
+
+def plan(rows: list[str], seeds: tuple[int, ...], datasets: tuple[str, ...], budgets: tuple[int, ...],
+         profile: str | None, roots: dict, overrides=(), runs_dir: str | Path = "runs/sweeps",
+         trials: int = 10) -> Grid:
+    """Resolve every entry of the grid (so that any bad row or budget fails before a job starts) and give
+    each distinct training one job. A row may carry its own seeds ('table3_full:0-4')."""
+    if not rows:
+        raise UserError("--rows: name at least one config")
+    for dataset in datasets:
+        if dataset not in PROTOCOLS_OF:
+            raise UserError(f"--datasets {dataset!r}: expected sysu and/or regdb")
+        if dataset not in roots:
+            raise UserError(f"--datasets {dataset}: no data root for it")
+    grid, by_training = Grid(jobs=[]), {}
+    for text in rows:
+        row, own_seeds = parse_row(text)
+        row = None if row == "full" else row
+        for dataset in datasets:
+            for budget in budgets:
+                for seed in own_seeds or seeds:
+                    job = Job(row, dataset, str(Path(roots[dataset]).resolve()), seed, int(budget), profile,
+                              tuple(overrides), str(runs_dir), trials)
+                    key = _same_training(job_config(job))
+                    if key not in by_training:
+                        by_training[key] = len(grid.jobs)
+                        grid.jobs.append(job)
+                    grid.entries.append({"label": row_label(row), "dataset": dataset, "budget": int(budget),
+                                         "seed": seed, "job": by_training[key]})
+    return grid
+
+
+# --------------------------------------------------------------------------------------- one job
+
+def run_job(job: Job) -> dict:
+    """Train (or reuse, or resume) one run and evaluate it under its dataset's protocols; in a worker."""
+    os.environ["OMP_NUM_THREADS"] = str(job.threads)
+    import torch
+
+    from reid.experiments import evaluate_runs, train_run
+
+    torch.set_num_threads(job.threads)
+    start = time.perf_counter()
+    cfg = job_config(job)
+    run = train_run(cfg, job.runs_dir)
+    trained = time.perf_counter() - start
+    results = {p: evaluate_runs([run], p, job.root, trials=job.trials) for p in PROTOCOLS_OF[job.dataset]}
+    steps = {r["protocol"].get("steps") for r in results.values()}
+    return {"run": str(run), "train_s": round(trained, 1), "wall_s": round(time.perf_counter() - start, 1),
+            "steps": steps.pop() if len(steps) == 1 else "mixed",
+            "results": {p: {m: r.get(m) for m in METRICS} for p, r in results.items()}}
+
+
+# -------------------------------------------------------------------------------------- launchers
+
+def check_launcher(launcher: str, parallel: int) -> None:
+    """Before any job: the launcher exists, is installed, and has something to run on."""
+    if launcher not in LAUNCHERS:
+        raise UserError(f"--launcher {launcher!r}: expected one of {list(LAUNCHERS)}")
+    if parallel < 1:
+        raise UserError(f"--jobs {parallel}: expected at least 1 job at a time")
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        raise UserError(f"--launcher {launcher}: needs submitit (pip install submitit)") from None
+    if launcher == "slurm" and shutil.which("sbatch") is None:
+        raise UserError("--launcher slurm: no sbatch on this machine's PATH (run the sweep on the cluster's "
+                        "login node, or use --launcher local)")
+
+
+def _executor(launcher: str, folder: Path, parallel: int, slurm: dict | None, timeout_min: int):
+    import submitit
+
+    if launcher == "local":
+        executor = submitit.LocalExecutor(folder=str(folder))
+        executor.update_parameters(timeout_min=timeout_min)
+        return executor
+    slurm = slurm or {}
+    executor = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
+    params = {"timeout_min": timeout_min, "slurm_array_parallelism": parallel,
+              "gpus_per_node": slurm.get("gpus", 0), "cpus_per_task": slurm.get("cpus", 8)}
+    if slurm.get("partition"):
+        params["slurm_partition"] = slurm["partition"]
+    executor.update_parameters(**params)
+    return executor
+
+
+def _failure(job_handle, err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    lines = [line for line in text if line.strip()]
+    for line in reversed(lines):  # the worker's own one-line error, when there is one
+        if line.startswith(("reid.errors.UserError", "UserError", "reid.engine.DivergedError")):
+            return line.split(":", 1)[-1].strip()
+    return lines[-1] if lines else type(err).__name__
+
+
+def launch(grid: Grid, launcher: str = "local", parallel: int = 1, folder: str | Path = "runs/sweeps/jobs",
+           slurm: dict | None = None, timeout_min: int = 24 * 60, on_done=None, poll_s: float = 2.0) -> list:
+    """Run `grid.jobs` through submitit, at most `parallel` at a time; returns one summary per job (a dict
+    from `run_job`, or {"error": one line} for a job that failed). `on_done(index, summary)` is called in
+    this process as each job ends (the sweep's line per job and its records)."""
+    check_launcher(launcher, parallel)
+    os.environ["OMP_NUM_THREADS"] = str(grid.jobs[0].threads if grid.jobs else 1)  # the workers' env
+    executor = _executor(launcher, Path(folder), parallel, slurm, timeout_min)
+    summaries: list = [None] * len(grid.jobs)
+    pending = list(range(len(grid.jobs)))
+    running: dict = {}
+
+    def finish(index: int, handle) -> None:
+        try:
+            summaries[index] = handle.result()
+        except Exception as err:  # a failed job is reported, the sweep goes on
+            summaries[index] = {"error": _failure(handle, err), "log": str(handle.paths.stderr)}
+        if on_done is not None:
+            on_done(index, summaries[index])
+
+    if launcher == "slurm":  # one job array; SLURM keeps `parallel` of them running
+        with executor.batch():
+            handles = [executor.submit(run_job, grid.jobs[i]) for i in pending]
+        running = dict(zip(pending, handles))
+        pending = []
+    while pending or running:
+        while launcher == "local" and pending and len(running) < parallel:
+            index = pending.pop(0)
+            running[index] = executor.submit(run_job, grid.jobs[index])
+        for index, handle in list(running.items()):
+            if handle.done():
+                del running[index]
+                finish(index, handle)
+        if running:
+            time.sleep(poll_s)
+    return summaries
+
+
+# -------------------------------------------------------------------------------------- recording
+
+def entry_name(entry: dict, protocol: str) -> str:
+    label = entry["label"].replace(" ", "_")
+    return f"{label}-{entry['dataset']}-seed{entry['seed']}-{entry['budget']}steps-{protocol}"
+
+
+def record_job(grid: Grid, index: int, summary: dict, results_dir: str | Path) -> list[Path]:
+    """Write the results of job `index` for every entry it answers into `results_dir` (JSON with the run's
+    provenance + a results.csv row each); an entry already recorded from the same run is left alone."""
+    from reid.provenance import write_result
+
+    if not summary or "error" in summary:
+        return []
+    run = Path(summary["run"])
+    written = []
+    for entry in (e for e in grid.entries if e["job"] == index):
+        for protocol in summary["results"]:
+            name = entry_name(entry, protocol)
+            path = Path(results_dir) / f"{name}.json"
+            if path.is_file() and json.loads(path.read_text()).get("runs") == [run.name]:
+                continue
+            cache = sorted((run / "results").glob(f"{protocol}-t*-trained.json") if protocol.startswith("sysu")
+                           else (run / "results").glob(f"{protocol}-splits1-*-trained.json"))
+            result = json.loads(cache[0].read_text())
+            result["sweep"] = {**{k: entry[k] for k in ("label", "dataset", "budget", "seed")},
+                               "protocol": protocol, "run": run.name, "train_s": summary["train_s"]}
+            written.append(write_result(result, results_dir, name))
+    return written
+
+
+def entry_rows(grid: Grid, summaries: list) -> list[dict]:
+    """One row per (entry, protocol) with its metrics; failed or missing jobs give no rows."""
+    rows = []
+    for entry in grid.entries:
+        summary = summaries[entry["job"]]
+        if not summary or "error" in summary:
+            continue
+        for protocol, metrics in summary["results"].items():
+            rows.append({**{k: entry[k] for k in ("label", "dataset", "budget", "seed")}, "protocol": protocol,
+                         "steps": summary["steps"], **metrics, "run": Path(summary["run"]).name})
+    return rows
+
+
+def write_sweep_tables(grid: Grid, summaries: list, out: str | Path, baseline: str | None = None) -> dict:
+    """`runs.csv` (a row per entry and protocol) and `summary.md` (mean, sd, n per row; paired differences
+    against `baseline` with 95 % t intervals) in `out`; labelled partial, with each failure, when jobs failed."""
+    import pandas as pd
+
+    from reid.stats import summary_table
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = entry_rows(grid, summaries)
+    failed = [(grid.jobs[i], s) for i, s in enumerate(summaries) if not s or "error" in s]
+    frame = pd.DataFrame(rows)
+    frame.to_csv(out / "runs.csv", index=False)
+    lines = []
+    if failed:
+        lines += [f"**Partial**: {len(failed)} of {len(grid.jobs)} jobs failed or did not run:", ""]
+        lines += [f"- {row_label(j.row)} {j.dataset} seed {j.seed} {j.budget} steps: "
+                  f"{(s or {}).get('error', 'not run')}" for j, s in failed]
+        lines.append("")
+    if rows:
+        lines.append(summary_table(frame, baseline or grid.entries[0]["label"]))
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    return {"rows": len(rows), "failed": len(failed), "csv": out / "runs.csv", "summary": out / "summary.md"}
+
+
+def describe(entry_or_job, summary: dict) -> str:
+    """The line printed when a job ends."""
+    job = entry_or_job
+    head = f"{row_label(job.row)} {job.dataset} seed {job.seed} {job.budget} steps"
+    if "error" in summary:
+        return f"FAILED {head}: {summary['error']} (log: {summary.get('log')})"
+    cells = ", ".join(f"{p} {m['rank1']:.2f} / {m['mAP']:.2f}" for p, m in summary["results"].items())
+    return f"done {head}: {summary['steps']} steps in {summary['train_s']:.0f} s; Rank-1 / mAP {cells}"
+
+
+def sweep_command(rows, seeds, datasets, budgets, profile, roots, overrides, launcher, parallel, name,
+                  runs_dir, results_dir, baseline=None, slurm=None, timeout_min=24 * 60) -> dict:
+    """`python -m reid sweep`: validate everything, run the jobs with a progress bar, record, tabulate."""
+    from tqdm.auto import tqdm
+
+    from reid.provenance import check_result_location
+
+    check_launcher(launcher, parallel)
+    out = Path(results_dir) / name
+    check_result_location(out, "probe")  # writable, and any results.csv there has our columns
+    # runs are shared by every sweep (a row another sweep trained is reused); job logs are the sweep's own
+    grid = plan(rows, seeds, datasets, budgets, profile, roots, overrides, runs_dir)
+    print(f"sweep {name}: {len(grid.entries)} entries -> {len(grid.jobs)} jobs, {parallel} at a time "
+          f"({launcher}); results in {out}")
+    bar = tqdm(total=len(grid.jobs), desc=f"sweep {name}", unit="job")
+
+    def done(index: int, summary: dict) -> None:
+        bar.write(describe(grid.jobs[index], summary))
+        record_job(grid, index, summary, out)
+        bar.update()
+
+    summaries = launch(grid, launcher, parallel, Path(runs_dir) / "jobs" / name, slurm, timeout_min, done)
+    bar.close()
+    (out / "grid.json").write_text(json.dumps({"jobs": [asdict(j) for j in grid.jobs], "entries": grid.entries,
+                                               "summaries": summaries}, indent=1, default=str) + "\n")
+    tables = write_sweep_tables(grid, summaries, out, baseline)
+    print(f"{tables['rows']} results in {tables['csv']}; summary in {tables['summary']}"
+          + (f"; PARTIAL: {tables['failed']} jobs failed" if tables["failed"] else ""))
+    return {"grid": grid, "summaries": summaries, **tables}
