@@ -37,8 +37,8 @@ EXAMPLES = {
     "embed": "python -m reid embed --checkpoint runs/sysu/best.pt --images day/ --out feats.npy",
     "export": "python -m reid export --checkpoint runs/sysu/best.pt --format onnx --out model.onnx",
     "check-data": "python -m reid check-data --dataset sysu --data /data/SYSU-MM01",
-    "sweep": "python -m reid sweep --name table3 --rows table3_baseline:0-4,table3_ta,table3_full:0-4 "
-             "--seeds 0-2 --budgets 3600 --jobs 2",
+    "sweep": "python -m reid sweep --grid table3 --jobs 2   (or --name NAME --rows table3_baseline:0-4,"
+             "table3_full --seeds 0-2 --budgets 540,3600)",
 }
 
 
@@ -283,12 +283,16 @@ def check_data(args) -> int:
 # -------------------------------------------------------------------------------------------- sweep
 
 def add_sweep(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--name", required=True, help="the sweep's name: runs in RUNS_DIR/NAME, results in RESULTS_DIR/NAME")
-    p.add_argument("--rows", required=True,
+    p.add_argument("--grid", default=None,
+                   help="a named grid (table3, table4, budget, budget_long in reid/sweep.py): its name, rows, "
+                        "seeds, datasets and budgets, each of which a flag below can still override")
+    p.add_argument("--name", default=None, help="the sweep's name: results in RESULTS_DIR/NAME (default: --grid)")
+    p.add_argument("--rows", default=None,
                    help="comma list of configs (table rows, 'full' = the profile's own), each optionally with "
                         "its own seeds after ':' (e.g. table3_baseline:0-4,table3_ta)")
-    p.add_argument("--seeds", default="0-2", help="training seeds of rows without their own, e.g. 0-2 or 0,3")
-    p.add_argument("--datasets", default="sysu", help="comma list: sysu, regdb (RegDB: split 1)")
+    p.add_argument("--seeds", default=None, help="training seeds of rows without their own, e.g. 0-2 or 0,3 "
+                                               "(default 0-2)")
+    p.add_argument("--datasets", default=None, help="comma list: sysu, regdb (RegDB: split 1; default sysu)")
     p.add_argument("--budgets", default=None,
                    help="comma list of total training steps (default: the profile's own, e.g. 3600 on smoke)")
     p.add_argument("--profile", default="smoke", help="base settings every row runs on")
@@ -312,14 +316,24 @@ def sweep(args) -> int:
     import os
     from pathlib import Path
 
-    from reid.sweep import PROTOCOLS_OF, parse_seeds, profile_budget, sweep_command
+    from reid.sweep import PROTOCOLS_OF, grid_spec, parse_seeds, profile_budget, sweep_command
 
-    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
-    datasets = tuple(d.strip() for d in args.datasets.split(",") if d.strip())
+    spec = grid_spec(args.grid) if args.grid else {}
+    name = args.name or args.grid
+    if not name:
+        raise UserError("--name: name the sweep (or give --grid)")
+    if args.rows is None and not spec:
+        raise UserError("--rows: name at least one config (or give --grid)")
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows is not None else list(spec["rows"])
+    datasets = (tuple(d.strip() for d in args.datasets.split(",") if d.strip()) if args.datasets is not None
+                else tuple(spec.get("datasets", ("sysu",))))
+    if args.budgets is None and spec.get("budgets"):
+        args.budgets = ",".join(str(b) for b in spec["budgets"])
+    baseline = args.baseline or spec.get("baseline")
     for d in datasets:
         if d not in PROTOCOLS_OF:
             raise UserError(f"--datasets {d!r}: expected sysu and/or regdb")
-    seeds = parse_seeds(args.seeds)
+    seeds = parse_seeds(args.seeds if args.seeds is not None else spec.get("seeds", "0-2"))
     parallel = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
     if args.budgets is None:
         budgets = tuple(sorted({profile_budget(args.profile, d) for d in datasets}))
@@ -345,7 +359,7 @@ def sweep(args) -> int:
             raise UserError(f"--data {root}: no {folder.name}/ folder in it (needed for --datasets {d})")
     slurm = {"partition": args.partition, "gpus": args.gpus_per_job, "cpus": args.cpus_per_job}
     result = sweep_command(rows, seeds, datasets, budgets, args.profile, roots, args.overrides, args.launcher,
-                           parallel, args.name, args.runs_dir, args.results_dir, args.baseline, slurm, args.time)
+                           parallel, name, args.runs_dir, args.results_dir, baseline, slurm, args.time)
     return 1 if result["failed"] else 0
 
 

@@ -47,7 +47,7 @@ PAPER = {
     "weights": ({"trained"}, "trained"),
 }
 # Fields that say which data copy, run or checkpoint a result is, not how it was measured: no paper question.
-NOT_PAPER_FIELDS = {"fingerprint", "config", "seed", "epoch"}
+NOT_PAPER_FIELDS = {"fingerprint", "config", "seed", "epoch", "steps"}
 
 
 def load_result(path: str | Path) -> dict:

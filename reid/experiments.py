@@ -115,7 +115,13 @@ def train_run(cfg, runs_dir: str | Path, device=None) -> Path:
     if is_finished(out, cfg):
         print(f"{out.name}: trained already, reusing it")
         return out
-    train(cfg, out, resume=(out / "last.pt").is_file(), device=device)
+    resume = (out / "last.pt").is_file()
+    if resume:
+        from reid.checkpoint import load_checkpoint
+
+        print(f"{out.name}: resuming an unfinished run after epoch {load_checkpoint(out / 'last.pt')['epoch']} "
+              f"of {cfg.train.epochs}")
+    train(cfg, out, resume=resume, device=device)
     return out
 
 
@@ -269,6 +275,8 @@ class Settings:
     steps_cap: int = 0  # at most this many steps per epoch in every run (make test's budget); 0 = no cap
     pretrained: str | None = None  # model.pretrained for every run (a file, "timm", "none"); None: the config's
     workers: int | None = None  # data.workers for every run; None: the config's
+    seeds_given: bool = False  # REID_SEEDS was set: a sweep grid then uses these seeds for every row
+    retrain: bool = False  # REID_RETRAIN=1: sweep notebooks run every job instead of reading committed results
     runs_dir: Path = Path("runs")
     results_dir: Path = Path("results")
     figures_dir: Path = Path("figures")
@@ -290,6 +298,11 @@ class Settings:
     def ablation_overrides(self) -> list[str]:
         """What keeps a Table 3/4 row's CPU run short: fewer batches per epoch, same epochs and schedule."""
         return [f"data.batches_per_epoch={self.ablation_batches}"] if self.ablation_batches > 0 else []
+
+    def run_overrides(self) -> list[str]:
+        """What these settings change in every run: ImageNet weights, loader workers (not the budget)."""
+        return [*([f"model.pretrained={self.pretrained}"] if self.pretrained else []),
+                *([f"data.workers={self.workers}"] if self.workers is not None else [])]
 
     def train(self, dataset: str, row: str | None = None, seed: int | None = None, ablation: bool = False,
               overrides=(), device=None) -> list[Path]:
@@ -345,6 +358,7 @@ def settings(environ=None) -> Settings:
     REID_ABLATION_BATCHES            batches per epoch of a Table 3/4 row (default 60 on smoke; 0 = as is)
     REID_STEPS_CAP                   at most this many steps per epoch in every run: a test budget that only
                                      checks the notebooks run (`make test` sets it; default 0 = no cap)
+    REID_RETRAIN                     1: notebooks 05/06 train every row instead of reading committed results
     REID_OUTPUT_DIR                  where results/ and figures/ are written (default: the repository)
     REID_PRETRAINED                  ImageNet weights: a checkpoint file, timm, or none (default: the config's)
     REID_WORKERS                     data-loader worker processes (default: 0 on Windows and macOS, where
@@ -380,5 +394,6 @@ def settings(environ=None) -> Settings:
         pretrained=environ.get("REID_PRETRAINED") or None,
         workers=_env_int(environ, "REID_WORKERS", 0, 0, 64) if "REID_WORKERS" in environ or sys.platform in (
             "win32", "darwin") else None,
+        seeds_given="REID_SEEDS" in environ, retrain=_env_int(environ, "REID_RETRAIN", 0, 0, 1) == 1,
         runs_dir=root / "runs", results_dir=outputs / "results", figures_dir=outputs / "figures",
     )

@@ -118,3 +118,95 @@ def summary_table(frame, baseline: str) -> str:
                  "across a table of k comparisons about 0.05·k false 'resolved' verdicts are expected under no "
                  "effect (no multiple-comparison correction applied).")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- notebook tables
+
+SETTING_OF = {"sysu-all": "all-search", "sysu-indoor": "indoor-search", "regdb-v2t": "visible-to-infrared",
+              "regdb-t2v": "infrared-to-visible"}
+
+
+def _named(frame, labels: dict):
+    """Keep the rows of `labels` (config label -> display name), renamed and in that order."""
+    frame = frame[frame["label"].isin(list(labels))].copy()
+    frame["row"] = frame["label"].map(labels)
+    frame["setting"] = frame["protocol"].map(SETTING_OF)
+    return frame
+
+
+def seed_table(frame, labels: dict, metrics=("rank1", "mAP", "mINP")):
+    """Display rows x (setting, metric): mean ± sd over seeds, and n, from a sweep's rows."""
+    import pandas as pd
+
+    frame = _named(frame, labels)
+    out = {}
+    for setting in dict.fromkeys(frame["setting"]):
+        part = frame[frame["setting"] == setting]
+        for metric in metrics:
+            out[(setting, metric)] = {row: _cell(*mean_sd(g[metric])) for row, g in part.groupby("row")}
+        out[(setting, "n")] = {row: len(g) for row, g in part.groupby("row")}
+    table = pd.DataFrame(out).reindex([labels[k] for k in labels if labels[k] in set(frame["row"])])
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    return table.rename_axis("row (mean ± sd over seeds)")
+
+
+def paired_table(frame, baseline: str, labels: dict):
+    """Per setting and row: Δ against `baseline` paired by seed, mAP first and Rank-1 beside it, each with its
+    95 % t interval and verdict; plus the interval's half-width (what a difference must exceed here)."""
+    import pandas as pd
+
+    named = frame[frame["label"].isin(list(labels))]
+    rows = []
+    for metric in ("mAP", "rank1"):
+        p = paired_frame(named, baseline, metric)
+        for _, d in p.iterrows():
+            rows.append({"setting": SETTING_OF[d["protocol"]], "row": labels[d["label"]], "metric": metric,
+                         "budget": d["budget"], "n": d["n"], "Δ": round(d["mean"], 2),
+                         "95 % interval": "" if d["n"] < 2 else f"[{d['low']:+.2f}, {d['high']:+.2f}]",
+                         "half-width": round((d["high"] - d["low"]) / 2, 2) if d["n"] > 1 else float("nan"),
+                         "verdict": d["verdict"]})
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    wide = out.pivot_table(index=["setting", "row"], columns="metric",
+                           values=["Δ", "95 % interval", "verdict", "n"], aggfunc="first", sort=False)
+    wide = wide.reorder_levels([1, 0], axis=1)
+    order = [(m, c) for m in ("mAP", "rank1") for c in ("n", "Δ", "95 % interval", "verdict")]
+    return wide[[c for c in order if c in wide.columns]]
+
+
+def paper_deltas(table: str, baseline: str):
+    """The paper's own margins: each row minus its baseline row, per setting and metric (one run each)."""
+    import pandas as pd
+
+    from reid.experiments import repo_root
+
+    paper = pd.read_csv(repo_root() / "results" / "paper" / f"{table}.csv")
+    base = paper[paper["method"] == baseline].set_index(["setting", "metric"])["value"]
+    paper = paper[paper["method"] != baseline].copy()
+    paper["paper Δ"] = [v - base.get((s, m), float("nan"))
+                        for v, s, m in zip(paper["value"], paper["setting"], paper["metric"])]
+    return paper[["method", "setting", "metric", "paper Δ"]]
+
+
+def resolvable(frame, baseline: str, labels: dict, table: str, paper_baseline: str, metric: str = "mAP"):
+    """The paper's margins beside the interval half-width measured here (same n): which of the paper's
+    differences an experiment with our seed noise and n seeds could tell from 0."""
+    import pandas as pd
+
+    named = frame[frame["label"].isin(list(labels))]
+    ours = paired_frame(named, baseline, metric)
+    paper = paper_deltas(table, paper_baseline)
+    rows = []
+    for _, d in ours.iterrows():
+        row, setting = labels[d["label"]], SETTING_OF[d["protocol"]]
+        hit = paper[(paper["method"] == row) & (paper["setting"] == setting) & (paper["metric"] == metric)]
+        if hit.empty or d["n"] < 2:
+            continue
+        half = (d["high"] - d["low"]) / 2
+        margin = float(hit["paper Δ"].iloc[0])
+        rows.append({"setting": setting, "row": row, f"paper Δ {metric}": round(margin, 2),
+                     f"our Δ {metric}": round(d["mean"], 2), "paired sd here": round(d["sd"], 2), "n": d["n"],
+                     "half-width here": round(half, 2),
+                     "resolvable at this n": "yes" if abs(margin) > half else "no"})
+    return pd.DataFrame(rows)

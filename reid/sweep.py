@@ -36,6 +36,21 @@ METRICS = ("rank1", "rank10", "rank20", "mAP", "mINP")
 REGDB_SPLIT = 1  # a sweep trains RegDB's split 1 (one model); the protocol's 10 splits belong to reproduce
 
 
+# The grids of the paper's ablations on a profile: `python -m reid sweep --grid NAME` and notebooks 05/06.
+# "budgets: None" is the profile's own number of steps (3600 on smoke). Rows carry their own seeds after ':'.
+TABLE3_ROWS = ["table3_baseline:0-4", "table3_ta", "table3_crossvit", "table3_csa", "table3_ta_crossvit",
+               "table3_ta_crossvit_csa", "table3_full:0-4", "table3_full_csa7"]
+GRIDS = {
+    "table3": {"rows": TABLE3_ROWS, "seeds": "0-2", "datasets": ("sysu",), "budgets": None},
+    "table4": {"rows": ["table4_trihard", "table4_center", "table4_trihardw"], "seeds": "0-2",
+               "datasets": ("sysu", "regdb"), "budgets": None, "baseline": "table4_trihard"},
+    "budget": {"rows": ["table3_baseline", "table3_full"], "seeds": "0-2", "datasets": ("sysu",),
+               "budgets": (540, 1800, 3600)},
+    "budget_long": {"rows": ["table3_baseline", "table3_full"], "seeds": "0-1", "datasets": ("sysu",),
+                    "budgets": (10800,)},
+}
+
+
 @dataclass(frozen=True)
 class Job:
     """One training run and its evaluations: everything a worker process needs (picklable)."""
@@ -108,6 +123,8 @@ def job_config(job: Job):
     split = REGDB_SPLIT if job.dataset == "regdb" else None
     cfg = resolve(job.row, job.dataset, job.root, seed=job.seed, split=split, profile=job.profile,
                   overrides=list(job.overrides))
+    if not job.budget:  # 0: the profile's own budget, as it is
+        return cfg
     return resolve(job.row, job.dataset, job.root, seed=job.seed, split=split, profile=job.profile,
                    overrides=[*job.overrides, *budget_overrides(cfg, job.budget)])
 
@@ -120,6 +137,24 @@ def _same_training(cfg) -> str:
     d.pop("name", None)
     d.pop("description", None)
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def training_key(cfg) -> str:
+    """What a run learns, independent of where the clone and its data live: the resolved config without its
+    name and data root, plus the synthetic generator's manifest (None for real data, whose records are
+    matched on the protocol card's dataset fingerprint as well). A committed result answers a notebook's
+    entry only when this key is equal."""
+    from reid.config import config_to_dict
+    from reid.data import dataset_root
+    from reid.provenance import synthetic_manifest
+
+    d = config_to_dict(cfg)
+    for key in ("name", "description"):
+        d.pop(key, None)
+    d["data"] = {k: v for k, v in d["data"].items() if k != "root"}
+    manifest = synthetic_manifest(dataset_root(cfg.data.dataset, cfg.data.root))
+    blob = json.dumps({"config": d, "synthetic": manifest}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
 def profile_budget(profile: str, dataset: str) -> int:
@@ -216,7 +251,7 @@ def _executor(launcher: str, folder: Path, parallel: int, slurm: dict | None, ti
     return executor
 
 
-def _failure(job_handle, err: Exception) -> str:
+def _failure(job_handle, err: BaseException) -> str:
     text = str(err).strip().splitlines()
     lines = [line for line in text if line.strip()]
     for line in reversed(lines):  # the worker's own one-line error, when there is one
@@ -237,10 +272,12 @@ def launch(grid: Grid, launcher: str = "local", parallel: int = 1, folder: str |
     pending = list(range(len(grid.jobs)))
     running: dict = {}
 
+    from submitit.core.utils import FailedJobError, UncompletedJobError
+
     def finish(index: int, handle) -> None:
         try:
             summaries[index] = handle.result()
-        except Exception as err:  # a failed job is reported, the sweep goes on
+        except (FailedJobError, UncompletedJobError) as err:  # a failed job is reported, the sweep goes on
             summaries[index] = {"error": _failure(handle, err), "log": str(handle.paths.stderr)}
         if on_done is not None:
             on_done(index, summaries[index])
@@ -267,7 +304,8 @@ def launch(grid: Grid, launcher: str = "local", parallel: int = 1, folder: str |
 
 def entry_name(entry: dict, protocol: str) -> str:
     label = entry["label"].replace(" ", "_")
-    return f"{label}-{entry['dataset']}-seed{entry['seed']}-{entry['budget']}steps-{protocol}"
+    budget = f"{entry['budget']}steps" if entry["budget"] else "profile-budget"
+    return f"{label}-{entry['dataset']}-seed{entry['seed']}-{budget}-{protocol}"
 
 
 def record_job(grid: Grid, index: int, summary: dict, results_dir: str | Path) -> list[Path]:
@@ -283,13 +321,15 @@ def record_job(grid: Grid, index: int, summary: dict, results_dir: str | Path) -
         for protocol in summary["results"]:
             name = entry_name(entry, protocol)
             path = Path(results_dir) / f"{name}.json"
-            if path.is_file() and json.loads(path.read_text()).get("runs") == [run.name]:
+            if path.is_file() and json.loads(path.read_text()).get("runs") == [run.name] and \
+                    "training_key" in json.loads(path.read_text()).get("sweep", {}):
                 continue
             cache = sorted((run / "results").glob(f"{protocol}-t*-trained.json") if protocol.startswith("sysu")
                            else (run / "results").glob(f"{protocol}-splits1-*-trained.json"))
             result = json.loads(cache[0].read_text())
             result["sweep"] = {**{k: entry[k] for k in ("label", "dataset", "budget", "seed")},
-                               "protocol": protocol, "run": run.name, "train_s": summary["train_s"]}
+                               "protocol": protocol, "run": run.name, "train_s": summary["train_s"],
+                               "training_key": training_key(job_config(grid.jobs[index]))}
             written.append(write_result(result, results_dir, name))
     return written
 
@@ -371,3 +411,91 @@ def sweep_command(rows, seeds, datasets, budgets, profile, roots, overrides, lau
     print(f"{tables['rows']} results in {tables['csv']}; summary in {tables['summary']}"
           + (f"; PARTIAL: {tables['failed']} jobs failed" if tables["failed"] else ""))
     return {"grid": grid, "summaries": summaries, **tables}
+
+
+# ----------------------------------------------------------------------------- committed results
+
+def collect(grid: Grid, results_dir: str | Path) -> tuple[list[dict], list[int]]:
+    """The rows (as `entry_rows`) that `results_dir` already holds for the grid's entries, and the jobs
+    still missing. A record answers an entry only if it was trained with the same settings on the same
+    data (`training_key`, and the protocol card's dataset fingerprint)."""
+    from reid.provenance import dataset_fingerprint
+
+    rows, missing = [], set()
+    keys = [training_key(job_config(job)) for job in grid.jobs]
+    prints = {job.root: dataset_fingerprint(job.root) for job in grid.jobs}
+    for entry in grid.entries:
+        job = grid.jobs[entry["job"]]
+        found = []
+        for protocol in PROTOCOLS_OF[entry["dataset"]]:
+            path = Path(results_dir) / f"{entry_name(entry, protocol)}.json"
+            record = json.loads(path.read_text()) if path.is_file() else {}
+            if record.get("sweep", {}).get("training_key") != keys[entry["job"]] or \
+                    record.get("protocol", {}).get("fingerprint") != prints[job.root]:
+                break
+            found.append({**{k: entry[k] for k in ("label", "dataset", "budget", "seed")}, "protocol": protocol,
+                          "steps": record["protocol"].get("steps"), **{m: record.get(m) for m in METRICS},
+                          "run": record["sweep"]["run"], "train_s": record["sweep"].get("train_s")})
+        if len(found) == len(PROTOCOLS_OF[entry["dataset"]]):
+            rows += found
+        else:
+            missing.add(entry["job"])
+    return rows, sorted(missing)
+
+
+def grid_spec(name: str) -> dict:
+    if name not in GRIDS:
+        raise UserError(f"--grid {name!r}: expected one of {list(GRIDS)}")
+    return GRIDS[name]
+
+
+def settings_grid(S, name: str) -> Grid:
+    """A named grid on a notebook's settings: its rows and seeds (REID_SEEDS, when set, for every row), the
+    profile's budget (REID_STEPS_CAP caps each epoch, as in every run), the datasets the settings have."""
+    from reid.config import load_config
+    from reid.experiments import profile_config
+
+    spec = grid_spec(name)
+    rows = [parse_row(r)[0] for r in spec["rows"]] if S.seeds_given else list(spec["rows"])
+    seeds = S.seeds if S.seeds_given else parse_seeds(spec["seeds"])
+    datasets = tuple(d for d in spec["datasets"] if d in S.datasets())
+    budgets = []
+    for budget in spec["budgets"] or (None,):
+        epochs = load_config(profile_config(S.profile, datasets[0])).train.epochs
+        if budget is None:
+            budget = profile_budget(S.profile, datasets[0])
+        if S.steps_cap:
+            budget = epochs * min(S.steps_cap, budget // epochs if budget else S.steps_cap)
+        budgets.append(budget)
+    return plan(rows, seeds, datasets, tuple(dict.fromkeys(budgets)), S.profile,
+                {d: S.root(d) for d in datasets}, S.run_overrides(), S.runs_dir / "sweeps")
+
+
+def notebook_sweep(S, name: str, parallel: int | None = None):
+    """Notebooks 05/06: the grid's results as a DataFrame (a row per entry and protocol). Committed results
+    of the same settings are read (`collect`); only the missing jobs are trained, in parallel
+    single-thread jobs, and recorded, or every job with REID_RETRAIN=1. Prints what it read and trained."""
+    import pandas as pd
+
+    grid = settings_grid(S, name)
+    out = Path(S.results_dir) / "sweeps" / name
+    rows, missing = ([], list(range(len(grid.jobs)))) if S.retrain else collect(grid, out)
+    print(f"grid {name}: {len(grid.entries)} entries, {len(grid.jobs)} jobs; "
+          f"{len(grid.jobs) - len(missing)} read from {out}, {len(missing)} to run")
+    if missing:
+        todo = Grid(jobs=[grid.jobs[i] for i in missing],
+                    entries=[{**e, "job": missing.index(e["job"])} for e in grid.entries if e["job"] in missing])
+        parallel = parallel or max(1, min(len(todo.jobs), os.cpu_count() or 1))
+
+        def done(index: int, summary: dict) -> None:
+            print(describe(todo.jobs[index], summary))
+            record_job(todo, index, summary, out)
+
+        summaries = launch(todo, "local", parallel, Path(S.runs_dir) / "sweeps" / "jobs" / name, on_done=done)
+        failed = [describe(todo.jobs[i], s) for i, s in enumerate(summaries) if "error" in s]
+        if failed:
+            raise UserError(f"grid {name}: {len(failed)} jobs failed; first: {failed[0]}")
+        rows, still = collect(grid, out)
+        if still:
+            raise UserError(f"grid {name}: {len(still)} jobs ran but left no record in {out}")
+    return pd.DataFrame(rows)

@@ -13,6 +13,9 @@ A table row is one run name under one protocol, over training seeds:
 - each training seed counts once (its latest row); rows whose seed is unknown count one each.
 A cell is the mean ± sample std (n - 1, as the notebooks' ablation tables) over seeds of each seed's mean
 over trials / splits; a single seed shows its value alone.
+
+A row whose result name was recorded again later is *superseded* (e.g. `make reproduce` re-run on a newer
+profile): the tables leave it out of the current rows and list it, dated, under "Superseded".
 """
 
 from __future__ import annotations
@@ -91,7 +94,17 @@ def table_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
-def markdown_table(rows: list[dict]) -> str:
+def split_superseded(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(current, superseded): a CSV row is superseded when a later row has the same result name."""
+    last = {row.get("name"): i for i, row in enumerate(rows)}
+    current = [row for i, row in enumerate(rows) if last[row.get("name")] == i]
+    return current, [row for i, row in enumerate(rows) if last[row.get("name")] != i]
+
+
+SUPERSEDED_HEADER = ("result name", "date", "commit", "protocol", "Rank-1", "mAP")
+
+
+def markdown_table(rows: list[dict], superseded: list[dict] = ()) -> str:
     def line(cells):
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
@@ -100,6 +113,12 @@ def markdown_table(rows: list[dict]) -> str:
             "row). Synthetic-layout numbers are not SYSU-MM01 or RegDB numbers.")
     text = ["# Results: mean ± std over training seeds", "", note, "", line(HEADER), line(["---"] * len(HEADER))]
     text += [line(row[h] for h in HEADER) for row in rows]
+    if superseded:
+        text += ["", "## Superseded", "",
+                 "Rows of `results.csv` whose result name was recorded again later; not current, kept for the record.",
+                 "", line(SUPERSEDED_HEADER), line(["---"] * len(SUPERSEDED_HEADER))]
+        text += [line([r.get("name"), r.get("date"), (r.get("commit") or "")[:7], _protocol_text(r), r.get("rank1"),
+                       r.get("mAP")]) for r in superseded]
     return "\n".join(text) + "\n"
 
 
@@ -141,12 +160,13 @@ def write_tables(results_dir: str | Path) -> tuple[Path, Path]:
     csv_path = results_dir / "results.csv"
     try:
         with open(csv_path, newline="", encoding="utf-8") as f:
-            rows = table_rows(list(csv.DictReader(f)))
+            current, superseded = split_superseded(list(csv.DictReader(f)))
+        rows = table_rows(current)
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise UserError(f"{csv_path}: cannot read it to write the tables ({err})") from None
     except ValueError as err:
         raise UserError(f"{csv_path}: a metric cell is not a number ({err})") from None
     md, tex = results_dir / "results.md", results_dir / "results.tex"
-    _write(md, markdown_table(rows))
+    _write(md, markdown_table(rows, superseded))
     _write(tex, latex_table(rows))
     return md, tex

@@ -333,3 +333,83 @@ def plot_ablation(table: str, measured: pd.DataFrame, rows: list[str], metric: s
     _legend_below(fig, list(uniq.values()), list(uniq.keys()))
     _save(fig, out_png)
     return fig
+
+
+# ------------------------------------------------------------------------------------------ sweeps
+
+def plot_paired_deltas(frame: pd.DataFrame, baseline: str, labels: dict, table: str | None = None,
+                       paper_baseline: str | None = None, metrics=("mAP", "rank1"),
+                       out_png: str | Path | None = None):
+    """Each row's difference from the baseline, paired by seed, with its 95 % t interval (bars); the paper's
+    own margin (one run each) as a red diamond on the same Δ axis. One panel per (setting, metric)."""
+    from reid.stats import SETTING_OF, paired_frame, paper_deltas
+
+    named = frame[frame["label"].isin(list(labels))]
+    settings = [SETTING_OF[p] for p in dict.fromkeys(named["protocol"])]
+    rows = [labels[k] for k in labels if k != baseline]
+    paper = paper_deltas(table, paper_baseline) if table and paper_baseline else None
+    use_style()
+    fig, axes = plt.subplots(len(metrics), len(settings), squeeze=False,
+                             figsize=(4.8 * len(settings), 0.42 * len(rows) * len(metrics) + 2.2))
+    for i, metric in enumerate(metrics):
+        pairs = paired_frame(named, baseline, metric)
+        for j, setting in enumerate(settings):
+            ax = axes[i][j]
+            part = pairs[pairs["protocol"].map(SETTING_OF) == setting] if len(pairs) else pairs
+            for y, row in enumerate(rows):
+                hit = part[part["label"].map(labels) == row] if len(part) else part
+                if len(hit):
+                    d = hit.iloc[0]
+                    color = "#08519c" if d["excludes_zero"] else "#6baed6"
+                    if d["n"] > 1:
+                        ax.errorbar(d["mean"], y, xerr=[[d["mean"] - d["low"]], [d["high"] - d["mean"]]],
+                                    fmt="o", color=color, capsize=3,
+                                    label=f"ours: mean Δ, 95 % t interval (n = {d['n']})")
+                    else:
+                        ax.plot(d["mean"], y, "o", color=color, label="ours: Δ (one seed)")
+                if paper is not None:
+                    p = paper[(paper["method"] == row) & (paper["setting"] == setting) & (paper["metric"] == metric)]
+                    if len(p):
+                        ax.plot(p["paper Δ"].iloc[0], y, "D", color="#d62728", label="paper: Δ (one run, real data)")
+            ax.axvline(0, color="0.4", lw=0.8)
+            ax.set_yticks(range(len(rows)), rows if j == 0 else [""] * len(rows))
+            ax.invert_yaxis()
+            ax.set(title=f"{setting}: Δ {metric} vs {labels[baseline]}", xlabel=f"Δ {metric} (points)")
+    handles, names = [], []
+    for ax in axes.flat:
+        for h, n in zip(*ax.get_legend_handles_labels()):
+            if n not in names:
+                handles.append(h)
+                names.append(n)
+    _legend_below(fig, handles, names, ncol=2)
+    _save(fig, out_png)
+    return fig
+
+
+def plot_budget_curve(frame: pd.DataFrame, labels: dict, setting: str = "sysu-all", metrics=("rank1", "mAP"),
+                      out_png: str | Path | None = None):
+    """Rank-1 and mAP against training steps (log axis), one line per row through the seed means, every
+    seed as a dot: where the rows' order settles."""
+    frame = frame[(frame["protocol"] == setting) & frame["label"].isin(list(labels))]
+    use_style()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.0), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, metric in zip(axes[0], metrics):
+        for k, (label, name) in enumerate(labels.items()):
+            part = frame[frame["label"] == label]
+            if part.empty:
+                continue
+            means = part.groupby("budget")[metric].agg(["mean", "std", "count"]).sort_index()
+            color = colors[k % len(colors)]
+            ax.plot(means.index, means["mean"], "-", color=color, lw=1.8, label=f"{name} (mean over seeds)")
+            ax.scatter(part["budget"], part[metric], s=14, color=color, alpha=0.6)
+        ax.set_xscale("log")
+        budgets = sorted(frame["budget"].unique())
+        ax.set_xticks(budgets, [f"{b:,}" for b in budgets])
+        ax.minorticks_off()
+        title = {"rank1": "Rank-1"}.get(metric, metric)
+        ax.set(xlabel="training steps (log scale)", ylabel=f"{title} (%)", title=f"{setting}: {title}")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    _legend_below(fig, handles, names)
+    _save(fig, out_png)
+    return fig

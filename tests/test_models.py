@@ -252,7 +252,7 @@ def test_csa_spatial_kernel_is_sized_to_the_token_grid():
     paper = build_model(ModelConfig(preset="tiny"), num_classes=4)
     assert _spatial_kernels(paper) == [(7, 7), (7, 7)]
     # ... the smoke size (grids 8x4 and 6x3) gets 3x3, and 7 stays available as an option
-    small = dict(preset="micro", img_size=(96, 48), conv_stem=True, drop_path_rate=0.0)
+    small = {"preset": "micro", "img_size": (96, 48), "conv_stem": True, "drop_path_rate": 0.0}
     assert _spatial_kernels(build_model(ModelConfig(**small), num_classes=4)) == [(3, 3), (3, 3)]
     assert _spatial_kernels(build_model(ModelConfig(**small, sa_kernel_size=7), num_classes=4)) == [(7, 7), (7, 7)]
 

@@ -64,6 +64,7 @@ def test_card_of_a_before_bn_flip_rerank_evaluation(synthetic_root, tmp_path, ca
     assert card["train_ids"] == "70% (30% held out for validation)"
     assert card["pretrained"] == "none (random init)" and card["preset"] == "tiny"
     assert card["config"] == "smoke" and card["seed"] == 7 and card["epoch"] == "5 of 5"
+    assert card["steps"] == "unknown"  # a checkpoint without its training history (trained runs: tests/test_sweep.py)
     assert card["fingerprint"] == dataset_fingerprint(root)
     for kept in ("rank1", "mAP", "per_trial", "label", "data", "provenance"):  # the keys readers rely on
         assert kept in result
@@ -144,7 +145,7 @@ def a_result(tmp_path, name, real=True, **protocol):
             "splits": "n/a", "direction": "n/a", "model_per_split": "n/a", "gallery_sampler": SYSU_SAMPLER,
             "test_feature": "after_bn", "flip": False, "rerank": False, "model_selection": "last epoch",
             "train_ids": "all", "pretrained": "none (random init)", "preset": "tiny", "config": "smoke", "seed": 0,
-            "epoch": "5 of 5", "fingerprint": "0123456789abcdef", **protocol}
+            "epoch": "5 of 5", "steps": 25, "fingerprint": "0123456789abcdef", **protocol}
     result = {"label": name, "rank1": 40.0, "rank5": 60.0, "rank10": 70.0, "rank20": 80.0, "mAP": 30.0,
               "mINP": 20.0, "std": {m: 1.0 for m in ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")},
               "per_trial": [], "data": describe_data(tmp_path, "sysu", synthetic=not real), "protocol": card}
@@ -230,11 +231,13 @@ def test_tables_hold_mean_and_std_over_seeds(tmp_path):
     assert "\\begin{tabular}" in tex and "\\end{tabular}" in tex
 
 
-def test_a_results_csv_from_before_the_card_gets_its_columns(tmp_path, capsys):
+@pytest.mark.parametrize("columns", [PREVIOUS_CSV_COLUMNS, [c for c in CSV_COLUMNS if c != "steps"]],
+                         ids=["before the card", "before its steps field"])
+def test_a_results_csv_from_before_the_card_gets_its_columns(tmp_path, capsys, columns):
     results = tmp_path / "results"
     results.mkdir()
     with open(results / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=PREVIOUS_CSV_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerow({"name": "old", "rank1": "12.5", "data": "synthetic SYSU-MM01-layout"})
     write_result(recorded(tmp_path, 40.0, seed=0), results, "new")
@@ -242,5 +245,14 @@ def test_a_results_csv_from_before_the_card_gets_its_columns(tmp_path, capsys):
     with open(results / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == CSV_COLUMNS and [r["name"] for r in rows] == ["old", "new"]
-    assert rows[0]["rank1"] == "12.5" and rows[0]["fingerprint"] == "" and rows[1]["seed"] == "0"
+    assert rows[0]["rank1"] == "12.5" and rows[0]["steps"] == "" and rows[1]["seed"] == "0"
     assert "| old |" in (results / "results.md").read_text()  # an old row is a run of its own
+
+
+def test_a_result_recorded_again_supersedes_the_earlier_row(tmp_path):
+    results = tmp_path / "results"
+    write_result(recorded(tmp_path, 46.25, seed=0), results, "reproduce_smoke")
+    write_result(recorded(tmp_path, 34.81, seed=0), results, "reproduce_smoke")
+    current, superseded = (results / "results.md").read_text().split("## Superseded")
+    assert "34.81" in current and "46.25" not in current
+    assert "| reproduce_smoke |" in superseded and "46.25" in superseded

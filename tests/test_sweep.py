@@ -1,0 +1,199 @@
+"""`python -m reid sweep`: planning, bad input, paired intervals, and a tiny grid through submitit's local
+executor (run, run again: reused; killed mid-way and started again: same numbers)."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from reid.cli import main
+from reid.errors import UserError
+from reid.stats import paired_difference, paired_frame, t_factor
+from reid.sweep import budget_overrides, launch, parse_seeds, plan, record_job, write_sweep_tables
+
+# The smoke profile made tiny: 2 ids x 2 images a batch, 3 epochs of 1 step (budget 3), the micro preset.
+TINY = ["data.num_ids=2", "data.num_instances=2", "train.epochs=3", "train.eval_every=3",
+        "optim.milestones=[2]", "optim.warmup_epochs=1"]
+
+
+def _roots(synthetic_root):
+    return {"sysu": synthetic_root / "SYSU-MM01", "regdb": synthetic_root / "RegDB"}
+
+
+def test_seeds_parse_or_fail_naming_the_text():
+    assert parse_seeds("0-4") == (0, 1, 2, 3, 4)
+    assert parse_seeds("0,2") == (0, 2)
+    assert parse_seeds("0-1,7") == (0, 1, 7)
+    for bad in ("a", "3-1", "-1", "0,0", "", "1-"):
+        with pytest.raises(UserError, match="--seeds"):
+            parse_seeds(bad)
+
+
+def test_paired_interval_matches_a_hand_computed_case():
+    # differences 6.1, 3.8, 5.7: mean 5.2, sd sqrt(1.51) = 1.22882, t(0.975, 2) = 4.30265,
+    # half-width 4.30265 * 1.22882 / sqrt(3) = 3.05262
+    d = paired_difference([31.2, 29.8, 33.0], [25.1, 26.0, 27.3])
+    assert d["n"] == 3 and math.isclose(d["mean"], 5.2, abs_tol=1e-9)
+    assert math.isclose(d["sd"], math.sqrt(1.51), rel_tol=1e-9)
+    assert math.isclose(d["t"], 4.302653, rel_tol=1e-6)
+    assert math.isclose(d["low"], 5.2 - 3.05262, abs_tol=1e-4) and math.isclose(d["high"], 5.2 + 3.05262, abs_tol=1e-4)
+    assert d["excludes_zero"]
+    assert not paired_difference([1.0, 3.0], [2.0, 2.0])["excludes_zero"]  # +-1: the interval holds 0
+    assert math.isclose(t_factor(5), 2.776445, rel_tol=1e-6)
+
+
+def test_paired_frame_pairs_by_seed_not_by_position():
+    import pandas as pd
+
+    rows = [{"label": "base", "dataset": "sysu", "protocol": "sysu-all", "budget": 9, "seed": s, "mAP": v}
+            for s, v in [(0, 10.0), (1, 20.0), (2, 30.0)]]
+    rows += [{"label": "row", "dataset": "sysu", "protocol": "sysu-all", "budget": 9, "seed": s, "mAP": v}
+             for s, v in [(2, 31.0), (0, 12.0)]]  # seed 1 missing, out of order
+    out = paired_frame(pd.DataFrame(rows), "base").iloc[0]
+    assert out["seeds"] == [0, 2] and out["n"] == 2 and math.isclose(out["mean"], 1.5)
+
+
+def test_budget_is_spread_over_the_profiles_epochs():
+    from reid.config import load_config
+
+    smoke = load_config("smoke")
+    assert budget_overrides(smoke, 3600) == ["data.batches_per_epoch=400", "train.max_steps_per_epoch=400"]
+    with pytest.raises(UserError, match="below one step per epoch"):
+        budget_overrides(smoke, 5)
+    with pytest.raises(UserError, match="not a multiple"):
+        budget_overrides(smoke, 1000)
+
+
+def test_rows_with_equal_settings_share_one_job(synthetic_root, tmp_path):
+    grid = plan(["table3_full", "table4_trihardw", "table3_baseline:0-1"], (0,), ("sysu",), (3,), "smoke",
+                _roots(synthetic_root), TINY, tmp_path)
+    # table4_trihardw is the full model under another name: 1 job for both, + 2 baseline seeds
+    assert len(grid.jobs) == 3 and len(grid.entries) == 4
+    assert grid.entries[0]["job"] == grid.entries[1]["job"]
+    assert [e["seed"] for e in grid.entries if e["label"] == "table3_baseline"] == [0, 1]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--rows", "table3_nonexistent"], "table3_nonexistent"),
+    (["--rows", "table3_full", "--seeds", "zero"], "--seeds"),
+    (["--rows", "table3_full:1-0"], "--rows table3_full:"),
+    (["--rows", "table3_full", "--jobs", "0"], "--jobs 0"),
+    (["--rows", "table3_full", "--launcher", "pbs"], "--launcher 'pbs'"),
+    (["--rows", "table3_full", "--budgets", "5"], "below one step per epoch"),
+    (["--rows", "table3_full", "--budgets", "many"], "--budgets"),
+    (["--rows", "table3_full", "--datasets", "market"], "--datasets 'market'"),
+])
+def test_bad_input_is_one_line_before_any_job(args, message, synthetic_root, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    code = main(["sweep", "--name", "bad", "--data", str(synthetic_root), "--runs-dir", str(runs),
+                 "--results-dir", str(tmp_path / "results"), *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    assert not runs.exists()  # nothing started
+
+
+def test_slurm_launcher_needs_sbatch(synthetic_root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    code = main(["sweep", "--name", "bad", "--rows", "table3_full", "--launcher", "slurm", "--data",
+                 str(synthetic_root), "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "r")])
+    assert code == 2 and "sbatch" in capsys.readouterr().err
+
+
+def _metrics(summaries):
+    return [s["results"] for s in summaries]
+
+
+@pytest.mark.slow
+def test_tiny_grid_through_submitits_local_executor(synthetic_root, tmp_path):
+    roots = _roots(synthetic_root)
+    grid = plan(["table3_baseline", "table3_full", "table4_trihardw"], (0, 1), ("sysu", "regdb"), (3,), "smoke",
+                roots, TINY, tmp_path / "runs")
+    assert len(grid.jobs) == 8 and len(grid.entries) == 12
+    seen = []
+    summaries = launch(grid, "local", 2, tmp_path / "jobs", on_done=lambda i, s: seen.append(i), poll_s=0.2)
+    assert sorted(seen) == list(range(8)) and not [s for s in summaries if "error" in s]
+    assert {s["steps"] for s in summaries} == {3}  # the budget, exactly
+    for index, summary in enumerate(summaries):
+        record_job(grid, index, summary, tmp_path / "results")
+    records = sorted(p.name for p in (tmp_path / "results").glob("*.json"))
+    assert len(records) == 12 * 2  # two protocols per entry, aliases recorded under their own row
+    card = json.loads((tmp_path / "results" / "table4_trihardw-regdb-seed1-3steps-regdb-t2v.json").read_text())
+    assert card["protocol"]["steps"] == 3 and card["sweep"]["label"] == "table4_trihardw"
+    tables = write_sweep_tables(grid, summaries, tmp_path / "results")
+    text = tables["summary"].read_text()
+    assert tables["failed"] == 0 and "Partial" not in text and "table3_baseline (baseline)" in text
+    assert "regdb-t2v, 3 training steps" in text
+    # started again: every run is reused (no training), the numbers are the same
+    again = launch(grid, "local", 2, tmp_path / "jobs2", poll_s=0.2)
+    assert _metrics(again) == _metrics(summaries)
+    assert all(s["train_s"] < 15 for s in again)
+    logs = "".join(p.read_text() for p in (tmp_path / "jobs2").glob("*_log.out"))
+    assert logs.count("trained already, reusing it") == 8
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_mid_way_resumes_to_the_same_numbers(synthetic_root, tmp_path):
+    """The CLI in a subprocess, killed (its whole process group) once a run has a checkpoint of an unfinished
+    run, then started again: the final numbers equal an uninterrupted sweep's."""
+    base = [sys.executable, "-m", "reid", "sweep", "--rows", "table3_full", "--seeds", "0-1", "--budgets", "6",
+            "--data", str(synthetic_root), "--jobs", "1",
+            *[a for s in TINY[:2] + ["train.epochs=6", "train.eval_every=6", "optim.milestones=[4]"]
+              for a in ("--set", s)]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(name, tag):
+        return [*base, "--name", name, "--runs-dir", str(tmp_path / f"runs-{tag}"),
+                "--results-dir", str(tmp_path / f"results-{tag}")]
+
+    subprocess.run(run("whole", "a"), env=env, check=True, capture_output=True, timeout=600)
+    proc = subprocess.Popen(run("killed", "b"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((tmp_path / "runs-b").glob("*/last.pt")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    out = subprocess.run(run("killed", "b"), env=env, check=True, capture_output=True, text=True, timeout=600)
+    logs = "".join(p.read_text() for p in (tmp_path / "runs-b" / "jobs" / "killed").glob("*_log.out"))
+    assert "resuming an unfinished run" in logs or "trained already" in logs, out.stdout[-2000:]
+
+    def numbers(tag, name):
+        csv = (tmp_path / f"results-{tag}" / name / "runs.csv").read_text().splitlines()
+        return sorted(",".join(line.split(",")[:-1]) for line in csv)  # without the run folder's name
+
+    assert numbers("b", "killed") == numbers("a", "whole")
+
+
+@pytest.mark.slow
+def test_notebooks_read_committed_results_and_train_only_what_is_missing(synthetic_root, tmp_path, monkeypatch,
+                                                                         capsys):
+    from reid import sweep
+    from reid.experiments import Settings
+
+    monkeypatch.setitem(sweep.GRIDS, "tiny", {"rows": ["table3_baseline", "table4_trihardw:0-1"], "seeds": "0",
+                                              "datasets": ("sysu",), "budgets": None})
+    S = Settings(sysu_root=synthetic_root / "SYSU-MM01", regdb_root=None, synthetic=True, steps_cap=1,
+                 runs_dir=tmp_path / "runs", results_dir=tmp_path / "results")
+    first = sweep.notebook_sweep(S, "tiny")
+    assert "3 jobs; 0 read from" in capsys.readouterr().out
+    assert set(first["budget"]) == {9} and len(first) == 3 * 2  # 9 epochs x 1 step; 2 protocols per entry
+    # a fresh machine: no runs, only the committed records -> everything is read, nothing trained
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")
+    again = sweep.notebook_sweep(S, "tiny")
+    assert "3 jobs; 3 read from" in capsys.readouterr().out and not (tmp_path / "runs").exists()
+    cols = ["label", "seed", "protocol", "rank1", "mAP"]
+    assert again[cols].sort_values(cols).values.tolist() == first[cols].sort_values(cols).values.tolist()
+    # other settings (a record of another training) do not answer: that entry is trained again
+    record = next((tmp_path / "results" / "sweeps" / "tiny").glob("table3_baseline-*-sysu-all.json"))
+    data = json.loads(record.read_text())
+    data["sweep"]["training_key"] = "0" * 12
+    record.write_text(json.dumps(data))
+    grid = sweep.settings_grid(S, "tiny")
+    assert sweep.collect(grid, tmp_path / "results" / "sweeps" / "tiny")[1] == [0]
