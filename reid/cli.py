@@ -308,6 +308,8 @@ def add_sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time", type=int, default=24 * 60, help="minutes a job may run (SLURM time limit)")
     p.add_argument("--gpus-per-job", type=int, default=0, help="SLURM GPUs per job")
     p.add_argument("--cpus-per-job", type=int, default=8, help="SLURM CPUs per job")
+    p.add_argument("--finished-only", action="store_true",
+                   help="train nothing: record and tabulate the runs that have finished (a partial table)")
     p.add_argument("--runs-dir", default="runs/sweeps")
     p.add_argument("--results-dir", default="results/sweeps")
 
@@ -359,8 +361,10 @@ def sweep(args) -> int:
             raise UserError(f"--data {root}: no {folder.name}/ folder in it (needed for --datasets {d})")
     slurm = {"partition": args.partition, "gpus": args.gpus_per_job, "cpus": args.cpus_per_job}
     result = sweep_command(rows, seeds, datasets, budgets, args.profile, roots, args.overrides, args.launcher,
-                           parallel, name, args.runs_dir, args.results_dir, baseline, slurm, args.time)
-    return 1 if result["failed"] else 0
+                           parallel, name, args.runs_dir, args.results_dir, baseline, slurm, args.time,
+                           finished_only=args.finished_only)
+    failed = [s for s in result["summaries"] if "error" in s and not s["error"].startswith("not trained yet")]
+    return 1 if failed else 0
 
 
 # ------------------------------------------------------------------------------------------- main

@@ -311,7 +311,7 @@ def entry_name(entry: dict, protocol: str) -> str:
 def record_job(grid: Grid, index: int, summary: dict, results_dir: str | Path) -> list[Path]:
     """Write the results of job `index` for every entry it answers into `results_dir` (JSON with the run's
     provenance + a results.csv row each); an entry already recorded from the same run is left alone."""
-    from reid.provenance import write_result
+    from reid.provenance import current_command, write_result
 
     if not summary or "error" in summary:
         return []
@@ -327,6 +327,9 @@ def record_job(grid: Grid, index: int, summary: dict, results_dir: str | Path) -
             cache = sorted((run / "results").glob(f"{protocol}-t*-trained.json") if protocol.startswith("sysu")
                            else (run / "results").glob(f"{protocol}-splits1-*-trained.json"))
             result = json.loads(cache[0].read_text())
+            # The worker's command line is submitit's; the command that asked for this result is the sweep's.
+            prov = result.get("provenance", {})
+            result["provenance"] = {**prov, "command": current_command(), "worker_command": prov.get("command")}
             result["sweep"] = {**{k: entry[k] for k in ("label", "dataset", "budget", "seed")},
                                "protocol": protocol, "run": run.name, "train_s": summary["train_s"],
                                "training_key": training_key(job_config(grid.jobs[index]))}
@@ -382,9 +385,23 @@ def describe(entry_or_job, summary: dict) -> str:
     return f"done {head}: {summary['steps']} steps in {summary['train_s']:.0f} s; Rank-1 / mAP {cells}"
 
 
+def finished_jobs(grid: Grid) -> list[int]:
+    """The jobs whose run folder already holds a finished run."""
+    from reid.experiments import is_finished, run_dir
+
+    out = []
+    for index, job in enumerate(grid.jobs):
+        cfg = job_config(job)
+        if is_finished(run_dir(job.runs_dir, cfg), cfg):
+            out.append(index)
+    return out
+
+
 def sweep_command(rows, seeds, datasets, budgets, profile, roots, overrides, launcher, parallel, name,
-                  runs_dir, results_dir, baseline=None, slurm=None, timeout_min=24 * 60) -> dict:
-    """`python -m reid sweep`: validate everything, run the jobs with a progress bar, record, tabulate."""
+                  runs_dir, results_dir, baseline=None, slurm=None, timeout_min=24 * 60,
+                  finished_only: bool = False) -> dict:
+    """`python -m reid sweep`: validate everything, run the jobs with a progress bar, record, tabulate.
+    `finished_only`: train nothing; record and tabulate the runs that have finished (the rest: "not run")."""
     from tqdm.auto import tqdm
 
     from reid.provenance import check_result_location
@@ -403,7 +420,19 @@ def sweep_command(rows, seeds, datasets, budgets, profile, roots, overrides, lau
         record_job(grid, index, summary, out)
         bar.update()
 
-    summaries = launch(grid, launcher, parallel, Path(runs_dir) / "jobs" / name, slurm, timeout_min, done)
+    if finished_only:
+        ready = finished_jobs(grid)
+        todo = Grid(jobs=[grid.jobs[i] for i in ready], entries=[])
+        print(f"--finished-only: {len(ready)} of {len(grid.jobs)} jobs have a finished run; the rest are not run")
+        summaries = [{"error": "not trained yet (--finished-only)"} for _ in grid.jobs]
+        if ready:
+            done_here = launch(todo, launcher, parallel, Path(runs_dir) / "jobs" / name, slurm, timeout_min,
+                               lambda i, s: done(ready[i], s))
+            for i, summary in zip(ready, done_here):
+                summaries[i] = summary
+        bar.update(len(grid.jobs) - len(ready))
+    else:
+        summaries = launch(grid, launcher, parallel, Path(runs_dir) / "jobs" / name, slurm, timeout_min, done)
     bar.close()
     (out / "grid.json").write_text(json.dumps({"jobs": [asdict(j) for j in grid.jobs], "entries": grid.entries,
                                                "summaries": summaries}, indent=1, default=str) + "\n")

@@ -197,3 +197,19 @@ def test_notebooks_read_committed_results_and_train_only_what_is_missing(synthet
     record.write_text(json.dumps(data))
     grid = sweep.settings_grid(S, "tiny")
     assert sweep.collect(grid, tmp_path / "results" / "sweeps" / "tiny")[1] == [0]
+
+
+@pytest.mark.slow
+def test_finished_only_tabulates_what_has_finished_and_trains_nothing(synthetic_root, tmp_path, capsys):
+    args = ["sweep", "--name", "part", "--rows", "table3_baseline", "--seeds", "0", "--budgets", "3",
+            "--data", str(synthetic_root), "--runs-dir", str(tmp_path / "runs"), "--results-dir",
+            str(tmp_path / "results"), "--jobs", "1", *[a for s in TINY for a in ("--set", s)]]
+    assert main(args) == 0  # seed 0 trained
+    capsys.readouterr()
+    more = [*args[:6], "0-1", *args[7:], "--finished-only"]
+    assert main(more) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 jobs have a finished run" in out
+    summary = (tmp_path / "results" / "part" / "summary.md").read_text()
+    assert "**Partial**: 1 of 2 jobs" in summary and "seed 1 3 steps: not trained yet" in summary
+    assert len(list((tmp_path / "runs").glob("table3_baseline*"))) == 1  # nothing new trained
