@@ -12,7 +12,9 @@ adaptive-weight triplet loss (Huang et al., 2024), as a thin readable package.
     reid.analysis   t-SNE map and intra / inter distance histograms of test embeddings
     reid.engine     the training loop (AMP, DDP, exact resume)
     reid.experiments  the runner: config -> cached run -> recorded result (with provenance)
-    reid.cli        `python -m reid synth|train|evaluate|reproduce|compare|analyse|search|embed|export|check-data`
+    reid.sweep      a grid of rows x seeds x datasets x budgets as parallel jobs (submitit)
+    reid.stats      seed statistics: differences paired by seed with t intervals
+    reid.cli        `python -m reid synth|train|evaluate|reproduce|compare|analyse|search|embed|export|check-data|sweep`
     reid.install    is the `reid` Python imports this repository's? (pip name: crossvit-vireid)
 """
 
