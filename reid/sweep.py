@@ -438,7 +438,8 @@ def sweep_command(rows, seeds, datasets, budgets, profile, roots, overrides, lau
                                                "summaries": summaries}, indent=1, default=str) + "\n")
     tables = write_sweep_tables(grid, summaries, out, baseline)
     print(f"{tables['rows']} results in {tables['csv']}; summary in {tables['summary']}"
-          + (f"; PARTIAL: {tables['failed']} jobs failed" if tables["failed"] else ""))
+          + (f"; PARTIAL: {tables['failed']} of {len(grid.jobs)} jobs have no result (failed or not run: "
+             "see the summary)" if tables["failed"] else ""))
     return {"grid": grid, "summaries": summaries, **tables}
 
 

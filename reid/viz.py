@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 SAVE_DPI = 110  # figures/ PNGs: legible at the README's width, a few hundred kB at most
@@ -247,90 +246,6 @@ def plot_paper_vs_ours(table: str, ours: dict, ours_label: str, metrics=("rank1"
     labels.append(f"ours, measured ({ours_label})")
     fig.suptitle(f"{table}: the paper's numbers (real data) and ours")
     _legend_below(fig, handles, labels)
-    _save(fig, out_png)
-    return fig
-
-
-def ablation_table(table: str, measured: pd.DataFrame, rows: list[str],
-                   metrics=("rank1", "rank10", "rank20", "mAP")) -> pd.DataFrame:
-    """Ablation rows: the paper's value and ours (mean ± std over seeds, n seeds) per setting and metric."""
-    paper = _paper_rows(table)
-    out = {}
-    for setting in dict.fromkeys(measured.setting):
-        for metric in metrics:
-            col_paper, col_ours = {}, {}
-            for row in rows:
-                hit = paper[(paper.method == row) & (paper.setting == setting) & (paper.metric == metric)]
-                col_paper[row] = f"{hit.value.iloc[0]:.2f}" if len(hit) else ""
-                vals = measured[(measured.row == row) & (measured.setting == setting)][metric]
-                if len(vals) > 1:
-                    col_ours[row] = f"{vals.mean():.2f} ± {vals.std(ddof=1):.2f}"
-                elif len(vals) == 1:
-                    col_ours[row] = f"{vals.iloc[0]:.2f}"
-                else:
-                    col_ours[row] = ""
-            out[(setting, metric, "paper")] = col_paper
-            out[(setting, metric, "ours")] = col_ours
-    df = pd.DataFrame(out)
-    df.columns = pd.MultiIndex.from_tuples(df.columns)
-    seeds = measured.seed.nunique()
-    return df.rename_axis(f"{table} row (ours: {seeds} seed{'s' if seeds > 1 else ''})")
-
-
-def differences_vs_reference(measured: pd.DataFrame, rows: list[str], reference: str,
-                             metric: str = "rank1") -> pd.DataFrame:
-    """Each row's mean `metric` minus the reference row's, per setting, against the seed spread.
-
-    The spread is the standard error of the difference of two means over seeds,
-    sqrt(s_row^2 / n_row + s_ref^2 / n_ref); a difference "exceeds the seed spread" when it is larger
-    than twice that (about a 95 % interval under a normal approximation; with 3 seeds a rough guide,
-    not a test). With one seed there is no spread and the verdict says so."""
-    out = []
-    for setting in dict.fromkeys(measured.setting):
-        ref = measured[(measured.row == reference) & (measured.setting == setting)][metric]
-        for row in rows:
-            if row == reference:
-                continue
-            vals = measured[(measured.row == row) & (measured.setting == setting)][metric]
-            if vals.empty or ref.empty:
-                continue
-            diff = vals.mean() - ref.mean()
-            if min(len(vals), len(ref)) < 2:
-                spread, verdict = float("nan"), "one seed: no spread to compare with"
-            else:
-                spread = 2 * float(np.sqrt(vals.var(ddof=1) / len(vals) + ref.var(ddof=1) / len(ref)))
-                verdict = ("exceeds the seed spread" if abs(diff) > spread else "within the seed spread")
-            out.append({"setting": setting, "row": row, f"Δ {metric} vs {reference}": round(float(diff), 2),
-                        "2 × SE": round(spread, 2), "verdict": verdict})
-    return pd.DataFrame(out)
-
-
-def plot_ablation(table: str, measured: pd.DataFrame, rows: list[str], metric: str = "rank1",
-                  setting: str | None = "all-search", out_png: str | Path | None = None):
-    """Per row: the paper's value (outline) and ours (dots per seed, bar = mean), one panel per setting."""
-    import seaborn as sns
-
-    paper = _paper_rows(table)
-    settings = [setting] if setting else list(dict.fromkeys(measured.setting))
-    use_style()
-    fig, axes = plt.subplots(1, len(settings), figsize=(5.2 * len(settings), 0.55 * len(rows) + 2.0),
-                             squeeze=False)
-    for ax, s in zip(axes[0], settings):
-        ours = measured[measured.setting == s]
-        sns.barplot(data=ours, y="row", x=metric, order=rows, ax=ax, color="#9ecae1", errorbar=None,
-                    label="ours (mean)")
-        sns.stripplot(data=ours, y="row", x=metric, order=rows, ax=ax, color="#08519c", size=5,
-                      label="ours (each seed)")
-        hits = paper[(paper.setting == s) & (paper.metric == metric)].set_index("method").value
-        ys = [i for i, r in enumerate(rows) if r in hits]
-        ax.scatter([hits[rows[i]] for i in ys], ys, marker="D", color="#d62728", zorder=3,
-                   label="paper (real data)")
-        ax.set(title=s, xlabel=f"{metric} (%)", ylabel="")
-        handles, labels = ax.get_legend_handles_labels()
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-    uniq = dict(zip(labels, handles))
-    _legend_below(fig, list(uniq.values()), list(uniq.keys()))
     _save(fig, out_png)
     return fig
 

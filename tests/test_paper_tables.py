@@ -27,16 +27,19 @@ def test_headline_numbers_are_the_papers():
     assert rows[("4", "L_center", "all-search", "mAP")] == 67.44
 
 
-def test_differences_vs_reference_weighs_the_seed_spread():
+def test_paired_tables_of_a_sweep_resolve_only_beyond_the_interval():
     import pandas as pd
 
-    from reid.viz import differences_vs_reference
+    from reid.stats import paired_table, seed_table
 
-    rows = [{"row": r, "seed": s, "setting": "all-search", "rank1": v}
+    rows = [{"label": r, "seed": s, "protocol": "sysu-all", "dataset": "sysu", "budget": 9, "rank1": v,
+             "mAP": v, "mINP": v}
             for r, vals in {"base": [10, 11, 12], "far": [30, 31, 29], "near": [11, 13, 10]}.items()
             for s, v in enumerate(vals)]
-    d = differences_vs_reference(pd.DataFrame(rows), ["base", "far", "near"], "base").set_index("row")
-    assert d.loc["far", "Δ rank1 vs base"] == 19.0 and d.loc["far", "verdict"] == "exceeds the seed spread"
-    assert d.loc["near", "verdict"] == "within the seed spread"
-    one = differences_vs_reference(pd.DataFrame(rows[::3]), ["base", "far", "near"], "base")
-    assert set(one.verdict) == {"one seed: no spread to compare with"}
+    labels = {"base": "baseline", "far": "+far", "near": "+near"}
+    table = paired_table(pd.DataFrame(rows), "base", labels)
+    assert table.loc[("all-search", "+far"), ("mAP", "verdict")] == "higher than the baseline"
+    assert table.loc[("all-search", "+near"), ("mAP", "verdict")] == "not resolved (interval includes 0)"
+    assert seed_table(pd.DataFrame(rows), labels).loc["+far", ("all-search", "n")] == 3
+    one = paired_table(pd.DataFrame(rows[::3]), "base", labels)
+    assert set(one[("mAP", "verdict")]) == {"one seed: no interval"}
