@@ -7,12 +7,16 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so t
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 
 import torch
 
 from reid.errors import UserError
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
@@ -42,8 +46,18 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", required=("mode
         raise UserError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 -- any read failure (truncated, not torch, unsafe pickle) becomes a UserError
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except pickle.UnpicklingError as err:
+        # torch's own text here advises `weights_only=False`, i.e. running the file's code: never relay it.
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found:
+            raise UserError(f"checkpoint {path} refused as unsafe: it names the Python object {found.group(1)}, "
+                            "and only tensors and plain data are loaded (reading it could run code); use a "
+                            "checkpoint written by this package (python -m reid train)") from None
+        raise UserError(f"cannot read checkpoint {path}: not a checkpoint of this package (its pickle data do "
+                        "not parse as tensors and plain data)") from None
+    except Exception as err:  # noqa: BLE001 -- any read failure (truncated, not torch) becomes a UserError
+        text = ANSI_ESCAPE.sub("", str(err)).strip()  # torch colours some messages: keep the line plain
+        first_line = text.splitlines()[0] if text else type(err).__name__
         raise UserError(f"cannot read checkpoint {path}: {first_line}") from None
     if not isinstance(state, dict):
         raise UserError(f"checkpoint {path} holds a {type(state).__name__}, expected a dict")

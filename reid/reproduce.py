@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from reid.atomic import write_text_atomically
 from reid.errors import UserError
 from reid.experiments import Settings, chance, default_ablation_batches, default_regdb_splits
 
@@ -79,7 +80,7 @@ def reproduce(s: Settings, overrides=(), device=None) -> dict:
     summary["figures"] = figures
     s.results_dir.mkdir(parents=True, exist_ok=True)
     path = s.results_dir / f"reproduce_{s.profile}.json"
-    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    write_text_atomically(path, json.dumps(summary, indent=2, default=str) + "\n", "--results-dir")
 
     print("\n== outputs")
     print(f"  training runs:   {s.runs_dir}/ (last.pt, best.pt, log.csv, tb/, config.yaml, results/ per run)")
@@ -99,8 +100,16 @@ def run(profile: str = "smoke", data: str | None = None, dataset: str | None = N
         synthetic_root: str = "data/synthetic", runs_dir: str = "runs", results_dir: str = "results",
         figures_dir: str = "figures", regdb_splits: int | None = None, overrides=(), device=None) -> dict:
     """`python -m reid reproduce`: settings from the command line (the synthetic set unless `data`)."""
+    from reid.config import load_config
     from reid.data.synthetic import ensure_synthetic, summarize
+    from reid.experiments import check_profile, profile_config
 
+    # The profile and the overrides first: a typo is one line, not a minute of data generation before it.
+    check_profile(profile)
+    if data is not None and not Path(data).is_dir():
+        raise UserError(f"--data {data}: no such directory")
+    for name in ("sysu", "regdb") if data is None else (dataset or guess_dataset(Path(data)),):
+        load_config(profile_config(profile, name), overrides)
     if data is None:
         synthetic = Path(ensure_synthetic(Path(synthetic_root), seed=0))
         roots = {"sysu": synthetic / "SYSU-MM01", "regdb": synthetic / "RegDB"}
