@@ -6,9 +6,11 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so t
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -28,15 +30,36 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+        except RuntimeError as err:  # torch's zip writer reports a short write as a RuntimeError
+            raise _write_error(Path(tmp), err) from None
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _write_error(tmp: Path, err: RuntimeError) -> OSError:
+    """The OSError behind a failed `torch.save`: a file-size limit (`ulimit -f`) or a full disk, as far as
+    can be told afterwards; else the write stopped for a reason torch's message gives."""
+    size = tmp.stat().st_size if tmp.exists() else 0
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY and size >= limit - (1 << 16):
+            return OSError(errno.EFBIG, f"{os.strerror(errno.EFBIG)} (the file-size limit, ulimit -f)")
+    except ImportError:  # no resource module (Windows)
+        pass
+    if shutil.disk_usage(tmp.parent).free < (1 << 20):
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    first_line = ANSI_ESCAPE.sub("", str(err)).strip().splitlines()[0] if str(err).strip() else "RuntimeError"
+    return OSError(errno.EIO, f"the write stopped part-way: {first_line}")
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu", required=("model",)) -> dict:

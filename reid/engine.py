@@ -289,18 +289,15 @@ def _reports_last_epoch(val_fraction: float, epoch: int, best: dict) -> bool:
     return val_fraction == 0 or (isinstance(best, dict) and best.get("epoch") == epoch)
 
 
-def link_checkpoint(source: Path, target: Path) -> None:
-    """Make `target` the same checkpoint as `source`, atomically: a hard link (no second copy on disk; a
-    copy where the file system has no links) under a temporary name, renamed over `target`. The two names
-    stay independent: `save_checkpoint` never writes into a file, it renames a new one over `last.pt`,
-    which leaves the linked `best.pt` holding the old epoch."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.link.tmp")  # removed by _open_run_folder if killed
+def copy_checkpoint(source: Path, target: Path) -> None:
+    """Make `target` a copy of the checkpoint `source`, atomically: copied under a temporary name, then
+    renamed over `target`. A copy, not a hard link: with a link, a tool that writes into best.pt in place
+    (`cp other.pt best.pt`) would overwrite last.pt too."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.copy.tmp")  # removed by _open_run_folder if killed
     try:
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
+        shutil.copyfile(source, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -310,9 +307,9 @@ def link_checkpoint(source: Path, target: Path) -> None:
 def _best_is_current(best_path: Path, last_path: Path, epoch: int) -> bool:
     if not best_path.is_file():
         return False
-    if os.path.samefile(best_path, last_path):
-        return True
-    try:  # a copy (no hard links there) or a run from before the link: ask the file
+    if best_path.stat().st_size != last_path.stat().st_size:
+        return False
+    try:  # the same size: ask the file which epoch it holds
         return load_checkpoint(best_path, required=("epoch",))["epoch"] == epoch
     except UserError:
         return False
@@ -320,8 +317,8 @@ def _best_is_current(best_path: Path, last_path: Path, epoch: int) -> bool:
 
 def repair_best_checkpoint(output_dir: str | os.PathLike, locked: bool = False) -> bool:
     """Make `best.pt` the model the run reports, after a kill or an extended resume left it missing or
-    stale: where it must equal `last.pt` (`_reports_last_epoch`) and does not, it is relinked from
-    `last.pt`, holding the folder's lock (`locked`: the caller holds it already). Returns True when it
+    stale: where it must equal `last.pt` (`_reports_last_epoch`) and does not, it is copied again from
+    `last.pt` (copied), holding the folder's lock (`locked`: the caller holds it already). Returns True when it
     repaired. Where validation chose an earlier epoch and best.pt is gone, its weights are lost: a warning
     says so. Called by every `--resume` (also of a finished run) and by the runner before it reuses a run."""
     output_dir = Path(output_dir)
@@ -340,7 +337,7 @@ def repair_best_checkpoint(output_dir: str | os.PathLike, locked: bool = False) 
         return False
     lock = None if locked else _open_run_folder(output_dir)
     try:
-        link_checkpoint(last_path, best_path)
+        copy_checkpoint(last_path, best_path)
     except OSError as err:
         raise UserError(f"{best_path}: cannot restore it from last.pt ({err.strerror or err})") from None
     finally:
@@ -355,7 +352,7 @@ def _save_epoch(snapshot: dict, output_dir: Path, cfg: ExperimentConfig, history
     """Write an epoch's outputs: `last.pt`, then `best.pt` when this epoch is the reported model (always
     with last-epoch selection), then config.yaml and log.csv.
 
-    The rule for best.pt: it is a link to the `last.pt` of the epoch it reports, made right after last.pt is
+    The rule for best.pt: it is a copy of the `last.pt` of the epoch it reports, made right after last.pt is
     written. A kill between the two leaves best.pt one epoch behind or missing, and `--resume` (or the
     runner, before it reuses a finished run) repairs it from last.pt (`repair_best_checkpoint`); so best.pt
     never stays behind the model the card describes, also after `--resume --set train.epochs=N` extends a
@@ -369,7 +366,7 @@ def _save_epoch(snapshot: dict, output_dir: Path, cfg: ExperimentConfig, history
                         "make room and continue with --resume") from None
     try:
         if improved:
-            link_checkpoint(last_path, best_path)
+            copy_checkpoint(last_path, best_path)
         _save_config_atomically(cfg, output_dir / "config.yaml")  # the config that ran, no sooner
         _write_log(output_dir / "log.csv", history)
     except OSError as err:
