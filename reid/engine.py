@@ -194,7 +194,7 @@ def _open_run_folder(output_dir: Path):
     # Temporary files of checkpoint writes that a killed process left behind (we hold the lock: no
     # other process is writing them).
     for tmp in [*output_dir.glob(".*.pt.*.tmp"), *output_dir.glob(".config.yaml.tmp"),
-                *output_dir.glob(".log.csv.tmp")]:
+                *output_dir.glob(".log.csv.tmp"), *output_dir.glob(".part_shares.csv.tmp")]:
         tmp.unlink(missing_ok=True)
     return lock
 
@@ -448,7 +448,13 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
             # Each part of the feature the losses see: its variance and share of the pair distances (item 4).
             feats = row.pop("last_features", None)
             if rank == 0 and feats is not None and len(getattr(model, "part_dims", [])) > 1:
-                shares = _log_part_shares(feats, model.part_dims, epoch, output_dir, epoch + 1 == cfg.train.epochs)
+                try:
+                    shares = _log_part_shares(feats, model.part_dims, epoch, output_dir,
+                                              epoch + 1 == cfg.train.epochs)
+                except OSError as err:
+                    kept = f"last.pt still holds epoch {epoch}" if epoch > 0 else "no checkpoint was written"
+                    raise UserError(f"cannot write {output_dir / 'part_shares.csv'} after epoch {epoch + 1} "
+                                    f"({err.strerror or err}): {kept}; make room and continue with --resume") from None
                 for name, share in shares.items():
                     writer.add_scalar(f"part_share/{name}", share, epoch + 1)
             if world_size > 1:
@@ -500,10 +506,17 @@ def _log_part_shares(features: torch.Tensor, part_dims: list, epoch: int, output
         for message in collapse_warnings(shares, names):
             print(f"warning: {message}")
     path = output_dir / "part_shares.csv"
-    with open(path, "a" if epoch and path.is_file() else "w") as f:
-        if f.tell() == 0:
-            f.write("epoch," + ",".join(f"{n}_share,{n}_variance" for n in names) + "\n")
-        f.write(f"{epoch + 1}," + ",".join(f"{s['share']:.4f},{s['variance']:.4g}" for s in shares) + "\n")
+    earlier = path.read_text() if epoch and path.is_file() else ""
+    if not earlier:
+        earlier = "epoch," + ",".join(f"{n}_share,{n}_variance" for n in names) + "\n"
+    row = f"{epoch + 1}," + ",".join(f"{s['share']:.4f},{s['variance']:.4g}" for s in shares) + "\n"
+    tmp = path.with_name(f".{path.name}.tmp")  # rewritten whole: a full disk never leaves half a row
+    try:
+        tmp.write_text(earlier + row)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return {n: s["share"] for n, s in zip(names, shares)}
 
 

@@ -87,7 +87,7 @@ def run_python(code: str, fsize: int | None = None) -> subprocess.CompletedProce
     past it fail with EFBIG, as on a full disk; Python ignores SIGXFSZ)."""
     prefix = f"import resource; resource.setrlimit(resource.RLIMIT_FSIZE, ({fsize}, {fsize}))\n" if fsize else ""
     return subprocess.run([sys.executable, "-c", prefix + textwrap.dedent(code)], capture_output=True, text=True,
-                          env=LIGHT_ENV, timeout=600)
+                          env=LIGHT_ENV, timeout=600, check=False)
 
 
 @pytest.fixture
@@ -313,8 +313,8 @@ def test_07_export_over_an_existing_file_fails_whole(tmp_path, capsys, monkeypat
     before = digest(out)
 
     class HalfWritten:  # what torch's exporter returns; its save stops part-way, as past `ulimit -f`
-        class model:
-            metadata_props: dict = {}
+        def __init__(self):
+            self.model = type("Graph", (), {"metadata_props": {}})()
 
         def save(self, path):
             Path(path).write_bytes(b"half")
@@ -485,6 +485,8 @@ def test_09_reproduce_checks_the_profile_before_making_data(tmp_path, capsys, mo
     one_line_error(capsys, "--profile nope")
     assert cli(["reproduce", "--set", "optim.lr=-1", "--synthetic-root", str(tmp_path / "syn")]) == 2
     one_line_error(capsys, "optim.lr")
+    assert cli(["reproduce", "--regdb-splits", "11", "--synthetic-root", str(tmp_path / "syn")]) == 2
+    one_line_error(capsys, "--regdb-splits 11")
     assert not (tmp_path / "syn").exists()
 
 
