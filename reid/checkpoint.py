@@ -36,7 +36,10 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
                 f.flush()
                 os.fsync(f.fileno())
         except RuntimeError as err:  # torch's zip writer reports a short write as a RuntimeError
-            raise _write_error(Path(tmp), err) from None
+            io_error = _write_error(Path(tmp), err)
+            if io_error is None:  # not a write failure (e.g. an object that cannot be pickled): as it is
+                raise
+            raise io_error from None
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -44,9 +47,10 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     return path
 
 
-def _write_error(tmp: Path, err: RuntimeError) -> OSError:
+def _write_error(tmp: Path, err: RuntimeError) -> OSError | None:
     """The OSError behind a failed `torch.save`: a file-size limit (`ulimit -f`) or a full disk, as far as
-    can be told afterwards; else the write stopped for a reason torch's message gives."""
+    can be told afterwards, or another failed write that torch's message names; None when the error is not
+    about writing at all."""
     size = tmp.stat().st_size if tmp.exists() else 0
     try:
         import resource
@@ -58,8 +62,10 @@ def _write_error(tmp: Path, err: RuntimeError) -> OSError:
         pass
     if shutil.disk_usage(tmp.parent).free < (1 << 20):
         return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    first_line = ANSI_ESCAPE.sub("", str(err)).strip().splitlines()[0] if str(err).strip() else "RuntimeError"
-    return OSError(errno.EIO, f"the write stopped part-way: {first_line}")
+    text = ANSI_ESCAPE.sub("", str(err)).strip()
+    if "failed writing" in text or "unexpected pos" in text:  # torch's words for a short write
+        return OSError(errno.EIO, f"the write stopped part-way: {text.splitlines()[0]}")
+    return None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu", required=("model",)) -> dict:

@@ -399,6 +399,8 @@ def settings(environ=None) -> Settings:
         from reid.provenance import is_synthetic
 
         synthetic = is_synthetic(sysu_root) or is_synthetic(regdb_root)
+        if synthetic:  # through the links: the notebooks find the generation root as the roots' parent
+            sysu_root, regdb_root = sysu_root.resolve(), regdb_root.resolve()
     profile = environ.get("REID_PROFILE", "smoke")
     check_profile(profile, "REID_PROFILE=")
     outputs = root / environ.get("REID_OUTPUT_DIR", ".")  # relative to the repository; absolute paths stay

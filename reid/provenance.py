@@ -3,8 +3,10 @@
     provenance()                       git commit (+ dirty flag), command, UTC date, hardware, versions
     describe_data(root, "sysu")        {"kind": "synthetic"|"real", "dataset", "root", "label"}
     dataset_fingerprint(root)          hash of the relative paths and sizes of every file under root
+    walk_files(root)                   the one walk of a dataset tree (folder links followed, loops not)
     write_result(result, "results", name)   results/<name>.json + one row of results/results.csv
-                                            (+ results.md / results.tex rewritten from the CSV)
+                                            (+ results.md / results.tex rewritten from the CSV), all under
+                                            the folder's lock (results_lock), so parallel jobs may record
 
 A result computed on the synthetic dataset is labelled "synthetic SYSU-MM01-layout" (or
 "synthetic RegDB-layout"), never "SYSU-MM01" or "RegDB": its numbers say nothing about the paper's.

@@ -131,6 +131,25 @@ def test_02_kill_between_last_pt_and_best_pt_is_repaired_by_resume(synthetic_roo
     assert not list(finished.glob(".*.tmp"))
 
 
+def test_02_a_real_kill_9_right_after_the_last_last_pt(synthetic_root, tmp_path):
+    """The process kills itself (SIGKILL) where the final best.pt would be copied: no handler runs."""
+    out = tmp_path / "run"
+    args = train_args(synthetic_root / "SYSU-MM01", out)
+    code = f"""
+        import os, signal, sys
+        import reid.engine
+        from reid.cli import main
+        reid.engine.copy_checkpoint = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
+        sys.exit(main({args!r}))
+    """
+    assert run_python(code).returncode == -9
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1 and not (out / "best.pt").exists()
+    last = digest(out / "last.pt")
+    done = run_python(f"import sys\nfrom reid.cli import main\nsys.exit(main({[*args, '--resume']!r}))\n")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert digest(out / "best.pt") == digest(out / "last.pt") == last
+
+
 def test_02_the_runner_repairs_best_pt_before_reusing_a_finished_run(synthetic_root, tmp_path, capsys):
     from reid.evaluate import load_model
     from reid.experiments import train_run
@@ -164,6 +183,7 @@ def test_03a_settings_read_synthetic_from_the_manifest_through_links(synthetic_r
         (tmp_path / name).symlink_to(synthetic_root / name, target_is_directory=True)
     s = settings({"REID_SYSU_ROOT": str(tmp_path / "SYSU-MM01"), "REID_REGDB_ROOT": str(tmp_path / "RegDB")})
     assert s.synthetic and s.data_label.startswith("synthetic")
+    assert s.sysu_root.parent == s.regdb_root.parent == synthetic_root.resolve()  # where the notebooks look
 
 
 def test_03b_evaluate_synthetic_no_on_the_synthetic_set_is_refused_before_work(synthetic_root, tmp_path, capsys,
