@@ -318,7 +318,7 @@ def _best_is_current(best_path: Path, last_path: Path, epoch: int) -> bool:
 def repair_best_checkpoint(output_dir: str | os.PathLike, locked: bool = False) -> bool:
     """Make `best.pt` the model the run reports, after a kill or an extended resume left it missing or
     stale: where it must equal `last.pt` (`_reports_last_epoch`) and does not, it is copied again from
-    `last.pt` (copied), holding the folder's lock (`locked`: the caller holds it already). Returns True when it
+    `last.pt`, holding the folder's lock (`locked`: the caller holds it already). Returns True when it
     repaired. Where validation chose an earlier epoch and best.pt is gone, its weights are lost: a warning
     says so. Called by every `--resume` (also of a finished run) and by the runner before it reuses a run."""
     output_dir = Path(output_dir)

@@ -158,11 +158,12 @@ def describe_data(root: str | Path, dataset: str, synthetic: bool | None = None)
     if dataset not in DATASET_NAMES:
         raise UserError(f"unknown dataset {dataset!r}: expected one of {sorted(DATASET_NAMES)}")
     name = DATASET_NAMES[dataset]
-    manifest = is_synthetic(root)
-    if synthetic is False and manifest:  # never label the generator's images real, whatever the caller says
-        raise UserError(f"--synthetic no: {root} is the synthetic {name}-layout (it holds the generator's "
-                        f"{SYNTHETIC_MANIFEST}); its numbers cannot be recorded as real data")
-    synthetic = manifest if synthetic is None else synthetic
+    if synthetic is not True:
+        manifest = is_synthetic(root)
+        if synthetic is False and manifest:  # never label the generator's images real, whatever the caller says
+            raise UserError(f"--synthetic no: {root} is the synthetic {name}-layout (it holds the generator's "
+                            f"{SYNTHETIC_MANIFEST}); its numbers cannot be recorded as real data")
+        synthetic = manifest
     return {
         "kind": "synthetic" if synthetic else "real",
         "dataset": name,
