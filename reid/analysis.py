@@ -27,6 +27,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from reid.atomic import atomic_outputs
 from reid.errors import UserError
 from reid.viz import _legend_below, _save, use_style
 
@@ -187,8 +188,14 @@ def analyse_checkpoint(checkpoint: str | Path, dataset: str, root: str | Path, o
     if max_ids < 1 or batch_size < 1:
         raise UserError(f"--max-ids and --batch-size must be >= 1, got {max_ids} and {batch_size}")
     check_device(device)
+    from reid.provenance import check_output_file, check_writable_folder
+
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")
+    check_writable_folder(out, "--out")  # before the embedding and t-SNE, not after them
+    outputs = [out / "embedding_map.png", out / "distance_histograms.png", out / "analysis.json"]
+    for path in outputs:
+        check_output_file(path, "--out")
     if dataset == "sysu":
         data = SYSUMM01(root)
         items = data.query(mode) + data.gallery(mode, trial=0, shots=1)
@@ -203,10 +210,6 @@ def analyse_checkpoint(checkpoint: str | Path, dataset: str, root: str | Path, o
     model = load_model(checkpoint)
     if test_feature is not None:
         model.cfg = dataclasses.replace(model.cfg, test_feature=test_feature)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"--out {out}: cannot create it ({err.strerror or err})") from None
 
     feats, pids, camids = extract_features(model, items, batch_size=batch_size, device=device, flip=flip)
     modalities = np.where(np.isin(camids, sorted(data.ir_cameras)), "infrared", "visible")
@@ -214,16 +217,19 @@ def analyse_checkpoint(checkpoint: str | Path, dataset: str, root: str | Path, o
     label = data_entry["label"]
     subset = tsne_subset(pids, modalities, max_ids)
     num_ids = len(np.unique(pids))
-    plt.close(embedding_map(feats, pids, modalities, max_ids=max_ids, out_png=out / "embedding_map.png",
-                            title=f"{label}: t-SNE of {min(max_ids, num_ids)} of {num_ids} test identities"))
-    plt.close(distance_histograms(feats, pids, modalities, out_png=out / "distance_histograms.png",
-                                  title=f"{label}: cosine distances ({model.cfg.test_feature} feature)"))
     stats = distance_summary(feats, pids, modalities)
     record = {"checkpoint": str(checkpoint), "data": data_entry, "images": what,
               "num_images": len(items), "num_ids": num_ids, "test_feature": model.cfg.test_feature, "flip": flip,
               "tsne": {"ids": min(max_ids, num_ids), "images": len(subset), "max_per_id": MAX_PER_ID},
               "distances": stats, "provenance": provenance()}
-    (out / "analysis.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    # The three files are written beside their names and renamed together at the end: a failure (a full
+    # disk) leaves the previous analysis whole, never a mix of old, new and truncated files.
+    with atomic_outputs(outputs, "--out") as (map_tmp, hist_tmp, json_tmp):
+        plt.close(embedding_map(feats, pids, modalities, max_ids=max_ids, out_png=map_tmp,
+                                title=f"{label}: t-SNE of {min(max_ids, num_ids)} of {num_ids} test identities"))
+        plt.close(distance_histograms(feats, pids, modalities, out_png=hist_tmp,
+                                      title=f"{label}: cosine distances ({model.cfg.test_feature} feature)"))
+        json_tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
 
     print(f"{label}, {what}: {int((modalities == 'infrared').sum())} infrared and "
           f"{int((modalities == 'visible').sum())} visible images of {num_ids} identities")

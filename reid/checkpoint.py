@@ -6,13 +6,19 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so t
 
 from __future__ import annotations
 
+import errno
 import os
+import pickle
+import re
+import shutil
 import tempfile
 from pathlib import Path
 
 import torch
 
 from reid.errors import UserError
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
@@ -24,15 +30,42 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+        except RuntimeError as err:  # torch's zip writer reports a short write as a RuntimeError
+            io_error = _write_error(Path(tmp), err)
+            if io_error is None:  # not a write failure (e.g. an object that cannot be pickled): as it is
+                raise
+            raise io_error from None
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _write_error(tmp: Path, err: RuntimeError) -> OSError | None:
+    """The OSError behind a failed `torch.save`: a file-size limit (`ulimit -f`) or a full disk, as far as
+    can be told afterwards, or another failed write that torch's message names; None when the error is not
+    about writing at all."""
+    size = tmp.stat().st_size if tmp.exists() else 0
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY and size >= limit - (1 << 16):
+            return OSError(errno.EFBIG, f"{os.strerror(errno.EFBIG)} (the file-size limit, ulimit -f)")
+    except ImportError:  # no resource module (Windows)
+        pass
+    if shutil.disk_usage(tmp.parent).free < (1 << 20):
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    text = ANSI_ESCAPE.sub("", str(err)).strip()
+    if "failed writing" in text or "unexpected pos" in text:  # torch's words for a short write
+        return OSError(errno.EIO, f"the write stopped part-way: {text.splitlines()[0]}")
+    return None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu", required=("model",)) -> dict:
@@ -42,8 +75,18 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", required=("mode
         raise UserError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 -- any read failure (truncated, not torch, unsafe pickle) becomes a UserError
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except pickle.UnpicklingError as err:
+        # torch's own text here advises `weights_only=False`, i.e. running the file's code: never relay it.
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found:
+            raise UserError(f"checkpoint {path} refused as unsafe: it names the Python object {found.group(1)}, "
+                            "and only tensors and plain data are loaded (reading it could run code); use a "
+                            "checkpoint written by this package (python -m reid train)") from None
+        raise UserError(f"cannot read checkpoint {path}: not a checkpoint of this package (its pickle data do "
+                        "not parse as tensors and plain data)") from None
+    except Exception as err:  # noqa: BLE001 -- any read failure (truncated, not torch) becomes a UserError
+        text = ANSI_ESCAPE.sub("", str(err)).strip()  # torch colours some messages: keep the line plain
+        first_line = text.splitlines()[0] if text else type(err).__name__
         raise UserError(f"cannot read checkpoint {path}: {first_line}") from None
     if not isinstance(state, dict):
         raise UserError(f"checkpoint {path} holds a {type(state).__name__}, expected a dict")

@@ -60,6 +60,8 @@ def load_result(path: str | Path) -> dict:
         result = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise UserError(f"{path}: not readable JSON ({err})") from None
+    except RecursionError:  # thousands of nested brackets: no result is shaped like that
+        raise UserError(f"{path}: not an evaluation result (JSON nested too deeply to read)") from None
     if not (isinstance(result, dict) and isinstance(result.get("data"), dict)
             and isinstance(result.get("protocol"), dict) and "rank1" in result and "mAP" in result):
         raise UserError(f"{path}: not an evaluation result (expected the JSON `python -m reid evaluate` writes, "
@@ -116,7 +118,8 @@ def _table(rows: list[list[str]]) -> list[str]:
 def _metric(result: dict, key: str) -> str:
     if not isinstance(result.get(key), (int, float)):
         return UNKNOWN
-    std = (result.get("std") or {}).get(key)
+    std = result.get("std")
+    std = std.get(key) if isinstance(std, dict) else None  # a hand-edited result may hold anything there
     return f"{result[key]:.2f} ± {std:.2f}" if isinstance(std, (int, float)) else f"{result[key]:.2f}"
 
 

@@ -343,6 +343,8 @@ def load_raw(name_or_path: str | Path, profile: str | None = None) -> tuple[dict
     raw.pop("base", None)
     source = str(path)
     base_path = resolve_config_path(base, path.parent) if base is not None else None
+    if base_path is not None and base_path.resolve() == path.resolve() and profile is None:
+        raise UserError(f"config {path}: 'base: {base}' names this file itself; name another config or remove it")
     if base_path is not None and base_path.resolve() != path.resolve():
         base_raw = _read_yaml(base_path)
         if "base" in base_raw:

@@ -6,8 +6,9 @@ same labels; everything goes through the one shared model, and
 
     loss = id_weight * LSCE(logits, pids)  (Eq. 13)  +  metric_weight * metric(features, pids)  (Eq. 14/15)
 
-Outputs in the run folder: `last.pt` (every epoch), `best.pt` (best validation mAP on identities held out
-of the *training* set, never the test set), `log.csv`, TensorBoard events in `tb/`, `config.yaml` (written
+Outputs in the run folder: `last.pt` (every epoch), `best.pt` (the model the run reports: the best
+validation mAP on identities held out of the *training* set, never the test set; with `data.val_fraction: 0`
+the last epoch, see `_save_epoch`), `log.csv`, TensorBoard events in `tb/`, `config.yaml` (written
 with each checkpoint: the config that ran), `.lock` (held while a process trains there). What `--resume`
 may change, and what is checked before work starts: docs/architecture.md, "Reliability".
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -134,10 +136,16 @@ def _autocast(device: torch.device, enabled: bool):
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    tmp = path.with_name(f".{path.name}.tmp")  # rewritten whole each epoch: a full disk leaves the old log
+    try:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _device(device) -> torch.device:
@@ -185,7 +193,8 @@ def _open_run_folder(output_dir: Path):
                         f"(it holds {output_dir / LOCK_NAME}); wait for it or choose another folder") from None
     # Temporary files of checkpoint writes that a killed process left behind (we hold the lock: no
     # other process is writing them).
-    for tmp in [*output_dir.glob(".*.pt.*.tmp"), *output_dir.glob(".config.yaml.tmp")]:
+    for tmp in [*output_dir.glob(".*.pt.*.tmp"), *output_dir.glob(".config.yaml.tmp"),
+                *output_dir.glob(".log.csv.tmp"), *output_dir.glob(".part_shares.csv.tmp")]:
         tmp.unlink(missing_ok=True)
     return lock
 
@@ -250,12 +259,120 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
     if not resume:  # real data and no word on ImageNet weights: refuse before the folder is made
         root = dataset_root(cfg.data.dataset, cfg.data.root)
         check_pretrained(cfg.model, root, synthetic=is_synthetic(root))
+    created = rank == 0 and not output_dir.exists()
     lock = _open_run_folder(output_dir) if rank == 0 else None
     try:
         return _train(cfg, output_dir, resume, device, rank, world_size, created_group)
+    except BaseException:
+        if created:  # e.g. a data or sampler error before any output: leave no empty folder holding a .lock
+            _remove_if_only_lock(output_dir)
+        raise
     finally:
         if lock is not None:
             lock.close()
+
+
+def _remove_if_only_lock(output_dir: Path) -> None:
+    try:
+        if [p.name for p in output_dir.iterdir()] == [LOCK_NAME]:
+            (output_dir / LOCK_NAME).unlink()
+            output_dir.rmdir()
+    except OSError:  # the folder stays; the error being raised matters more
+        pass
+
+
+# ------------------------------------------------------------------------------------------ best.pt
+
+def _reports_last_epoch(val_fraction: float, epoch: int, best: dict) -> bool:
+    """Whether best.pt must hold the weights of last.pt: always with last-epoch selection (no identities
+    held out, `data.val_fraction: 0`), and with validation when the last epoch is the best one."""
+    return val_fraction == 0 or (isinstance(best, dict) and best.get("epoch") == epoch)
+
+
+def copy_checkpoint(source: Path, target: Path) -> None:
+    """Make `target` a copy of the checkpoint `source`, atomically: copied under a temporary name, then
+    renamed over `target`. A copy, not a hard link: with a link, a tool that writes into best.pt in place
+    (`cp other.pt best.pt`) would overwrite last.pt too."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.copy.tmp")  # removed by _open_run_folder if killed
+    try:
+        shutil.copyfile(source, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _best_is_current(best_path: Path, last_path: Path, epoch: int) -> bool:
+    if not best_path.is_file():
+        return False
+    if best_path.stat().st_size != last_path.stat().st_size:
+        return False
+    try:  # the same size: ask the file which epoch it holds
+        return load_checkpoint(best_path, required=("epoch",))["epoch"] == epoch
+    except UserError:
+        return False
+
+
+def repair_best_checkpoint(output_dir: str | os.PathLike, locked: bool = False) -> bool:
+    """Make `best.pt` the model the run reports, after a kill or an extended resume left it missing or
+    stale: where it must equal `last.pt` (`_reports_last_epoch`) and does not, it is copied again from
+    `last.pt`, holding the folder's lock (`locked`: the caller holds it already). Returns True when it
+    repaired. Where validation chose an earlier epoch and best.pt is gone, its weights are lost: a warning
+    says so. Called by every `--resume` (also of a finished run) and by the runner before it reuses a run."""
+    output_dir = Path(output_dir)
+    last_path, best_path = output_dir / "last.pt", output_dir / "best.pt"
+    ckpt = load_checkpoint(last_path, required=("epoch", "config"))
+    config = ckpt["config"] if isinstance(ckpt["config"], dict) else {}
+    val_fraction = (config.get("data") or {}).get("val_fraction", 0.1)
+    epoch, best = ckpt["epoch"], ckpt.get("best")
+    if not _reports_last_epoch(val_fraction, epoch, best):
+        if not best_path.is_file():
+            chosen = best.get("epoch") if isinstance(best, dict) else "unknown"
+            print(f"warning: {best_path} is missing and validation chose epoch {chosen}: its weights "
+                  f"are lost (evaluate {last_path}, epoch {epoch}, or train a new run)")
+        return False
+    if _best_is_current(best_path, last_path, epoch):
+        return False
+    lock = None if locked else _open_run_folder(output_dir)
+    try:
+        copy_checkpoint(last_path, best_path)
+    except OSError as err:
+        raise UserError(f"{best_path}: cannot restore it from last.pt ({err.strerror or err})") from None
+    finally:
+        if lock is not None:
+            lock.close()
+    print(f"{best_path}: restored from last.pt (epoch {epoch}), the model this run reports")
+    return True
+
+
+def _save_epoch(snapshot: dict, output_dir: Path, cfg: ExperimentConfig, history: list, improved: bool,
+                epoch: int) -> None:
+    """Write an epoch's outputs: `last.pt`, then `best.pt` when this epoch is the reported model (always
+    with last-epoch selection), then config.yaml and log.csv.
+
+    The rule for best.pt: it is a copy of the `last.pt` of the epoch it reports, made right after last.pt is
+    written. A kill between the two leaves best.pt one epoch behind or missing, and `--resume` (or the
+    runner, before it reuses a finished run) repairs it from last.pt (`repair_best_checkpoint`); so best.pt
+    never stays behind the model the card describes, also after `--resume --set train.epochs=N` extends a
+    finished run. A full disk or a file-size limit is a one-line error saying what was kept."""
+    last_path, best_path = output_dir / "last.pt", output_dir / "best.pt"
+    try:
+        save_checkpoint(snapshot, last_path)
+    except OSError as err:
+        kept = f"last.pt still holds epoch {epoch}" if epoch > 0 else "no checkpoint was written"
+        raise UserError(f"cannot write {last_path} after epoch {epoch + 1} ({err.strerror or err}): {kept}; "
+                        "make room and continue with --resume") from None
+    try:
+        if improved:
+            copy_checkpoint(last_path, best_path)
+        _save_config_atomically(cfg, output_dir / "config.yaml")  # the config that ran, no sooner
+        _write_log(output_dir / "log.csv", history)
+    except OSError as err:
+        raise UserError(f"{output_dir}: cannot finish the outputs of epoch {epoch + 1} ({err.strerror or err}); "
+                        f"last.pt holds epoch {epoch + 1}: make room and continue with --resume (it restores "
+                        "best.pt)") from None
 
 
 def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.device, rank: int,
@@ -296,6 +413,10 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
     if resume:
         progress = _restore(last_path, cfg, data.num_classes, state, device, rank)
     start_epoch, history, best = progress["epoch"], progress["history"], progress["best"]
+    if resume and rank == 0:  # a kill between last.pt and best.pt, or a run from before this rule
+        repair_best_checkpoint(output_dir, locked=True)
+    # Last-epoch selection: no identities held out (or none left to validate on); best.pt follows last.pt.
+    last_epoch_selection = cfg.data.val_fraction == 0 or not data.val_query
 
     net: nn.Module = model
     if world_size > 1:
@@ -327,7 +448,13 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
             # Each part of the feature the losses see: its variance and share of the pair distances (item 4).
             feats = row.pop("last_features", None)
             if rank == 0 and feats is not None and len(getattr(model, "part_dims", [])) > 1:
-                shares = _log_part_shares(feats, model.part_dims, epoch, output_dir, epoch + 1 == cfg.train.epochs)
+                try:
+                    shares = _log_part_shares(feats, model.part_dims, epoch, output_dir,
+                                              epoch + 1 == cfg.train.epochs)
+                except OSError as err:
+                    kept = f"last.pt still holds epoch {epoch}" if epoch > 0 else "no checkpoint was written"
+                    raise UserError(f"cannot write {output_dir / 'part_shares.csv'} after epoch {epoch + 1} "
+                                    f"({err.strerror or err}): {kept}; make room and continue with --resume") from None
                 for name, share in shares.items():
                     writer.add_scalar(f"part_share/{name}", share, epoch + 1)
             if world_size > 1:
@@ -339,15 +466,11 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
                                              data.test_transform, cfg.data.test_batch_size, device))
             history.append({k: row.get(k, "") for k in LOG_FIELDS})
             if rank == 0:
-                improved = row.get("val_mAP", -1.0) > best["val_mAP"] or (last and best["epoch"] == 0)
+                improved = last_epoch_selection or row.get("val_mAP", -1.0) > best["val_mAP"] or (
+                    last and best["epoch"] == 0)
                 if improved:
                     best = {"val_mAP": row.get("val_mAP", -1.0), "epoch": epoch + 1}
-                snapshot = checkpoint(epoch + 1)
-                save_checkpoint(snapshot, last_path)
-                if improved:
-                    save_checkpoint(snapshot, best_path)
-                _save_config_atomically(cfg, output_dir / "config.yaml")  # the config that ran, no sooner
-                _write_log(output_dir / "log.csv", history)
+                _save_epoch(checkpoint(epoch + 1), output_dir, cfg, history, improved, epoch)
                 for key in LOG_FIELDS[1:]:
                     if row.get(key, "") != "":
                         writer.add_scalar(key, row[key], epoch + 1)
@@ -383,10 +506,17 @@ def _log_part_shares(features: torch.Tensor, part_dims: list, epoch: int, output
         for message in collapse_warnings(shares, names):
             print(f"warning: {message}")
     path = output_dir / "part_shares.csv"
-    with open(path, "a" if epoch and path.is_file() else "w") as f:
-        if f.tell() == 0:
-            f.write("epoch," + ",".join(f"{n}_share,{n}_variance" for n in names) + "\n")
-        f.write(f"{epoch + 1}," + ",".join(f"{s['share']:.4f},{s['variance']:.4g}" for s in shares) + "\n")
+    earlier = path.read_text() if epoch and path.is_file() else ""
+    if not earlier:
+        earlier = "epoch," + ",".join(f"{n}_share,{n}_variance" for n in names) + "\n"
+    row = f"{epoch + 1}," + ",".join(f"{s['share']:.4f},{s['variance']:.4g}" for s in shares) + "\n"
+    tmp = path.with_name(f".{path.name}.tmp")  # rewritten whole: a full disk never leaves half a row
+    try:
+        tmp.write_text(earlier + row)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return {n: s["share"] for n, s in zip(names, shares)}
 
 
@@ -419,8 +549,9 @@ def _check_finite(loss: torch.Tensor, epoch: int, step: int, world_size: int, gr
     if not bool(finite):
         kept = (f"the last good checkpoint (epoch {epoch}) is left intact in last.pt" if epoch > 0
                 else "no checkpoint was written (it diverged in the first epoch)")
-        advice = (f"Lower optim.lr (train.grad_clip={grad_clip} is already on)" if grad_clip > 0
-                  else "Lower optim.lr or enable train.grad_clip")
+        # A resume may not change optim.lr (RESUMABLE_CHANGES): the advice is a new run.
+        advice = (f"Start a new --output-dir with a lower optim.lr (train.grad_clip={grad_clip} is already on)"
+                  if grad_clip > 0 else "Start a new --output-dir with a lower optim.lr or with train.grad_clip on")
         raise DivergedError(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: training stopped; "
                             f"{kept}. {advice}.")
 

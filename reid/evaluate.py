@@ -240,16 +240,38 @@ def evaluate_sysu(
                           **_percent(cmc, mAP, mINP)})
 
     data = describe_data(dataset.root, "sysu", synthetic)
+    warnings = published_count_warnings(data, {"IR queries, all-search (test ids, cameras 3, 6)": len(query),
+                                               "test identities (exp/test_id.txt)": len(dataset.test_ids)})
     setting = f"{'all' if mode == 'all' else 'indoor'}-search, {'single' if shots == 1 else f'{shots}'}-shot"
     return {
         "label": _label(data, setting, trials, "trial", rerank, flip, model.cfg.test_feature),
         **summarize(per_trial, "per_trial"),
         "data": data,
+        **({"warnings": warnings} if warnings else {}),
         "protocol": {"dataset": "sysu", "setting": setting, "mode": mode, "shots": shots, "trials": trials,
                      "test_feature": model.cfg.test_feature, "flip": flip, "rerank": rerank,
                      **card_fields("sysu", [model_fields(model)], dataset.root,
                                    sysu_sampler(shots, official=dataset.uses_rand_perm_cam))},
     }
+
+
+def published_count_warnings(data: dict, counts: dict) -> list[str]:
+    """For data labelled real: a warning per count that differs from the published dataset's (the names are
+    `reid.data.check`'s facts), each printed to stderr. A copy that lost its synthetic.json, or a subset,
+    is then never reported as SYSU-MM01 / RegDB without a word; `python -m reid check-data` says more."""
+    import sys
+
+    from reid.data.check import FACTS
+
+    if data.get("kind") != "real":
+        return []
+    facts = FACTS["sysu" if data.get("dataset") == "SYSU-MM01" else "regdb"]
+    out = [f"{data['root']}: labelled real {data['dataset']}, but it has {found} {name.split(' (')[0]} where the "
+           f"published dataset has {facts[name]}: a subset, or synthetic data without its synthetic.json? "
+           f"(python -m reid check-data)" for name, found in counts.items() if found != facts[name]]
+    for line in out:
+        print(f"warning: {line}", file=sys.stderr)
+    return out
 
 
 # ----------------------------------------------------------------------------- RegDB
@@ -322,6 +344,7 @@ def evaluate_regdb(
                           **_percent(cmc, mAP, mINP)})
 
     data = describe_data(root, "regdb", synthetic)
+    warnings = published_count_warnings(data, {"images per test split file": per_split[0]["num_query"]})
     setting = "visible to thermal" if direction == "v2t" else "thermal to visible"
     if not per_split_models:
         setting += ", one model for all splits"
@@ -329,6 +352,7 @@ def evaluate_regdb(
         "label": _label(data, setting, splits, "split", rerank, flip, test_feature),
         **summarize(per_split, "per_split"),
         "data": data,
+        **({"warnings": warnings} if warnings else {}),
         "protocol": {"dataset": "regdb", "setting": setting, "direction": direction, "splits": splits,
                      "test_feature": test_feature, "flip": flip, "rerank": rerank,
                      "model_per_split": per_split_models, **card_fields("regdb", fields, root)},
@@ -399,6 +423,11 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, root: str | Path, *, mode
     name = name or "_".join([dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S"), dataset,
                              mode if dataset == "sysu" else direction, *(["rerank"] if rerank else [])])
     check_result_location(results_dir, name, json_path)
+    if json_path:
+        from reid.provenance import check_output_file
+
+        check_output_file(Path(json_path), "--json")
+    describe_data(root, dataset, synthetic)  # `--synthetic no` on the synthetic set: refused before the work
     common = {"batch_size": batch_size, "device": device, "flip": flip, "rerank": rerank, "synthetic": synthetic}
     if dataset == "sysu":
         result = evaluate_sysu(models, root, mode=mode, shots=shots, trials=trials, **common)
@@ -409,11 +438,8 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, root: str | Path, *, mode
     path = write_result(result, results_dir, name)
     print(f"wrote {path} and a row of {Path(results_dir) / 'results.csv'}")
     if json_path:
-        out = Path(json_path)
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-        except OSError as err:
-            raise UserError(f"--json {out}: cannot write it ({err.strerror or err}); the result is in {path}") \
-                from None
+        from reid.atomic import write_text_atomically
+
+        write_text_atomically(json_path, json.dumps(result, indent=2, default=str) + "\n",
+                              f"--json (the result is in {path})")
     return result

@@ -109,11 +109,12 @@ def is_finished(run: Path, cfg) -> bool:
 
 def train_run(cfg, runs_dir: str | Path, device=None) -> Path:
     """Train `cfg` into its run folder unless a finished run is there (an unfinished one is resumed)."""
-    from reid.engine import train
+    from reid.engine import repair_best_checkpoint, train
 
     out = run_dir(runs_dir, cfg)
     if is_finished(out, cfg):
         print(f"{out.name}: trained already, reusing it")
+        repair_best_checkpoint(out)  # a kill after the last last.pt, before its best.pt: evaluation needs it
         return out
     resume = (out / "last.pt").is_file()
     if resume:
@@ -340,6 +341,19 @@ def _env_int(environ, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+def check_profile(profile: str, flag: str = "--profile ") -> None:
+    """A profile is a config on every dataset (`profile_config`): refuse one that is not, naming the flag or
+    variable, before data are generated or anything trains."""
+    from reid.config import resolve_config_path
+
+    try:
+        for dataset in ("sysu", "regdb"):
+            resolve_config_path(profile_config(profile, dataset))
+    except UserError as err:
+        raise UserError(f"{flag}{profile}: expected smoke, paper, paper_literal or a config name or path "
+                        f"({err})") from None
+
+
 def default_regdb_splits(profile: str) -> int:
     return 10 if profile in PAPER_PROFILES else SMOKE_REGDB_SPLITS
 
@@ -380,12 +394,23 @@ def settings(environ=None) -> Settings:
         for name, path in (("REID_SYSU_ROOT", sysu_root), ("REID_REGDB_ROOT", regdb_root)):
             if not path.is_dir():
                 raise UserError(f"{name}={path}: no such directory")
+        # "Real" is what the data say, not which variables are set: a link to (or a copy of) the synthetic
+        # set keeps its manifest, and the notebooks must not print its numbers as real beside the paper's.
+        from reid.provenance import is_synthetic
+
+        synthetic = is_synthetic(sysu_root) or is_synthetic(regdb_root)
+        if synthetic:  # through the links: the notebooks find the generation root as the roots' parent
+            sysu_root, regdb_root = sysu_root.resolve(), regdb_root.resolve()
     profile = environ.get("REID_PROFILE", "smoke")
+    check_profile(profile, "REID_PROFILE=")
     outputs = root / environ.get("REID_OUTPUT_DIR", ".")  # relative to the repository; absolute paths stay
+    seeds_text = environ.get("REID_SEEDS", "0")
     try:
-        seeds = tuple(int(s) for s in environ.get("REID_SEEDS", "0").split(","))
+        seeds = tuple(int(s) for s in seeds_text.split(","))
     except ValueError:
-        raise UserError(f"REID_SEEDS={environ['REID_SEEDS']!r}: expected a comma list of integers") from None
+        seeds = ()
+    if not seeds or min(seeds) < 0:  # train.seed >= 0: say so here, naming the variable, not at first use
+        raise UserError(f"REID_SEEDS={seeds_text!r}: expected a comma list of integers >= 0, e.g. 0,1,2")
     return Settings(
         sysu_root, regdb_root, synthetic, profile, seeds,
         regdb_splits=_env_int(environ, "REID_REGDB_SPLITS", default_regdb_splits(profile), 1, 10),

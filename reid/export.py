@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reid.atomic import atomic_outputs
 from reid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from reid.errors import UserError
 from reid.evaluate import load_model
-from reid.provenance import check_output_file
+from reid.provenance import check_output_file, replacing_note
 
 INPUT, OUTPUT = "images", "embedding"
 FORMATS = ("onnx",)
@@ -66,8 +67,9 @@ def export_onnx(model: torch.nn.Module, out: str | Path, opset_version: int | No
         "img_size": f"{height}x{width}", "mean": str(IMAGENET_MEAN), "std": str(IMAGENET_STD),
         "test_feature": model.cfg.test_feature, "input": describe_input(model),
     })
-    out.parent.mkdir(parents=True, exist_ok=True)
-    program.save(out)
+    # Saved beside `out` and renamed over it: a full disk or a kill leaves any earlier file whole.
+    with atomic_outputs([out], "--out") as (tmp,):
+        program.save(tmp)
     return out
 
 
@@ -102,6 +104,9 @@ def export_command(checkpoint: str | Path, out: str | Path, fmt: str = "onnx", c
     check_output_file(out, "--out", (".onnx",))
     check_exporter()
     model = load_model(checkpoint)  # on the CPU: the check below compares with onnxruntime's CPU results
+    note = replacing_note([out])
+    if note:
+        print(note)
     export_onnx(model, out)
     print(f"wrote {out}: the eval-mode embedding network of {checkpoint}, batch size dynamic")
     print(describe_input(model))

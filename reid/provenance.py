@@ -3,8 +3,10 @@
     provenance()                       git commit (+ dirty flag), command, UTC date, hardware, versions
     describe_data(root, "sysu")        {"kind": "synthetic"|"real", "dataset", "root", "label"}
     dataset_fingerprint(root)          hash of the relative paths and sizes of every file under root
+    walk_files(root)                   the one walk of a dataset tree (folder links followed, loops not)
     write_result(result, "results", name)   results/<name>.json + one row of results/results.csv
-                                            (+ results.md / results.tex rewritten from the CSV)
+                                            (+ results.md / results.tex rewritten from the CSV), all under
+                                            the folder's lock (results_lock), so parallel jobs may record
 
 A result computed on the synthetic dataset is labelled "synthetic SYSU-MM01-layout" (or
 "synthetic RegDB-layout"), never "SYSU-MM01" or "RegDB": its numbers say nothing about the paper's.
@@ -23,6 +25,7 @@ import platform
 import shlex
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from reid.errors import UserError
@@ -149,11 +152,18 @@ def is_synthetic(root: str | Path) -> bool:
 
 
 def describe_data(root: str | Path, dataset: str, synthetic: bool | None = None) -> dict:
-    """The `"data"` entry of a result; `synthetic=None` decides from the manifest file."""
+    """The `"data"` entry of a result; `synthetic=None` decides from the manifest file. `synthetic=False`
+    on a folder that holds the manifest is a `UserError` (`evaluate --synthetic no` on the synthetic set);
+    `synthetic=True` on any folder is allowed: it only makes the label more careful."""
     if dataset not in DATASET_NAMES:
         raise UserError(f"unknown dataset {dataset!r}: expected one of {sorted(DATASET_NAMES)}")
     name = DATASET_NAMES[dataset]
-    synthetic = is_synthetic(root) if synthetic is None else synthetic
+    if synthetic is not True:
+        manifest = is_synthetic(root)
+        if synthetic is False and manifest:  # never label the generator's images real, whatever the caller says
+            raise UserError(f"--synthetic no: {root} is the synthetic {name}-layout (it holds the generator's "
+                            f"{SYNTHETIC_MANIFEST}); its numbers cannot be recorded as real data")
+        synthetic = manifest
     return {
         "kind": "synthetic" if synthetic else "real",
         "dataset": name,
@@ -173,19 +183,56 @@ def fingerprint_of(files) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
-@functools.cache
-def _fingerprint(root: str) -> str:
-    entries = []
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            path = os.path.join(folder, name)
+def _dir_id(path) -> tuple[int, int]:
+    info = os.stat(path)  # follows a link: the folder it points to
+    return info.st_dev, info.st_ino
+
+
+def walk_files(root: str | Path) -> tuple[list[tuple[str, int]], list[str]]:
+    """(every file under `root` as (relative POSIX path, bytes), sorted; the folder links that loop back).
+
+    The one walk of a dataset tree, shared by the protocol card's fingerprint and `python -m reid check-data`,
+    so both see the same files the readers read. It follows links to folders (a camera folder may be a link to
+    another disk) but never enters a folder that is one of its own ancestors (`cam6/0003/loop -> ../..`):
+    such a link is returned in the second list instead. Hidden files are listed (check-data reports
+    `.DS_Store` and `._*`); `fingerprint_of` leaves them out. A broken link is a file of size -1; an
+    unreadable folder is listed as a file of size -1 too, so that it is reported rather than skipped."""
+    root = Path(root)
+    files: list[tuple[str, int]] = []
+    loops: list[str] = []
+    stack = [("", frozenset([_dir_id(root)]))]
+    while stack:
+        rel, ancestors = stack.pop()
+        try:
+            with os.scandir(root / rel if rel else root) as it:
+                entries = list(it)
+        except OSError:
+            if rel:
+                files.append((rel, -1))
+            continue
+        for entry in entries:
+            sub = f"{rel}/{entry.name}" if rel else entry.name
             try:
-                size = os.stat(path).st_size
+                ident = _dir_id(entry.path) if entry.is_dir() else None
+            except OSError:
+                ident = None
+            if ident is not None:
+                if ident in ancestors:
+                    loops.append(sub)
+                else:
+                    stack.append((sub, ancestors | {ident}))
+                continue
+            try:
+                size = os.stat(entry.path).st_size
             except OSError:  # a broken link: listed, without a size
                 size = -1
-            entries.append((Path(os.path.relpath(path, root)).as_posix(), size))
-    return fingerprint_of(entries)
+            files.append((sub, size))
+    return sorted(files), sorted(loops)
+
+
+@functools.cache
+def _fingerprint(root: str) -> str:
+    return fingerprint_of(walk_files(root)[0])
 
 
 def dataset_fingerprint(root: str | Path, refresh: bool = False) -> str:
@@ -241,7 +288,8 @@ def _csv_row(name: str, result: dict) -> dict:
 def check_result_location(results_dir: str | Path, name: str, json_path: str | Path | None = None) -> None:
     """Everything `write_result` (and an extra `--json` copy) will need, checked before any work: `name` is
     a plain file name, `results_dir` is (or can be created as) a writable folder, its results.csv has our
-    columns and can be appended to, and neither output path is a folder. Writes nothing."""
+    columns, every row of it parses (so the tables can be rewritten after the new row) and it can be
+    appended to, and neither output path is a folder. Writes nothing but the folder's lock file."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
         raise UserError(f"--name {name!r}: expected a plain file name (no '/', not starting with '.')")
     results_dir = Path(results_dir)
@@ -251,7 +299,9 @@ def check_result_location(results_dir: str | Path, name: str, json_path: str | P
         if path.is_dir():
             raise UserError(f"{path} is a folder, expected a result file there")
     if csv_path.is_file():
-        _check_csv_header(csv_path)
+        with results_lock(results_dir, shared=True):  # not while another process is half-way through a row
+            _check_csv_header(csv_path)
+            _check_csv_rows(csv_path)
         if not os.access(csv_path, os.W_OK):
             raise UserError(f"{csv_path}: cannot append a row (permission denied)")
     if json_path is not None:
@@ -259,6 +309,35 @@ def check_result_location(results_dir: str | Path, name: str, json_path: str | P
         if json_path.is_dir():
             raise UserError(f"--json {json_path}: is a folder, expected a file path")
         check_writable_folder(json_path.parent, f"--json {json_path}:")
+
+
+RESULTS_LOCK = ".results.lock"
+
+
+@contextmanager
+def results_lock(results_dir: Path, shared: bool = False):
+    """Hold `<results_dir>/.results.lock` (`flock`): exclusive while a result is recorded (header check,
+    JSON, appended row, tables), shared while results.csv is only read. Parallel evaluations (a sweep's
+    jobs, two notebooks) then record one after the other: one header, whole rows, tables of every row.
+    Without fcntl (Windows) there is no lock. The lock file is created when missing (a hidden, empty file)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        lock = open(results_dir / RESULTS_LOCK, "a")  # noqa: SIM115 -- closed below, after the unlock
+    except OSError as err:
+        if shared:  # a read-only results folder can still be read
+            yield
+            return
+        raise UserError(f"cannot record the result in {results_dir}: {err.strerror or err}") from None
+    with lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def check_writable_folder(folder: Path, flag: str) -> None:
@@ -272,14 +351,63 @@ def check_writable_folder(folder: Path, flag: str) -> None:
         raise UserError(f"{flag} {folder}: cannot write in {existing} (permission denied)")
 
 
-def check_output_file(path: Path, flag: str, suffixes: tuple[str, ...]) -> None:
-    """An output file a command will write, checked before any work: its suffix is one of `suffixes`, it is
-    not a folder, and its folder is (or can be created as) a writable one. Writes nothing."""
-    if path.suffix.lower() not in suffixes:
+def check_output_file(path: Path, flag: str, suffixes: tuple[str, ...] | None = None) -> None:
+    """An output file a command will write, checked before any work: its suffix is one of `suffixes` (None:
+    any), it is not a folder, an existing file there is not read-only (its owner protected it: it is not
+    replaced), and its folder is (or can be created as) a writable one. Writes nothing."""
+    if suffixes is not None and path.suffix.lower() not in suffixes:
         raise UserError(f"{flag} {path}: expected a file name ending in {' or '.join(suffixes)}")
     if path.is_dir():
         raise UserError(f"{flag} {path}: is a folder, expected a file path")
+    # The mode bits, not os.access: as root os.access says every file is writable.
+    if path.is_file() and (not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222):
+        raise UserError(f"{flag} {path}: the existing file is read-only; not replacing it (remove it or "
+                        "choose another name)")
     check_writable_folder(path.parent, flag)
+
+
+def replacing_note(paths) -> str | None:
+    """"replacing the existing a, b" for the outputs that exist already (a command says so before it
+    overwrites them), or None."""
+    existing = [str(p) for p in paths if Path(p).is_file()]
+    return f"replacing the existing {', '.join(existing)}" if existing else None
+
+
+def _check_csv_rows(csv_path: Path) -> None:
+    """Every row of results.csv has one cell per column and numbers in its metric cells: a damaged table
+    is refused before the work of a new result, not found broken after its JSON and row are written."""
+    from reid.tables import METRICS
+
+    metric_columns = [m for m, _ in METRICS] + [f"{m}_std" for m in ("rank1", "mAP", "mINP")]
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader, [])
+            where = [header.index(m) for m in metric_columns if m in header]
+            for row in reader:
+                line = reader.line_num
+                if len(row) != len(header):
+                    raise UserError(f"{csv_path} line {line}: {len(row)} cells, expected {len(header)} (a row "
+                                    "cut short or glued to another?): fix or remove that line")
+                for i in where:
+                    try:
+                        float(row[i] or 0)
+                    except ValueError:
+                        raise UserError(f"{csv_path} line {line}: {header[i]}={row[i]!r} is not a number: fix or "
+                                        "remove that line") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"{csv_path}: cannot read it ({err})") from None
+
+
+def _end_with_newline(csv_path: Path) -> None:
+    """A results.csv whose last row lacks its line end (edited by hand, or written by another tool) gets
+    one, so the next row starts on a line of its own instead of being glued onto that row."""
+    with open(csv_path, "rb+") as f:
+        if f.seek(0, os.SEEK_END) == 0:
+            return
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) not in (b"\n", b"\r"):
+            f.write(b"\r\n")  # the csv module's own line end
 
 
 def _check_csv_header(csv_path: Path) -> str:
@@ -299,10 +427,22 @@ def _check_csv_header(csv_path: Path) -> str:
     raise UserError(f"{csv_path} has columns {header}, expected {CSV_COLUMNS}: move it aside to start a new table")
 
 
+def _truncate(path: Path, size: int) -> None:
+    """Cut `path` back to `size` bytes (what it held before a failed append); quietly, since the caller is
+    already reporting the failure."""
+    try:
+        if path.is_file() and path.stat().st_size > size:
+            os.truncate(path, size)
+    except OSError:
+        pass
+
+
 def _add_card_columns(csv_path: Path) -> None:
     """Rewrite a results.csv from before the protocol card with today's columns (its rows: empty there),
     atomically, and say so: the column set never changes silently."""
-    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
+    from reid.atomic import temp_path
+
+    tmp = temp_path(csv_path)
     try:
         with open(csv_path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
@@ -327,9 +467,12 @@ def write_result(result: dict, results_dir: str | Path, name: str) -> Path:
     The result must carry `"data"` (from `describe_data`) so that no number loses its label.
     An existing results.csv with another column set is an error rather than a silently
     misaligned table (one from before the protocol card gets the card's columns, and a message).
-    Callers check the location with `check_result_location` before their work.
+    Callers check the location with `check_result_location` before their work. Everything from the header
+    check to the tables happens under the folder's lock (`results_lock`), so processes that record into
+    one folder at once each add one whole row and never a second header.
     """
-    from reid.tables import write_tables
+    from reid.atomic import temp_path
+    from reid.tables import write_tables_unlocked
 
     if "data" not in result or "kind" not in result["data"]:
         raise ValueError("a result must say which data it was computed on: add describe_data(...) as 'data'")
@@ -340,23 +483,29 @@ def write_result(result: dict, results_dir: str | Path, name: str) -> Path:
     except OSError as err:
         raise UserError(f"--results-dir {results_dir}: cannot create it ({err.strerror or err})") from None
     csv_path = results_dir / "results.csv"
-    state = _check_csv_header(csv_path)
-    if state == "previous":
-        _add_card_columns(csv_path)
     json_path = results_dir / f"{name}.json"
-    tmp = json_path.with_name(f".{json_path.name}.tmp")
-    try:
-        # The table is opened first: if it cannot take the row, no JSON appears either.
-        with open(csv_path, "a", newline="", encoding="utf-8") as f:
-            tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
-            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-            if state == "new":
-                writer.writeheader()
-            writer.writerow(_csv_row(name, result))
-            f.flush()
-            os.replace(tmp, json_path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot record the result in {results_dir}: {err.strerror or err}") from None
-    write_tables(results_dir)
+    with results_lock(results_dir):
+        state = _check_csv_header(csv_path)  # again: another process may have written it since the check
+        if state == "previous":
+            _add_card_columns(csv_path)
+        tmp = temp_path(json_path)
+        size = csv_path.stat().st_size if csv_path.is_file() else 0
+        try:
+            if state != "new":
+                _end_with_newline(csv_path)
+            # The table is opened first: if it cannot take the row, no JSON appears either.
+            with open(csv_path, "a", newline="", encoding="utf-8") as f:
+                tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
+                writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+                if state == "new":
+                    writer.writeheader()
+                writer.writerow(_csv_row(name, result))
+                f.flush()
+                os.replace(tmp, json_path)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            _truncate(csv_path, size)  # a row cut short by a full disk would break every later table
+            raise UserError(f"cannot record the result in {results_dir}: {err.strerror or err}; results.csv "
+                            "is left as it was") from None
+        write_tables_unlocked(results_dir)
     return json_path

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from reid.atomic import atomic_outputs, write_text_atomically
 from reid.errors import UserError
 from reid.experiments import Settings, chance, default_ablation_batches, default_regdb_splits
 
@@ -61,6 +62,8 @@ def reproduce_dataset(s: Settings, dataset: str, overrides, device) -> dict:
 
 def reproduce(s: Settings, overrides=(), device=None) -> dict:
     """Train, evaluate and record every dataset the settings hold; write the summary and the figures."""
+    import matplotlib.pyplot as plt
+
     from reid.viz import plot_training_curves
 
     summary: dict = {"profile": s.profile, "data": {d: str(s.root(d)) for d in s.datasets()},
@@ -71,15 +74,16 @@ def reproduce(s: Settings, overrides=(), device=None) -> dict:
     for dataset in summary["data"]:
         summary[dataset] = reproduce_dataset(s, dataset, overrides, device)
         png = s.figures_dir / f"training_curves_{dataset}_{s.profile}.png"
-        plot_training_curves(Path(summary[dataset]["runs"][0]) / "log.csv", png,
-                             title=f"{s.profile} profile, {dataset} layout")
+        with atomic_outputs([png], "--figures-dir") as (tmp,):  # never a truncated figure over a good one
+            plt.close(plot_training_curves(Path(summary[dataset]["runs"][0]) / "log.csv", tmp,
+                                           title=f"{s.profile} profile, {dataset} layout"))
         figures.append(str(png))
     if "sysu" in summary:
         summary["learning_check"] = learning_check(summary["sysu"])
     summary["figures"] = figures
     s.results_dir.mkdir(parents=True, exist_ok=True)
     path = s.results_dir / f"reproduce_{s.profile}.json"
-    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    write_text_atomically(path, json.dumps(summary, indent=2, default=str) + "\n", "--results-dir")
 
     print("\n== outputs")
     print(f"  training runs:   {s.runs_dir}/ (last.pt, best.pt, log.csv, tb/, config.yaml, results/ per run)")
@@ -99,22 +103,30 @@ def run(profile: str = "smoke", data: str | None = None, dataset: str | None = N
         synthetic_root: str = "data/synthetic", runs_dir: str = "runs", results_dir: str = "results",
         figures_dir: str = "figures", regdb_splits: int | None = None, overrides=(), device=None) -> dict:
     """`python -m reid reproduce`: settings from the command line (the synthetic set unless `data`)."""
+    from reid.config import load_config
     from reid.data.synthetic import ensure_synthetic, summarize
+    from reid.experiments import check_profile, profile_config
+    from reid.provenance import is_synthetic
 
+    # The profile and the overrides first: a typo is one line, not a minute of data generation before it.
+    check_profile(profile)
+    if data is not None and not Path(data).is_dir():
+        raise UserError(f"--data {data}: no such directory")
+    for name in ("sysu", "regdb") if data is None else (dataset or guess_dataset(Path(data)),):
+        load_config(profile_config(profile, name), overrides)
+    splits = regdb_splits or default_regdb_splits(profile)
+    if not 1 <= splits <= 10:
+        raise UserError(f"--regdb-splits {splits}: RegDB has splits 1..10")
     if data is None:
         synthetic = Path(ensure_synthetic(Path(synthetic_root), seed=0))
         roots = {"sysu": synthetic / "SYSU-MM01", "regdb": synthetic / "RegDB"}
         print(summarize(synthetic))
         print("(numbers below are synthetic-layout numbers, not SYSU-MM01/RegDB numbers)")
     else:
-        root = Path(data)
-        if not root.is_dir():
-            raise UserError(f"--data {root}: no such directory")
-        roots = {dataset or guess_dataset(root): root}
-    splits = regdb_splits or default_regdb_splits(profile)
-    if not 1 <= splits <= 10:
-        raise UserError(f"--regdb-splits {splits}: RegDB has splits 1..10")
-    s = Settings(roots.get("sysu"), roots.get("regdb"), synthetic=data is None, profile=profile,
+        roots = {dataset or guess_dataset(Path(data)): Path(data)}
+    # What the data say, as results do: `--data` pointing at (a link to) the synthetic set is synthetic.
+    labelled_synthetic = any(is_synthetic(root) for root in roots.values())
+    s = Settings(roots.get("sysu"), roots.get("regdb"), synthetic=labelled_synthetic, profile=profile,
                  regdb_splits=splits, ablation_batches=default_ablation_batches(profile),
                  runs_dir=Path(runs_dir), results_dir=Path(results_dir), figures_dir=Path(figures_dir))
     return reproduce(s, overrides, device)

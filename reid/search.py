@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reid.atomic import atomic_outputs
 from reid.data.dataset import UncachedImages, read_resized
 from reid.errors import UserError
 from reid.evaluate import check_device, distances, extract_features, load_model
-from reid.provenance import check_output_file
+from reid.provenance import check_output_file, replacing_note
 
 # Files with other suffixes in a folder (notes, Thumbs.db, label files) are skipped, and the skip is printed.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
@@ -143,15 +144,18 @@ def search_command(checkpoint: str | Path, query: str | Path, gallery: str | Pat
         raise UserError(f"--figure-queries must be >= 1, got {figure_queries}")
     _check_settings(batch_size, device)
     check_output_file(out, "--out", FIGURE_SUFFIXES)
-    if csv_path.is_dir():
-        raise UserError(f"{csv_path} is a folder, expected the CSV beside --out {out} there")
+    check_output_file(csv_path, f"the CSV beside --out {out}:")
     model = load_model(checkpoint)
     query_paths = list_images(query, "--query")
     gallery_paths = list_images(gallery, "--gallery")
+    note = replacing_note([csv_path, out])
+    if note:
+        print(note)
     order, dist = search(model, query_paths, gallery_paths, top, batch_size, device, flip)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rows = write_ranks_csv(csv_path, query_paths, gallery_paths, order, dist)
-    plot_search(query_paths, gallery_paths, order, dist, model.cfg.img_size, out, figure_queries)
+    # Both written beside their names, then renamed: never a new CSV with an old figure, or half a file.
+    with atomic_outputs([csv_path, out], "--out") as (csv_tmp, figure_tmp):
+        rows = write_ranks_csv(csv_tmp, query_paths, gallery_paths, order, dist)
+        plot_search(query_paths, gallery_paths, order, dist, model.cfg.img_size, figure_tmp, figure_queries)
     shown = min(figure_queries, len(query_paths))
     print(f"{len(query_paths)} quer{'y' if len(query_paths) == 1 else 'ies'} against {len(gallery_paths)} "
           f"gallery images, top {order.shape[1]} each by cosine distance ({model.cfg.test_feature} embedding"
@@ -170,14 +174,16 @@ def embed_command(checkpoint: str | Path, images: str | Path, out: str | Path, *
     paths_file = out.with_suffix(".txt")
     _check_settings(batch_size, device)
     check_output_file(out, "--out", (".npy",))
-    if paths_file.is_dir():
-        raise UserError(f"{paths_file} is a folder, expected the path list beside --out {out} there")
+    check_output_file(paths_file, f"the path list beside --out {out}:")
     model = load_model(checkpoint)
     paths = list_images(images, "--images")
+    note = replacing_note([out, paths_file])  # the .txt was never named by the user: say so
+    if note:
+        print(note)
     features = embed_images(model, paths, batch_size, device, flip).numpy().astype(np.float32)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, features)
-    paths_file.write_text("".join(f"{p}\n" for p in paths), encoding="utf-8")
+    with atomic_outputs([out, paths_file], "--out") as (npy_tmp, txt_tmp):
+        np.save(npy_tmp, features)
+        txt_tmp.write_text("".join(f"{p}\n" for p in paths), encoding="utf-8")
     print(f"wrote {out} ({features.shape[0]} x {features.shape[1]} float32, L2-normalised "
           f"{model.cfg.test_feature} embeddings{', flip' if flip else ''}) and {paths_file} (the image of "
           "each row, in order)")

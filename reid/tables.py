@@ -1,7 +1,8 @@
 """Mean ± std tables of `results.csv`: `results.md` (Markdown) and `results.tex` (LaTeX) beside it.
 
-`reid.provenance.write_result` rewrites both after every row it appends, so they always say what the CSV
-says; `write_tables("results")` rewrites them by hand (e.g. after two results.csv were merged).
+`reid.provenance.write_result` rewrites both after every row it appends (under the folder's lock, so
+parallel recordings never interleave), so they always say what the CSV says; `write_tables("results")`
+rewrites them by hand (e.g. after two results.csv were merged).
 
 A table row is one run name under one protocol, over training seeds:
 - run name: the card's `config` (the run's config name, e.g. `table3_ta@smoke`); a CSV row without one (a
@@ -144,7 +145,9 @@ def latex_table(rows: list[dict]) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    from reid.atomic import temp_path
+
+    tmp = temp_path(path)  # a name of its own: two processes rewriting the tables never share a temporary file
     try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
@@ -155,7 +158,16 @@ def _write(path: Path, text: str) -> None:
 
 
 def write_tables(results_dir: str | Path) -> tuple[Path, Path]:
-    """Rewrite `<results_dir>/results.md` and `results.tex` from `<results_dir>/results.csv`."""
+    """Rewrite `<results_dir>/results.md` and `results.tex` from `<results_dir>/results.csv`, holding the
+    folder's lock (`reid.provenance.results_lock`) so that no result is recorded half-way through."""
+    from reid.provenance import results_lock
+
+    with results_lock(Path(results_dir)):
+        return write_tables_unlocked(results_dir)
+
+
+def write_tables_unlocked(results_dir: str | Path) -> tuple[Path, Path]:
+    """`write_tables` for a caller that holds the lock already (`write_result`)."""
     results_dir = Path(results_dir)
     csv_path = results_dir / "results.csv"
     try:

@@ -3,7 +3,8 @@
     check_data(root, "sysu" | "regdb") -> DataReport      counts vs the facts, file problems, fingerprint
     DataReport.text()                                       what the command prints; .ok decides exit 0 / 1
 
-One walk over the tree lists every file and its size (the fingerprint: a hash of the sorted relative
+One walk over the tree lists every file and its size (`reid.provenance.walk_files`, the walk of the protocol
+card too: links to folders are followed, loops are not; the fingerprint: a hash of the sorted relative
 paths and sizes, the same on every machine that holds the same copy), then every image is decoded once
 (to catch truncated files and odd modes) and files that share a size are hashed (exact duplicates).
 A synthetic set (it carries the generator's synthetic.json) is compared with its own manifest instead,
@@ -13,7 +14,6 @@ and how its shape differs from the real dataset is listed as information, not as
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -25,7 +25,7 @@ from reid.data.dataset import SIXTEEN_BIT_MODES
 from reid.data.regdb import THERMAL, VISIBLE, idx_path, read_idx_file
 from reid.data.sysu import ALL_CAMERAS, IR_CAMERAS, RGB_CAMERAS, is_image_name, read_id_file
 from reid.errors import UserError
-from reid.provenance import DATASET_NAMES, fingerprint_of, synthetic_manifest
+from reid.provenance import DATASET_NAMES, fingerprint_of, synthetic_manifest, walk_files
 
 # SYSU-MM01: Wu et al., "RGB-Infrared Cross-Modality Person Re-Identification", ICCV 2017 (491 people, six
 # cameras; 296 train + 99 val + 96 test identities) and its evaluation protocol as the published cross-modal
@@ -135,8 +135,10 @@ def check_data(root: str | Path, dataset: str) -> DataReport:
     root = Path(root)
     _check_layout(root, dataset)
     manifest = synthetic_manifest(root)
-    files = _walk(root)
+    files, loops = walk_files(root)  # the protocol card's walk: links to folders followed, loops not
     problems: list[str] = []
+    if loops:
+        problems.append(_listing("folder links that loop back to a folder above them (not followed)", loops))
     notes: list[str] = []
     count = _sysu_counts if dataset == "sysu" else _regdb_counts
     found = count(root, files, problems, notes)
@@ -174,20 +176,6 @@ def _check_layout(root: Path, dataset: str) -> None:
         other = next((d for d in LAYOUT if d != dataset and any((root / n).is_dir() for n in LAYOUT[d][1])), None)
         hint = f"; it looks like {DATASET_NAMES[other]} (--dataset {other})" if other else ""
     raise UserError(f"{root}: not a {DATASET_NAMES[dataset]} layout (expected {expected}){hint}")
-
-
-def _walk(root: Path) -> list[tuple[str, int]]:
-    """Every file under `root` as (relative POSIX path, bytes), sorted by path."""
-    out = []
-    for folder, _, names in os.walk(root):
-        for name in names:
-            path = Path(folder) / name
-            try:
-                size = path.stat().st_size
-            except OSError:  # a broken link: listed, and reported as unreadable below
-                size = -1
-            out.append((path.relative_to(root).as_posix(), size))
-    return sorted(out)
 
 
 def _spread(values) -> int | str | None:

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from reid.atomic import write_text_atomically
 from reid.errors import UserError
 
 GENERATOR_VERSION = 4
@@ -525,9 +526,9 @@ def make_synthetic(out: str | Path, seed: int = 0, small: bool = False, **sizes)
     # Rewritten last: the full manifest means the generation finished. A copy in each layout folder
     # travels with it, so a copied or linked SYSU-MM01/ or RegDB/ still says it is synthetic.
     text = json.dumps(_manifest(seed, spec), indent=2) + "\n"
-    for name in LAYOUTS:
-        (out / name / MANIFEST).write_text(text)
-    manifest.write_text(text)
+    for name in LAYOUTS:  # whole or not at all: a half-written manifest would read as a broken generation
+        write_text_atomically(out / name / MANIFEST, text, "--out")
+    write_text_atomically(manifest, text, "--out")
     return out
 
 
@@ -628,7 +629,7 @@ def write_masks(root: str | Path, out: str | Path | None = None) -> Path:
         path = mask_path(out, layout, shot.rel)
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(silhouette(shot.person, shot.camera, shot.rng(), sizes.height, sizes.width)).save(path)
-    (out / MASKS_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_text_atomically(out / MASKS_MANIFEST, json.dumps(manifest, indent=2) + "\n", "--out")
     return out
 
 
