@@ -278,6 +278,7 @@ class Settings:
     workers: int | None = None  # data.workers for every run; None: the config's
     seeds_given: bool = False  # REID_SEEDS was set: a sweep grid then uses these seeds for every row
     retrain: bool = False  # REID_RETRAIN=1: sweep notebooks run every job instead of reading committed results
+    missing: str = "train"  # REID_MISSING=skip: sweep notebooks show a partial table instead of training
     runs_dir: Path = Path("runs")
     results_dir: Path = Path("results")
     figures_dir: Path = Path("figures")
@@ -354,6 +355,13 @@ def check_profile(profile: str, flag: str = "--profile ") -> None:
                         f"({err})") from None
 
 
+def _env_choice(environ, name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = environ.get(name, default)
+    if value not in allowed:
+        raise UserError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
 def default_regdb_splits(profile: str) -> int:
     return 10 if profile in PAPER_PROFILES else SMOKE_REGDB_SPLITS
 
@@ -373,6 +381,8 @@ def settings(environ=None) -> Settings:
     REID_STEPS_CAP                   at most this many steps per epoch in every run: a test budget that only
                                      checks the notebooks run (`make test` sets it; default 0 = no cap)
     REID_RETRAIN                     1: notebooks 05/06 train every row instead of reading committed results
+    REID_MISSING                     train (default) | skip: 05/06 leave jobs without a committed result out
+                                     of their tables (labelled partial) instead of training them
     REID_OUTPUT_DIR                  where results/ and figures/ are written (default: the repository)
     REID_PRETRAINED                  ImageNet weights: a checkpoint file, timm, or none (default: the config's)
     REID_WORKERS                     data-loader worker processes (default: 0 on Windows and macOS, where
@@ -420,5 +430,6 @@ def settings(environ=None) -> Settings:
         workers=_env_int(environ, "REID_WORKERS", 0, 0, 64) if "REID_WORKERS" in environ or sys.platform in (
             "win32", "darwin") else None,
         seeds_given="REID_SEEDS" in environ, retrain=_env_int(environ, "REID_RETRAIN", 0, 0, 1) == 1,
+        missing=_env_choice(environ, "REID_MISSING", "train", ("train", "skip")),
         runs_dir=root / "runs", results_dir=outputs / "results", figures_dir=outputs / "figures",
     )

@@ -512,6 +512,11 @@ def notebook_sweep(S, name: str, parallel: int | None = None):
     rows, missing = ([], list(range(len(grid.jobs)))) if S.retrain else collect(grid, out)
     print(f"grid {name}: {len(grid.entries)} entries, {len(grid.jobs)} jobs; "
           f"{len(grid.jobs) - len(missing)} read from {out}, {len(missing)} to run")
+    if missing and S.missing == "skip":
+        print(f"PARTIAL (REID_MISSING=skip): {len(missing)} jobs have no result and are left out: "
+              + "; ".join(f"{row_label(grid.jobs[i].row)} seed {grid.jobs[i].seed} {grid.jobs[i].budget} steps"
+                          for i in missing))
+        return pd.DataFrame(rows)
     if missing:
         todo = Grid(jobs=[grid.jobs[i] for i in missing],
                     entries=[{**e, "job": missing.index(e["job"])} for e in grid.entries if e["job"] in missing])

@@ -197,6 +197,12 @@ def test_notebooks_read_committed_results_and_train_only_what_is_missing(synthet
     record.write_text(json.dumps(data))
     grid = sweep.settings_grid(S, "tiny")
     assert sweep.collect(grid, tmp_path / "results" / "sweeps" / "tiny")[1] == [0]
+    # REID_MISSING=skip: a partial table, nothing trained
+    import dataclasses
+
+    partial = sweep.notebook_sweep(dataclasses.replace(S, missing="skip"), "tiny")
+    assert "PARTIAL (REID_MISSING=skip): 1 jobs" in capsys.readouterr().out
+    assert set(partial["label"]) == {"table4_trihardw"} and not (tmp_path / "runs").exists()
 
 
 @pytest.mark.slow
