@@ -212,6 +212,32 @@ def describe_device(device: torch.device, amp_dtype) -> str:
 RESUMABLE_CHANGES = ("train.epochs", "data.workers")
 LOCK_NAME = ".lock"
 
+# The run-folder locks this process holds (file descriptors). A forked child -- a DataLoader worker --
+# inherits them, and an flock lasts while any process has the file open: after a kill -9 of the trainer its
+# workers (alive until they notice, seconds later) would still hold the folder, and the `--resume` that
+# follows would be refused as "another training is running". Children close their copies at once.
+_HELD_LOCKS: list = []  # the open lock files; one closed without `_release_lock` is skipped
+
+
+def _close_locks_in_child() -> None:
+    for lock in _HELD_LOCKS:
+        if not lock.closed:  # a closed one's number may be another file's by now
+            try:
+                os.close(lock.fileno())  # the child's copy only: the parent's lock stays
+            except OSError:
+                pass
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_locks_in_child)
+
+
+def _release_lock(lock) -> None:
+    if lock in _HELD_LOCKS:
+        _HELD_LOCKS.remove(lock)
+    lock.close()
+
 
 def _open_run_folder(output_dir: Path):
     """Create the run folder (a one-line error when it cannot be) and lock it for this process: a second
@@ -237,6 +263,7 @@ def _open_run_folder(output_dir: Path):
         lock.close()
         raise UserError(f"--output-dir {output_dir}: another training is running in this folder "
                         f"(it holds {output_dir / LOCK_NAME}); wait for it or choose another folder") from None
+    _HELD_LOCKS[:] = [held for held in _HELD_LOCKS if not held.closed] + [lock]
     # Temporary files of checkpoint writes that a killed process left behind (we hold the lock: no
     # other process is writing them).
     for tmp in [*output_dir.glob(".*.pt.*.tmp"), *output_dir.glob(".config.yaml.tmp"),
@@ -328,7 +355,7 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
         raise
     finally:
         if lock is not None:
-            lock.close()
+            _release_lock(lock)
 
 
 def _remove_if_only_lock(output_dir: Path) -> None:
@@ -401,7 +428,7 @@ def repair_best_checkpoint(output_dir: str | os.PathLike, locked: bool = False) 
         raise UserError(f"{best_path}: cannot restore it from last.pt ({err.strerror or err})") from None
     finally:
         if lock is not None:
-            lock.close()
+            _release_lock(lock)
     print(f"{best_path}: restored from last.pt (epoch {epoch}), the model this run reports")
     return True
 
@@ -471,7 +498,7 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
         print(describe_device(device, amp_dtype) + (f" x {world_size} ranks" if world_size > 1 else ""))
         print(data.describe())
         per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        print(f"image cache: {data.cache_bytes / 2**30:.2f} GiB decoded in this process"
+        print(f"image cache: {data.cache_bytes / 2**20:,.0f} MiB decoded in this process"
               + (f"; each rank keeps its own: {per_node} x that per node" if world_size > 1 else ""))
         if world_size > 1:
             batch = 2 * cfg.data.num_ids * cfg.data.num_instances
@@ -640,7 +667,8 @@ class _StepStats:
         finite = torch.isfinite(window[:, 0]).float()
         if self.world_size > 1:  # every rank must stop together, or the others hang in the next all-reduce
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-        values, finite = window.cpu().tolist(), finite.cpu().tolist()  # the one host sync of the window
+        rows = torch.cat([window, finite[:, None].to(window.dtype)], dim=1).cpu().tolist()  # the window's one sync
+        values, finite = [r[:4] for r in rows], [r[4] for r in rows]
         self.reads += 1
         first, self.pending = self.first_step, []
         self.first_step += len(values)
