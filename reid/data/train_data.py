@@ -37,7 +37,9 @@ from reid.data.transforms import build_test_transform, build_train_transform
 from reid.errors import UserError
 from reid.rng import seed_everything
 
-AUTO_WORKERS_MAX = 8  # per rank: 8 workers at ~180 images/s each feed ~1,400 images/s (benchmarks/bench_pipeline.py)
+# Per rank. One worker made 350-700 images/s at 288x144 (P8K4 + grey copies) on a loaded 2-core EPYC
+# (benchmarks/bench_pipeline.py): 8 make ~3-5 k images/s, about what one GPU trains preset 18 at (estimate).
+AUTO_WORKERS_MAX = 8
 
 DEFAULT_SYNTHETIC_ROOT = Path("data/synthetic")
 LAYOUT_DIRS = {"sysu": "SYSU-MM01", "regdb": "RegDB"}
