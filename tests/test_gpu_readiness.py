@@ -415,3 +415,44 @@ def test_a_killed_trainers_forked_workers_do_not_hold_its_folder(tmp_path):
         _release_lock(lock)
     finally:
         os.kill(child, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------------------------- the GPU check
+
+def _gpu_check():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_without_a_gpu_says_so_in_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    check = _gpu_check()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("sys.argv", ["gpu_check.py", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "gpu.md")])
+    assert check.main() == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("gpu-check: no CUDA GPU") and "nothing written" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gpu_check_report_holds_every_figure():
+    """The report of a GPU run, from made-up figures: every section renders (it cannot run here)."""
+    check = _gpu_check()
+    env = {"card": "NVIDIA H200", "driver": "580.159.03", "cuda": "13.0", "torch": "2.14.1"}
+    bench = [{"preset": "9", "params_m": 20.1, "images_per_s": 9000.0, "ms_per_step": 10.7, "peak_gib": 6.1},
+             {"preset": "18", "params_m": 43.3, "images_per_s": 4000.0, "ms_per_step": 24.0, "peak_gib": 11.0},
+             {"preset": "base", "error": "exit 1: CUDA out of memory"}]
+    loader = {"steps": 300, "workers": 8, "images_per_s": 3000.0, "epoch_s": 10.0, "run_s": 40.0, "data_s": 90.0}
+    resume = {"killed_after_epoch": 1, "bit_equal": False, "max_abs_diff": 1e-6, "floor_max_abs_diff": 2e-6}
+    evaluation = {"eval_s": 12.0, "rank1": 3.1, "mAP": 4.2, "steps": 300, "gradcam": "ran: 16 images"}
+    text = check.report(env, bench, loader, resume, evaluation, 400.0)
+    for needle in ("NVIDIA H200", "580.159.03", "| 18 | 43.3 M | 4000 |", "failed: exit 1: CUDA out of memory",
+                   "8 workers", "75 % of the random-tensor rate", "after epoch 1", "differ by up to 2e-06",
+                   "10-trial all-search evaluation: 12 s", "Grad-CAM: ran"):
+        assert needle in text, needle
+    assert "failed: boom" in check.report(env, bench, "boom", "boom", "boom", 1.0)
