@@ -13,7 +13,7 @@ DATASET  ?=
 PROFILE  ?= smoke
 PRETRAINED ?=
 
-.PHONY: reproduce ablation test install lab notebooks lint bench clean
+.PHONY: reproduce ablation test install lab notebooks lint bench gpu-check gpu-check-run clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,20 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The GPU check of issue 20 (benchmarks/gpu_check.py, under 8 minutes on one H100/H200): model speed at presets
+# 9/18/base, one loader-fed epoch on a real-scale synthetic SYSU-MM01, kill + resume on CUDA, evaluation and
+# Grad-CAM on CUDA -> results/gpu.md. Where no NVIDIA GPU is visible it says so in one line and stops before
+# anything is installed or written. OFFLINE=1: no venv, the machine's own python3 and its packages (a GPU
+# machine that cannot reach a package index but holds torch, timm and the rest).
+GPU_DEPS := $(if $(OFFLINE),,$(STAMP))
+GPU_PY   := $(if $(OFFLINE),$(PYTHON),$(PY))
+gpu-check:
+	@nvidia-smi -L >/dev/null 2>&1 || { echo "gpu-check: no NVIDIA GPU on this machine (nvidia-smi lists none): nothing run, nothing written" >&2; exit 1; }
+	@$(MAKE) --no-print-directory gpu-check-run
+
+gpu-check-run: $(GPU_DEPS)
+	PYTHONPATH=. $(GPU_PY) benchmarks/gpu_check.py
 
 clean:
 	rm -rf data runs .pytest_cache

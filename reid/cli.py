@@ -185,7 +185,7 @@ def analyse(args) -> None:
 # ---------------------------------------------------------------------------------------- reproduce
 
 def add_reproduce(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="smoke", help="smoke (CPU), paper, paper_literal, or any config name/path")
+    p.add_argument("--profile", default="smoke", help="smoke (CPU), paper, paper_literal, paper_literal_batch (P4K4), or any config name/path")
     p.add_argument("--data", default=None, help="root of a real SYSU-MM01 or RegDB copy")
     p.add_argument("--dataset", default=None, choices=["sysu", "regdb"], help="which dataset --data is")
     p.add_argument("--synthetic-root", default="data/synthetic")

@@ -51,7 +51,8 @@ class DataConfig:
     gray_of: str = "visible"  # which images get a grayscale copy: "visible" only | "both" modalities
     val_fraction: float = 0.1  # share of the training identities held out for model selection (0: none,
     # the last epoch is the model)
-    workers: int = 2
+    workers: int = 2  # DataLoader worker processes per rank, or "auto": sized from this process's CPUs
+    # (reid.data.train_data.resolve_workers, stated in the run's first lines)
     test_batch_size: int = 64
 
 
@@ -208,6 +209,8 @@ def _check_types(cfg: ExperimentConfig, source: str) -> None:
         obj, defaults = getattr(cfg, section), SECTIONS[section]()
         for f in dataclasses.fields(obj):
             value, default = getattr(obj, f.name), getattr(defaults, f.name)
+            if (section, f.name) in WORD_VALUES and value in WORD_VALUES[(section, f.name)]:
+                continue
             if default is None:
                 ok = value is None or isinstance(value, str)
             elif isinstance(default, bool):
@@ -220,12 +223,17 @@ def _check_types(cfg: ExperimentConfig, source: str) -> None:
                 ok = isinstance(value, type(default))
             if not ok:
                 expected = "a path or null" if default is None else _type_name(default)
+                words = WORD_VALUES.get((section, f.name))
+                expected += f" or {' / '.join(words)}" if words else ""
                 raise UserError(f"{section}.{f.name}={value!r} in {source}: expected {expected}")
 
 
+# Words a numeric field accepts besides its numbers (resolved where the value is used).
+WORD_VALUES = {("data", "workers"): ("auto",)}
+
 # (key, test, what is expected): value checks run on every config before any work starts.
 RANGES = [
-    ("data.workers", lambda v: v >= 0, ">= 0"),
+    ("data.workers", lambda v: v == "auto" or v >= 0, ">= 0 or auto"),
     ("data.test_batch_size", lambda v: v >= 1, ">= 1"),
     ("data.random_erasing", lambda v: 0.0 <= v <= 1.0, "a probability, 0 <= p <= 1"),
     ("loss.epsilon", lambda v: 0.0 <= v < 1.0, "0 <= epsilon < 1"),
@@ -329,6 +337,12 @@ def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
                 raise UserError(f"--set {key}: unknown key {name!r} in section {section!r} "
                                 f"(expected one of {sorted(defaults[section])})")
             current = raw.get(section, {}).get(name, defaults[section][name])
+            words = WORD_VALUES.get((section, name), ())
+            if text.strip() in words:
+                raw.setdefault(section, {})[name] = text.strip()
+                continue
+            if current in words:  # a number over a word: typed like the default
+                current = defaults[section][name]
         else:
             raise UserError(f"--set {key}: unknown section {section!r} (expected {', '.join(SECTIONS)})")
         raw.setdefault(section, {})[name] = _parse_like(text, current, key)

@@ -60,6 +60,35 @@ def collapse_warnings(shares: list[dict], names: Sequence[str] | None = None,
             if s["share"] < min_share]
 
 
+# The fix to try when a part's share is off (docs/deviations.md, "Metric geometry"): the triplet acts on the
+# raw concatenation with margin alpha = 1 (Eq. 14-15), so whichever part has the largest scale decides the
+# distances. ImageNet CLS tokens are larger than pooled maps on real data and may dominate; on CPU-sized
+# runs from scratch the CLS parts collapse instead.
+GEOMETRY_FIX = ("try model.part_norm=bn (each part batch-normalised before the concatenation, so every part "
+                "counts at its own scale) or model.pooling=gap (no CLS parts)")
+
+
+def geometry_warnings(shares: list[dict], names: Sequence[str] | None = None, min_share: float = 0.05,
+                      max_share: float = 0.80) -> list[str]:
+    """Messages for parts whose share of the pair distances is below `min_share` (it hardly contributes)
+    or above `max_share` (it decides the distances alone), each with the fix to try. Nothing for a single
+    part, which is the whole feature."""
+    if len(shares) < 2:
+        return []
+    names = list(names) if names is not None else [f"part {i}" for i in range(len(shares))]
+    messages = []
+    for name, s in zip(names, shares):
+        if s["share"] < min_share:
+            what = "it hardly contributes to the metric space"
+        elif s["share"] > max_share:
+            what = "it dominates the distances the triplet loss sees; the other parts hardly count"
+        else:
+            continue
+        messages.append(f"{name}: {100 * s['share']:.1f} % of the squared pair distance (variance "
+                        f"{s['variance']:.3g}) -- {what}; {GEOMETRY_FIX}")
+    return messages
+
+
 def part_names(num_parts: int) -> list[str]:
     """Readable names of the parts for the default layouts (2 branches x gap+cls, or one per branch)."""
     if num_parts == 4:
@@ -74,4 +103,4 @@ def format_shares(shares: list[dict], names: Sequence[str] | None = None) -> str
     return " ".join(f"{n}={100 * s['share']:.1f}%" for n, s in zip(names, shares))
 
 
-__all__ = ["collapse_warnings", "format_shares", "part_names", "part_shares"]
+__all__ = ["collapse_warnings", "format_shares", "geometry_warnings", "part_names", "part_shares"]

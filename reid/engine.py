@@ -64,12 +64,19 @@ def lr_factor(epoch: int, optim) -> float:
     return warmup * optim.gamma ** sum(epoch >= m for m in optim.milestones)
 
 
-def build_optimizer(model: nn.Module, criterion: nn.Module, optim) -> torch.optim.Optimizer:
-    """Backbone at lr * backbone_lr_scale, the rest (CSA, BN neck, classifier) at lr.
+def build_optimizer(model: nn.Module, criterion: nn.Module, optim, lr_scale: float = 1.0) -> torch.optim.Optimizer:
+    """Backbone and CSA at lr * backbone_lr_scale, the BN neck, classifier (and loss parameters) at lr.
 
+    CSA sits with the backbone as in the cross-modal code whose recipe the paper configs follow (AGW and
+    its descendants): only the BN neck and the classifier train at the full lr, every other module -- their
+    inserted non-local attention blocks too -- at 0.1 x lr (docs/deviations.md, "CSA's learning rate").
+    Where backbone_lr_scale is 1 the two rates are the same and CSA stays in the head's group, the layout of
+    the checkpoints trained before this rule (the CPU profiles), so that they still resume.
+    `lr_scale` multiplies every rate: the linear scaling rule under DDP (`_train`).
     Biases, norms, position embeddings and class tokens get no weight decay (the usual ViT practice).
     The center loss's centres are not here: `build_center_optimizer`.
     """
+    csa_with_backbone = optim.backbone_lr_scale != 1.0
     no_decay_names = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
     centers = {id(p) for p in criterion.center_parameters()} if hasattr(criterion, "center_parameters") else set()
     groups: dict[tuple[bool, bool], list] = {}
@@ -78,21 +85,21 @@ def build_optimizer(model: nn.Module, criterion: nn.Module, optim) -> torch.opti
     for name, param in named:
         if not param.requires_grad or id(param) in centers:
             continue
-        is_backbone = name.startswith("backbone.")
+        is_backbone = name.startswith("backbone.") or (csa_with_backbone and name.startswith("csa."))
         decay = param.ndim > 1 and name not in no_decay_names and not name.startswith("criterion.")
         groups.setdefault((is_backbone, decay), []).append(param)
     param_groups = [
-        {"params": params, "lr": optim.lr * (optim.backbone_lr_scale if is_backbone else 1.0),
+        {"params": params, "lr": lr_scale * optim.lr * (optim.backbone_lr_scale if is_backbone else 1.0),
          "weight_decay": optim.weight_decay if decay else 0.0}
         for (is_backbone, decay), params in sorted(groups.items())
     ]
     if optim.name == "sgd":
-        return torch.optim.SGD(param_groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
+        return torch.optim.SGD(param_groups, lr=lr_scale * optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
     cls = torch.optim.AdamW if optim.name == "adamw" else torch.optim.Adam
     # fused: one kernel for all parameters instead of a loop over ~175 small tensors (~8 % of a smoke-profile
     # CPU step, benchmarks/bench_train.py). Off by default: its float rounding differs, so runs would not
     # repeat the committed results.
-    return cls(param_groups, lr=optim.lr, betas=(optim.momentum, optim.beta2), fused=optim.fused or None)
+    return cls(param_groups, lr=lr_scale * optim.lr, betas=(optim.momentum, optim.beta2), fused=optim.fused or None)
 
 
 def build_center_optimizer(criterion: nn.Module, loss) -> torch.optim.Optimizer | None:
@@ -117,13 +124,18 @@ def _center_step(center_optimizer, criterion, scaler, world_size: int) -> None:
 
 # ------------------------------------------------------------------------------------------ training
 
-def _distributed() -> tuple[int, int, bool]:
-    """(rank, world_size, created): join torchrun's process group when its variables say so."""
+def _distributed(device: torch.device | None = None) -> tuple[int, int, bool]:
+    """(rank, world_size, created): join torchrun's process group when its variables say so. NCCL for a
+    GPU run, bound to this rank's GPU (`device_id`, which `_device` has already made current: NCCL's
+    communicator then starts on the right card instead of on cuda:0 for every rank), gloo for the CPU."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), False
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size > 1:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if device is not None and device.type == "cuda":
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
         return dist.get_rank(), world_size, True
     return 0, 1, False
 
@@ -149,22 +161,82 @@ def _write_log(path: Path, rows: list[dict]) -> None:
 
 
 def _device(device) -> torch.device:
-    """The requested device, or this rank's GPU under torchrun, or the CPU."""
+    """The requested device, or this rank's GPU under torchrun, or the CPU; a GPU is made current.
+
+    `cuda` without an index means this rank's GPU (LOCAL_RANK), so that `--device cuda` under torchrun
+    does not put every rank on cuda:0 (and DDP is never given `device_ids=[None]`)."""
     from reid.evaluate import check_device
 
     check_device(None if device is None else str(device))  # one line for `--device foo` or a missing GPU
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device is None:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return device
+
+
+# Presets small enough to train on a CPU (the smoke profiles, the tests); anything larger on real data is
+# a GPU run (`check_gpu_run`).
+CPU_PRESETS = ("micro", "tiny")
+
+
+def check_gpu_run(cfg: ExperimentConfig, requested, device: torch.device, synthetic: bool) -> None:
+    """Refuse, in one line, a paper-sized model on real data that would train on the CPU only because
+    no GPU was found (a CUDA build that does not match the driver, say): ~23 s a step at preset 18, weeks
+    for a run. `--device cpu` says it is meant."""
+    if requested is not None or device.type != "cpu" or synthetic or cfg.model.preset in CPU_PRESETS:
+        return
+    raise UserError(f"no CUDA GPU found (torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}, "
+                    f"torch.cuda.is_available() is False): model preset {cfg.model.preset} on real data "
+                    "would train on the CPU; fix the CUDA install, or pass --device cpu to train there on purpose")
+
+
+def describe_device(device: torch.device, amp_dtype) -> str:
+    """The device a run trains on, in one line: the GPU's name and memory or the CPU's threads, the AMP
+    dtype, torch and CUDA versions."""
+    amp = {torch.bfloat16: "bf16", torch.float16: "fp16 (GradScaler)"}.get(amp_dtype, "off")
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return (f"device: {device} ({torch.cuda.get_device_name(device)}, {props.total_memory / 2**30:.0f} GiB), "
+                f"AMP {amp}, torch {torch.__version__}, CUDA {torch.version.cuda}")
+    why = "" if torch.cuda.is_available() else ", no CUDA GPU visible"
+    return f"device: {device} ({torch.get_num_threads()} threads{why}), AMP {amp}, torch {torch.__version__}"
 
 
 # What `--resume` may change: keys that do not alter what the run learns. Anything else is refused before
 # any work (docs/architecture.md, "Reliability"): the checkpoint's optimiser, schedule and weights belong to it.
 RESUMABLE_CHANGES = ("train.epochs", "data.workers")
 LOCK_NAME = ".lock"
+
+# The run-folder locks this process holds (file descriptors). A forked child -- a DataLoader worker --
+# inherits them, and an flock lasts while any process has the file open: after a kill -9 of the trainer its
+# workers (alive until they notice, seconds later) would still hold the folder, and the `--resume` that
+# follows would be refused as "another training is running". Children close their copies at once.
+_HELD_LOCKS: list = []  # the open lock files; one closed without `_release_lock` is skipped
+
+
+def _close_locks_in_child() -> None:
+    for lock in _HELD_LOCKS:
+        if not lock.closed:  # a closed one's number may be another file's by now
+            try:
+                os.close(lock.fileno())  # the child's copy only: the parent's lock stays
+            except OSError:
+                pass
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_locks_in_child)
+
+
+def _release_lock(lock) -> None:
+    if lock in _HELD_LOCKS:
+        _HELD_LOCKS.remove(lock)
+    lock.close()
 
 
 def _open_run_folder(output_dir: Path):
@@ -191,6 +263,7 @@ def _open_run_folder(output_dir: Path):
         lock.close()
         raise UserError(f"--output-dir {output_dir}: another training is running in this folder "
                         f"(it holds {output_dir / LOCK_NAME}); wait for it or choose another folder") from None
+    _HELD_LOCKS[:] = [held for held in _HELD_LOCKS if not held.closed] + [lock]
     # Temporary files of checkpoint writes that a killed process left behind (we hold the lock: no
     # other process is writing them).
     for tmp in [*output_dir.glob(".*.pt.*.tmp"), *output_dir.glob(".config.yaml.tmp"),
@@ -229,7 +302,10 @@ def _check_run_folder(output_dir: Path, resume: bool) -> None:
 def _restore(path: Path, cfg: ExperimentConfig, num_classes: int, state: dict, device, rank: int) -> dict:
     """Load `last.pt` into the training objects of `state` (model, criterion, optimizer, ...) in place;
     returns the progress it recorded: {"epoch", "history", "best"}."""
-    ckpt = load_checkpoint(path, map_location=device)
+    # Loaded to the CPU whatever the device: load_state_dict copies each tensor to where its parameter
+    # lives (the optimiser moves its state to its parameters' device), and the RNG states must stay CPU
+    # tensors (torch.set_rng_state, numpy). map_location=device made them CUDA tensors: resume failed on a GPU.
+    ckpt = load_checkpoint(path, map_location="cpu")
     if ckpt["num_classes"] != num_classes:
         raise UserError(f"--resume: {path} was trained on {ckpt['num_classes']} identities, "
                         f"the data now gives {num_classes}")
@@ -239,11 +315,18 @@ def _restore(path: Path, cfg: ExperimentConfig, num_classes: int, state: dict, d
     try:
         for key, obj in state.items():
             obj.load_state_dict(ckpt[key])
+    except (KeyError, RuntimeError, ValueError, TypeError) as err:
+        raise UserError(f"--resume: {path} does not fit this run's model/optimiser: {_first_line(err)}") from None
+    try:  # apart from the weights: a bad RNG state is not a model/optimiser mismatch
         set_rng_state(ckpt["rng"])
     except (KeyError, RuntimeError, ValueError, TypeError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"--resume: {path} does not fit this run's model/optimiser: {first_line}") from None
+        raise UserError(f"--resume: {path} holds no usable RNG state ({_first_line(err)}); it cannot continue "
+                        "the run exactly") from None
     return {"epoch": ckpt["epoch"], "history": ckpt["history"], "best": ckpt["best"]}
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = False,
@@ -254,11 +337,14 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
     (`model.pretrained`), the folder is writable and locked (one training per folder), a resumed run's
     config differs from its checkpoint's only in `RESUMABLE_CHANGES`."""
     output_dir = Path(output_dir)
-    rank, world_size, created_group = _distributed()
-    device = _device(device)
+    requested = device
+    device = _device(device)  # the GPU is current before the process group starts (NCCL binds to it)
+    root = dataset_root(cfg.data.dataset, cfg.data.root)
+    synthetic = is_synthetic(root)
+    check_gpu_run(cfg, requested, device, synthetic)
+    rank, world_size, created_group = _distributed(device)
     if not resume:  # real data and no word on ImageNet weights: refuse before the folder is made
-        root = dataset_root(cfg.data.dataset, cfg.data.root)
-        check_pretrained(cfg.model, root, synthetic=is_synthetic(root))
+        check_pretrained(cfg.model, root, synthetic=synthetic)
     created = rank == 0 and not output_dir.exists()
     lock = _open_run_folder(output_dir) if rank == 0 else None
     try:
@@ -269,7 +355,7 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
         raise
     finally:
         if lock is not None:
-            lock.close()
+            _release_lock(lock)
 
 
 def _remove_if_only_lock(output_dir: Path) -> None:
@@ -342,7 +428,7 @@ def repair_best_checkpoint(output_dir: str | os.PathLike, locked: bool = False) 
         raise UserError(f"{best_path}: cannot restore it from last.pt ({err.strerror or err})") from None
     finally:
         if lock is not None:
-            lock.close()
+            _release_lock(lock)
     print(f"{best_path}: restored from last.pt (epoch {epoch}), the model this run reports")
     return True
 
@@ -392,10 +478,14 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
 
     seed_everything(cfg.train.seed)
     data = TrainData(cfg, rank, world_size)
+    data.pin_memory = device.type == "cuda"  # pinned batches: the host-to-GPU copy overlaps the step
     # On resume the trained weights replace the ImageNet ones right away: the ImageNet file is not needed.
     model = build_model(cfg.model, data.num_classes, load_pretrained=not resume).to(device)
     criterion = Criterion(cfg.loss, data.num_classes, model.feature_dim).to(device)
-    optimizer = build_optimizer(model, criterion, cfg.optim)
+    # Under DDP every rank draws its own P x K batch, so a step sees world_size batches: the linear scaling
+    # rule (Goyal et al. 2017) keeps the lr per image, the warm-up of the paper configs included; the
+    # checkpoint keeps the rates it was trained with (docs/deviations.md, "Several GPUs").
+    optimizer = build_optimizer(model, criterion, cfg.optim, lr_scale=world_size)
     center_optimizer = build_center_optimizer(criterion, cfg.loss)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(e, cfg.optim))
     amp_dtype = _autocast(device, cfg.train.amp)
@@ -405,6 +495,15 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
     if center_optimizer is not None:
         state["center_optimizer"] = center_optimizer
     if rank == 0:
+        print(describe_device(device, amp_dtype) + (f" x {world_size} ranks" if world_size > 1 else ""))
+        print(data.describe())
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        print(f"image cache: {data.cache_bytes / 2**20:,.0f} MiB decoded in this process"
+              + (f"; each rank keeps its own: {per_node} x that per node" if world_size > 1 else ""))
+        if world_size > 1:
+            batch = 2 * cfg.data.num_ids * cfg.data.num_instances
+            print(f"DDP: {world_size} ranks x {batch} images (+ grayscale copies) per step; lr x {world_size} "
+                  "(linear scaling of every group's rate)")
         print(f"{cfg.name}: {data.sampler.total_batches} batches per epoch ({cfg.data.epoch_size} epoch"
               f"{', at least data.batches_per_epoch' if cfg.data.batches_per_epoch else ''}"
               f"{f'; {len(data.sampler)} per rank' if world_size > 1 else ''}), {cfg.train.epochs} epochs, "
@@ -450,7 +549,7 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
             if rank == 0 and feats is not None and len(getattr(model, "part_dims", [])) > 1:
                 try:
                     shares = _log_part_shares(feats, model.part_dims, epoch, output_dir,
-                                              epoch + 1 == cfg.train.epochs)
+                                              epoch == 0 or epoch + 1 == cfg.train.epochs)
                 except OSError as err:
                     kept = f"last.pt still holds epoch {epoch}" if epoch > 0 else "no checkpoint was written"
                     raise UserError(f"cannot write {output_dir / 'part_shares.csv'} after epoch {epoch + 1} "
@@ -494,16 +593,17 @@ def _save_config_atomically(cfg: ExperimentConfig, path: Path) -> None:
 
 
 def _log_part_shares(features: torch.Tensor, part_dims: list, epoch: int, output_dir: Path,
-                     last: bool) -> dict:
+                     report: bool) -> dict:
     """Append each part's share of the pair distances (reid.diagnostics), on the epoch's last batch, to
-    part_shares.csv; after the last epoch print them and warn about parts that collapsed (one line each, so
-    a long run's log stays readable). Returns {part: share} for TensorBoard."""
-    from reid.diagnostics import collapse_warnings, format_shares, part_names, part_shares
+    part_shares.csv; when `report` (after epoch 1 and after the last) print them and warn about parts that
+    collapsed or dominate, with the fix to try (one line each, so a long run's log stays readable).
+    Returns {part: share} for TensorBoard."""
+    from reid.diagnostics import format_shares, geometry_warnings, part_names, part_shares
 
     shares, names = part_shares(features, part_dims), part_names(len(part_dims))
-    if last:
+    if report:
         print(f"part shares of the pair distances after epoch {epoch + 1}: {format_shares(shares, names)}")
-        for message in collapse_warnings(shares, names):
+        for message in geometry_warnings(shares, names):
             print(f"warning: {message}")
     path = output_dir / "part_shares.csv"
     earlier = path.read_text() if epoch and path.is_file() else ""
@@ -520,15 +620,76 @@ def _log_part_shares(features: torch.Tensor, part_dims: list, epoch: int, output
     return {n: s["share"] for n, s in zip(names, shares)}
 
 
+# Steps between host reads of the running losses on a GPU: each read waits for the GPU to finish its queue
+# (a sync), so reading every step would stall the pipeline of kernel launches. On the CPU a read costs
+# nothing and the loss is checked before every backward pass, as it always was.
+SYNC_EVERY_CUDA = 50
+
+
+def _diverged(value: float, epoch: int, step: int, grad_clip: float) -> DivergedError:
+    kept = (f"the last good checkpoint (epoch {epoch}) is left intact in last.pt" if epoch > 0
+            else "no checkpoint was written (it diverged in the first epoch)")
+    # A resume may not change optim.lr (RESUMABLE_CHANGES): the advice is a new run.
+    advice = (f"Start a new --output-dir with a lower optim.lr (train.grad_clip={grad_clip} is already on)"
+              if grad_clip > 0 else "Start a new --output-dir with a lower optim.lr or with train.grad_clip on")
+    return DivergedError(f"loss is {value} at epoch {epoch + 1}, step {step + 1}: training stopped; "
+                         f"{kept}. {advice}.")
+
+
+class _StepStats:
+    """The epoch's running sums (loss, its two terms, batch accuracy) without a host sync per step.
+
+    Each step appends its four scalars, still on the device; every `sync_every` steps (and at the end of
+    the epoch) they come to the host in one copy, are added in step order in float64 (the sums a
+    `.item()` per step gave, bit for bit) and checked: a non-finite loss raises `DivergedError` naming its
+    epoch and step. With `sync_every` > 1 a few steps may run on after a NaN; nothing is saved before the
+    epoch's last check, so last.pt still holds the last good epoch. Under DDP the finite flags are
+    all-reduced once per read, so that every rank stops at the same read."""
+
+    def __init__(self, epoch: int, world_size: int, grad_clip: float, sync_every: int, bar) -> None:
+        self.epoch, self.world_size, self.grad_clip = epoch, world_size, grad_clip
+        self.sync_every, self.bar = max(1, sync_every), bar
+        self.pending: list[torch.Tensor] = []
+        self.first_step = 0
+        self.sums = [0.0, 0.0, 0.0, 0.0]
+        self.reads = 0
+
+    def add(self, loss: torch.Tensor, parts: dict, correct: torch.Tensor) -> None:
+        self.pending.append(torch.stack([loss.detach(), parts["loss_id"].detach(), parts["loss_metric"].detach(),
+                                         correct.detach().to(loss.dtype)]))
+        if len(self.pending) >= self.sync_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        window = torch.stack(self.pending)
+        finite = torch.isfinite(window[:, 0]).float()
+        if self.world_size > 1:  # every rank must stop together, or the others hang in the next all-reduce
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        rows = torch.cat([window, finite[:, None].to(window.dtype)], dim=1).cpu().tolist()  # the window's one sync
+        values, finite = [r[:4] for r in rows], [r[4] for r in rows]
+        self.reads += 1
+        first, self.pending = self.first_step, []
+        self.first_step += len(values)
+        for i, (row, ok) in enumerate(zip(values, finite)):
+            if not ok:
+                raise _diverged(row[0], self.epoch, first + i, self.grad_clip)
+            for k in range(4):
+                self.sums[k] += row[k]
+        self.bar.set_postfix(loss=f"{values[-1][0]:.3f}", refresh=False)  # drawn with the next throttled update
+
+
 def train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype=None, grad_clip: float = 0.0,
                check=None, center_optimizer=None, world_size: int = 1) -> tuple[torch.Tensor, dict, dict]:
-    """One optimisation step on a batch; `check(loss)` runs before the backward pass (the NaN guard)."""
+    """One optimisation step on a batch; `check(loss, parts, out)` runs before the backward pass (the NaN
+    guard and the running sums)."""
     context = torch.autocast(imgs.device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
     with context:
         out = net(imgs)
     loss, parts = criterion(out, pids)  # in fp32: the losses exponentiate distances (Eq. 15)
     if check is not None:
-        check(loss)
+        check(loss, parts, out)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if grad_clip > 0:
@@ -542,58 +703,48 @@ def train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype=None, gr
     return loss, parts, out
 
 
-def _check_finite(loss: torch.Tensor, epoch: int, step: int, world_size: int, grad_clip: float = 0.0) -> None:
-    finite = torch.isfinite(loss.detach()).float()
-    if world_size > 1:  # every rank must stop together, or the others hang in the next all-reduce
-        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-    if not bool(finite):
-        kept = (f"the last good checkpoint (epoch {epoch}) is left intact in last.pt" if epoch > 0
-                else "no checkpoint was written (it diverged in the first epoch)")
-        # A resume may not change optim.lr (RESUMABLE_CHANGES): the advice is a new run.
-        advice = (f"Start a new --output-dir with a lower optim.lr (train.grad_clip={grad_clip} is already on)"
-                  if grad_clip > 0 else "Start a new --output-dir with a lower optim.lr or with train.grad_clip on")
-        raise DivergedError(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: training stopped; "
-                            f"{kept}. {advice}.")
-
-
 def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, device, amp_dtype, world_size,
-                     disable_bar, tqdm, center_optimizer=None) -> dict:
+                     disable_bar, tqdm, center_optimizer=None, sync_every: int | None = None) -> dict:
+    """One epoch; returns its log row. `sync_every`: steps between host reads of the losses (default 1 on
+    the CPU, `SYNC_EVERY_CUDA` on a GPU)."""
     net.train()
     max_steps = cfg.train.max_steps_per_epoch or len(loader)
-    sums = {"loss": 0.0, "loss_id": 0.0, "loss_metric": 0.0, "correct": 0.0, "images": 0}
+    if sync_every is None:
+        sync_every = 1 if device.type == "cpu" else SYNC_EVERY_CUDA
+    images = 0
     start = time.perf_counter()
     # At most one redraw per second: every redraw is a message from a Jupyter kernel, and thousands of them
     # in one long cell overflow its output channel (nbval then loses the cell's end and reports a timeout).
     bar = tqdm(total=min(max_steps, len(loader)), desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
                disable=disable_bar, leave=False, mininterval=1.0)
+    stats = _StepStats(epoch, world_size, cfg.train.grad_clip, sync_every, bar)
     done = 0  # optimisation steps of this epoch (the budget a result reports: protocol card "steps")
+    last_features = None
     for step, batch in enumerate(loader):
         if step >= max_steps:
             break
         done += 1
-        imgs, pids = batch["img"], batch["pid"]
-        if cfg.data.with_gray:  # only the copies the dataset kept (data.gray_of)
-            keep = batch["gray_keep"]
-            imgs, pids = torch.cat([imgs, batch["gray"][keep]]), torch.cat([pids, pids[keep]])
-        imgs, pids = imgs.to(device, non_blocking=True), pids.to(device, non_blocking=True)
-        loss, parts, out = train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype, cfg.train.grad_clip,
-                                      check=lambda loss, step=step: _check_finite(loss, epoch, step, world_size,
-                                                                                 cfg.train.grad_clip),
-                                      center_optimizer=center_optimizer, world_size=world_size)
-        sums["loss"] += loss.item()
-        sums["loss_id"] += parts["loss_id"].item()
-        sums["loss_metric"] += parts["loss_metric"].item()
-        sums["correct"] += (out["logits"].argmax(1) == pids).float().mean().item()
-        sums["images"] += imgs.shape[0] * world_size
+        # The grayscale copies are in the batch already (reid.data.train_data.collate_train): one pinned
+        # tensor, copied without blocking the host.
+        imgs = batch["img"].to(device, non_blocking=True)
+        pids = batch["pid"].to(device, non_blocking=True)
+
+        def check(loss, parts, out, pids=pids):
+            stats.add(loss, parts, (out["logits"].detach().argmax(1) == pids).float().mean())
+
+        _, _, out = train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype, cfg.train.grad_clip,
+                               check=check, center_optimizer=center_optimizer, world_size=world_size)
+        images += imgs.shape[0] * world_size
         last_features = out["features"].detach()  # for the per-part diagnostics
         bar.update()
-        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)  # drawn with the next throttled update
+    stats.flush()
     bar.close()
     steps = max(1, bar.n)
     elapsed = time.perf_counter() - start
-    return {"epoch": epoch + 1, "steps": done, "loss": sums["loss"] / steps, "loss_id": sums["loss_id"] / steps,
-            "loss_metric": sums["loss_metric"] / steps, "train_acc": 100.0 * sums["correct"] / steps,
-            "images_per_s": sums["images"] / elapsed, "epoch_time_s": elapsed,
+    loss, loss_id, loss_metric, correct = stats.sums
+    return {"epoch": epoch + 1, "steps": done, "loss": loss / steps, "loss_id": loss_id / steps,
+            "loss_metric": loss_metric / steps, "train_acc": 100.0 * correct / steps,
+            "images_per_s": images / elapsed, "epoch_time_s": elapsed, "host_reads": stats.reads,
             "last_features": last_features if bar.n else None}
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from reid.errors import UserError
 
-PAPER_PROFILES = ("paper", "paper_literal")
+PAPER_PROFILES = ("paper", "paper_literal", "paper_literal_batch")  # paper_literal_batch: P4K4
 SMOKE_REGDB_SPLITS = 1  # RegDB splits trained on a CPU profile (the protocol has 10; CI time)
 SMOKE_ABLATION_BATCHES = 60  # batches per epoch of a Table 3/4 row on the smoke profile (540 steps)
 PROTOCOLS = ("sysu-all", "sysu-indoor", "regdb-v2t", "regdb-t2v")
@@ -351,7 +351,7 @@ def check_profile(profile: str, flag: str = "--profile ") -> None:
         for dataset in ("sysu", "regdb"):
             resolve_config_path(profile_config(profile, dataset))
     except UserError as err:
-        raise UserError(f"{flag}{profile}: expected smoke, paper, paper_literal or a config name or path "
+        raise UserError(f"{flag}{profile}: expected smoke, paper, paper_literal, paper_literal_batch or a config name or path "
                         f"({err})") from None
 
 
@@ -374,7 +374,7 @@ def settings(environ=None) -> Settings:
     """The notebooks' switch, read from the environment in this one place:
 
     REID_SYSU_ROOT, REID_REGDB_ROOT  real data (both; default: the synthetic set, made when missing)
-    REID_PROFILE                     smoke (default, CPU) | paper | paper_literal
+    REID_PROFILE                     smoke (default, CPU) | paper | paper_literal | paper_literal_batch
     REID_SEEDS                       training seeds of the table rows, e.g. 0,1,2 (default 0)
     REID_REGDB_SPLITS                RegDB splits to train and test (default 10 on paper, 1 otherwise)
     REID_ABLATION_BATCHES            batches per epoch of a Table 3/4 row (default 60 on smoke; 0 = as is)

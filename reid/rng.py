@@ -35,11 +35,17 @@ def get_rng_state() -> dict:
     }
 
 
+def _host(tensor: torch.Tensor) -> torch.Tensor:
+    """A generator state as the CPU ByteTensor/LongTensor torch and numpy expect. A checkpoint loaded with
+    `map_location="cuda"` holds them on the GPU, where `.numpy()` and `torch.set_rng_state` refuse them."""
+    return tensor.cpu() if isinstance(tensor, torch.Tensor) else torch.as_tensor(tensor)
+
+
 def set_rng_state(state: dict) -> None:
     version, values, gauss = state["python"]
     random.setstate((version, tuple(values), gauss))
     keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", _host(keys).numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(_host(state["torch"]))
     if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([_host(s) for s in state["cuda"]])

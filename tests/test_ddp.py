@@ -47,6 +47,10 @@ def test_two_gloo_ranks_end_identical(synthetic_root, tmp_path, extra):
 
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["world_size"] == 2
+    # Two ranks, two batches a step: every group's lr is scaled linearly (docs/deviations.md, "Several GPUs").
+    cfg = ckpt["config"]["optim"]
+    scaled = {g["initial_lr"] for g in ckpt["optimizer"]["param_groups"]}
+    assert scaled == {2 * cfg["lr"] * s for s in {1.0, cfg["backbone_lr_scale"]}}
     assert all(torch.equal(ckpt["model"][k], a[k]) for k in ckpt["model"])
     from reid.models import ModelConfig, build_model
 

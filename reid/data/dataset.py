@@ -145,6 +145,10 @@ class ImageCache:
     def __len__(self) -> int:
         return len(self._index)
 
+    @property
+    def nbytes(self) -> int:
+        return sum(block.nbytes for block in self._blocks)
+
     def __contains__(self, path: str) -> bool:
         return path in self._index
 

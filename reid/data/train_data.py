@@ -3,15 +3,31 @@ trains on and those it holds out for model selection, with the loaders' ingredie
 
     data = TrainData(cfg)             # cfg: reid.config.ExperimentConfig
     data.num_classes, data.val_query, data.val_gallery
-    for batch in data.loader(epoch, seed): ...
+    for batch in data.loader(epoch, seed): ...   # {"img": colour views + grayscale copies, "pid", "num_gray"}
+
+The loader, for a GPU that must not wait on it (issue 20):
+- `data.workers: auto` sizes the worker processes from the CPUs this process may use (`resolve_workers`).
+- With workers, one DataLoader serves the whole run (persistent workers): no processes are started and
+  no cache is handed over again each epoch. Its augmentation is reseeded per batch from (epoch seed,
+  batch number) (`_BatchSeeded`), so epoch e's batches stay a function of (seed, e) alone, as exact
+  resume needs, and do not depend on how many workers made them.
+- Workers are forked on Linux (`worker_context`): they share the decoded-image cache's pages with the
+  main process instead of receiving a pickled copy (Python >= 3.14 makes forkserver the default).
+- The grayscale copies join the batch in `collate_train`, inside the worker, so the batch the trainer
+  moves to the GPU is one tensor that the DataLoader pins (`non_blocking` then overlaps the copy).
+With `workers: 0` (the CPU profiles) the batches are made in the main process, from the global RNG that the
+engine reseeds every epoch, in the same order as before these changes.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sys
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from reid.data.dataset import CrossModalTrainSet, ImageCache, carve_validation
 from reid.data.regdb import RegDB
@@ -19,6 +35,11 @@ from reid.data.sampler import CrossModalIdentitySampler
 from reid.data.sysu import SYSUMM01
 from reid.data.transforms import build_test_transform, build_train_transform
 from reid.errors import UserError
+from reid.rng import seed_everything
+
+# Per rank. One worker made 350-700 images/s at 288x144 (P8K4 + grey copies) on a loaded 2-core EPYC
+# (benchmarks/bench_pipeline.py): 8 make ~3-5 k images/s, about what one GPU trains preset 18 at (estimate).
+AUTO_WORKERS_MAX = 8
 
 DEFAULT_SYNTHETIC_ROOT = Path("data/synthetic")
 LAYOUT_DIRS = {"sysu": "SYSU-MM01", "regdb": "RegDB"}
@@ -39,6 +60,92 @@ def dataset_root(dataset: str, root: str | Path | None) -> Path:
 def open_dataset(dataset: str, root: str | Path, split: int = 1) -> SYSUMM01 | RegDB:
     """The reader of a SYSU-MM01 root, or of one RegDB split (1..10)."""
     return SYSUMM01(root) if dataset == "sysu" else RegDB(root, split=split)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: a container or `taskset` may allow fewer than
+    the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def resolve_workers(setting: int | str, local_ranks: int | None = None) -> tuple[int, str]:
+    """(worker processes per rank, why): `data.workers` as given, or for "auto" the CPUs of this process
+    shared among the node's ranks (torchrun's LOCAL_WORLD_SIZE), one left per rank for the training
+    process itself, at most `AUTO_WORKERS_MAX`."""
+    if setting != "auto":
+        return int(setting), f"data.workers={setting}"
+    local_ranks = local_ranks or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    cpus = available_cpus()
+    workers = max(1, min(AUTO_WORKERS_MAX, cpus // max(1, local_ranks) - 1))
+    return workers, (f"data.workers=auto: {cpus} CPUs for {local_ranks} rank{'s' if local_ranks > 1 else ''} "
+                     f"on this node, one kept per rank, at most {AUTO_WORKERS_MAX}")
+
+
+def worker_context():
+    """(multiprocessing context, its name) for the DataLoader's workers. Fork on Linux: the workers then
+    share the decoded-image cache (GBs) with the main process page by page; under spawn or forkserver
+    (Python >= 3.14's Linux default) every worker would unpickle its own copy. The workers touch no CUDA
+    state (batches are pinned and copied in the main process), so forking after CUDA has started is safe.
+    Elsewhere (macOS, Windows: fork is unsafe or absent) the platform's default, which copies the cache
+    once per worker and run (persistent workers)."""
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork"), "fork"
+    return None, multiprocessing.get_start_method(allow_none=False)
+
+
+def collate_train(samples: list[dict]) -> dict:
+    """A training batch: `img` holds the colour views, then the grayscale copies the dataset kept
+    (`gray_keep`), `pid` their labels in the same order (the copies repeat their originals' pids), and
+    `num_gray` how many copies there are. The same tensors, in the same order, as concatenating the
+    collated `img` and `gray[gray_keep]`; made here, so that a worker hands over one tensor the loader
+    can pin (default_collate writes it straight into shared memory in a worker)."""
+    imgs = [s["img"] for s in samples]
+    pids = [s["pid"] for s in samples]
+    if "gray" in samples[0]:
+        kept = [s for s in samples if s["gray_keep"]]
+        imgs += [s["gray"] for s in kept]
+        pids += [s["pid"] for s in kept]
+        num_gray = len(kept)
+    else:
+        num_gray = 0
+    return {"img": default_collate(imgs), "pid": default_collate(pids), "num_gray": num_gray}
+
+
+class _EpochBatches:
+    """The sampler's batches as (batch seed, index) pairs: the seed of batch b of an epoch is a function
+    of the epoch's seed (set before each epoch) and b, whichever worker makes the batch."""
+
+    def __init__(self, sampler) -> None:
+        self.sampler, self.seed = sampler, 0
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        for b, batch in enumerate(self.sampler):
+            batch_seed = (self.seed * 100_003 + b) % 2**31
+            yield [(batch_seed, index) for index in batch]
+
+
+class _BatchSeeded(Dataset):
+    """The training set behind persistent workers: every batch reseeds the worker's RNGs from its batch
+    seed before its images are augmented, so no state carries over from the batches a worker made before."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        return self.dataset[key[1]]
+
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list:
+        seed_everything(keys[0][0])
+        return [self.dataset[index] for _, index in keys]
 
 
 class TrainData:
@@ -62,9 +169,36 @@ class TrainData:
                                                  num_instances=d.num_instances, seed=cfg.train.seed,
                                                  batches_per_epoch=d.batches_per_epoch or None,
                                                  epoch_size=d.epoch_size, rank=rank, world_size=world_size)
-        self.workers = d.workers
+        self.workers, self.workers_reason = resolve_workers(d.workers)
+        self.pin_memory = torch.cuda.is_available()  # the engine sets it from the device it trains on
+        self.start_method = worker_context()[1] if self.workers else None
+        self._loader: DataLoader | None = None
+        self._batches: _EpochBatches | None = None
+
+    @property
+    def cache_bytes(self) -> int:
+        """Memory of the decoded-image cache in this process (each rank of a node keeps its own)."""
+        return self.cache.nbytes
+
+    def describe(self) -> str:
+        """The loader in one line, for the run's first lines."""
+        if not self.workers:
+            return f"data loader: in the main process ({self.workers_reason})"
+        return (f"data loader: {self.workers} persistent worker processes ({self.workers_reason}), started by "
+                f"{self.start_method}{' (sharing the image cache)' if self.start_method == 'fork' else ' (each worker gets a copy of the image cache)'}"
+                f", pinned memory {'on' if self.pin_memory else 'off'}")
 
     def loader(self, epoch: int, seed: int) -> DataLoader:
         self.sampler.set_epoch(epoch)
-        return DataLoader(self.train_set, batch_sampler=self.sampler, num_workers=self.workers,
-                          generator=torch.Generator().manual_seed(seed), pin_memory=torch.cuda.is_available())
+        if not self.workers:  # no processes to keep: a plain loader each epoch, on the reseeded global RNG
+            return DataLoader(self.train_set, batch_sampler=self.sampler, num_workers=0, collate_fn=collate_train,
+                              generator=torch.Generator().manual_seed(seed), pin_memory=self.pin_memory)
+        if self._loader is None:
+            context, _ = worker_context()
+            self._batches = _EpochBatches(self.sampler)
+            self._loader = DataLoader(_BatchSeeded(self.train_set), batch_sampler=self._batches,
+                                      num_workers=self.workers, collate_fn=collate_train, persistent_workers=True,
+                                      prefetch_factor=4, pin_memory=self.pin_memory,
+                                      multiprocessing_context=context)
+        self._batches.seed = seed  # read in the main process, where the batch sampler runs
+        return self._loader

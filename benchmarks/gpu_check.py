@@ -1,0 +1,304 @@
+"""The GPU check (issue 20): what a first run on real data needs from a GPU, measured in one command
+(`make gpu-check`), in under 8 minutes on one H100/H200, written to results/gpu.md.
+
+    PYTHONPATH=. python benchmarks/gpu_check.py [--work data/gpu_check] [--out results/gpu.md]
+
+1. Training speed of the model alone (benchmarks/bench_train.py, random tensors): presets 9, 18 and base at
+   P8K4 + grayscale copies of the visible images (96 images a step), 288x144, bf16 autocast, 50 timed steps
+   after 10 warm-up: images/s and peak GPU memory.
+2. One real epoch through the loader: a synthetic SYSU-MM01 with the real set's counts (made here, under
+   --work), `paper_sysu` at preset 18 from scratch, `train.max_steps_per_epoch` 300, `data.workers: auto`:
+   images/s with the loader against the random-tensor figure of 1.
+3. Exact resume on CUDA: a short smoke run (3 epochs, persistent loader workers) killed with SIGKILL once
+   its first checkpoint is written, resumed, and compared with an uninterrupted run, weight by weight
+   (deterministic algorithms on; when the weights are not bit-equal, a second uninterrupted run gives
+   the run-to-run floor of the GPU's own non-determinism).
+4. The 10-trial all-search evaluation and Grad-CAM (both branches) on CUDA, with the model of 2.
+
+Nothing is run and nothing written where torch sees no CUDA GPU: one line says so, exit 1.
+`--rehearse-on-cpu` runs the same steps on the CPU at toy sizes (preset micro/tiny, 96x48, the small
+synthetic set, a few steps) and writes --out (default then data/gpu_check/rehearsal.md): a check of this
+script itself, not of a GPU. The data and
+runs go under --work (git-ignored data/); only --out is written outside it, atomically, at the end.
+Each part that fails is reported as failed in --out and makes the exit code 1; the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+PRESETS = ("9", "18", "base")
+# What the CPU rehearsal (--rehearse-on-cpu) shrinks; a GPU run uses none of it.
+REHEARSAL = {"presets": ("micro",), "model": ["model.preset=tiny", "data.height=96", "data.width=48"],
+             "resume_steps": 3}
+DEVICE = "cuda"
+# Deterministic kernels for the resume comparison: cuBLAS needs a fixed workspace for it.
+DETERMINISTIC = ("import sys, torch; torch.use_deterministic_algorithms(True, warn_only=True); "
+                 "torch.backends.cudnn.benchmark = False; from reid.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def _env() -> dict:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+               PYTHONUNBUFFERED="1", CUBLAS_WORKSPACE_CONFIG=":4096:8")
+    return env
+
+
+def _run(cmd: list[str], timeout: float) -> str:
+    done = subprocess.run(cmd, check=False, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"exit {done.returncode}: {tail[0]}")
+    return done.stdout
+
+
+def environment() -> dict:
+    props = torch.cuda.get_device_properties(0)
+    try:
+        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                check=False, capture_output=True, text=True, timeout=30).stdout.strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        driver = "unknown (nvidia-smi did not answer)"
+    import timm
+
+    return {"card": torch.cuda.get_device_name(0), "memory": f"{props.total_memory / 2**30:.0f} GiB",
+            "multiprocessors": props.multi_processor_count, "driver": driver, "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(), "torch": torch.__version__, "timm": timm.__version__,
+            "python": platform.python_version(), "cpus": len(os.sched_getaffinity(0)),
+            "bf16": torch.cuda.is_bf16_supported()}
+
+
+# --------------------------------------------------------------------------------------- 1 the model
+
+def bench_presets(presets, steps: int, warmup: int) -> list[dict]:
+    rows = []
+    for preset in presets:
+        row = {"preset": preset}
+        try:
+            out = _run([sys.executable, "benchmarks/bench_train.py", "--config", "paper_sysu", "--device", DEVICE,
+                        *(["--amp"] if DEVICE == "cuda" else []), "--steps", str(steps), "--warmup", str(warmup),
+                        "--set", "data.num_ids=8", "--set", "data.num_instances=4", "--set", f"model.preset={preset}",
+                        "--set", "model.pretrained=none"], timeout=240)
+            rate = re.search(r"training: ([\d.]+) images/s \(([\d.]+) ms/step", out)
+            memory = re.search(r"peak (?:GPU|process) memory[^:]*: ([\d.]+) GiB", out)
+            params = re.search(r"([\d.]+) M parameters", out)
+            row.update(images_per_s=float(rate.group(1)), ms_per_step=float(rate.group(2)),
+                       peak_gib=float(memory.group(1)), params_m=float(params.group(1)))
+        except (RuntimeError, subprocess.SubprocessError, AttributeError) as err:
+            row["error"] = str(err)
+        rows.append(row)
+        print(f"bench preset {preset}: {row}", flush=True)
+    return rows
+
+
+# --------------------------------------------------------------------------------------- 2 the loader
+
+def loader_epoch(work: Path, steps: int, rehearse: bool) -> dict:
+    from rehearse_real_scale import REAL_SCALE
+
+    from reid.config import load_config
+    from reid.data import ensure_synthetic
+    from reid.data.train_data import resolve_workers
+    from reid.engine import train
+
+    t = time.perf_counter()
+    sizes = {"small": True} if rehearse else REAL_SCALE
+    root = Path(ensure_synthetic(work / ("small" if rehearse else "real_scale"), seed=0, **sizes)) / "SYSU-MM01"
+    made_s = time.perf_counter() - t
+    run = work / "loader_epoch"
+    shutil.rmtree(run, ignore_errors=True)
+    cfg = load_config("paper_sysu", [f"data.root={root}", "model.pretrained=none", "model.preset=18",
+                                     "train.epochs=1", f"train.max_steps_per_epoch={steps}",
+                                     *(REHEARSAL["model"] if rehearse else [])])
+    t = time.perf_counter()
+    summary = train(cfg, run, device=DEVICE)
+    row = summary["history"][0]
+    return {"root": root, "checkpoint": run / "last.pt", "data_s": made_s, "run_s": time.perf_counter() - t,
+            "steps": row["steps"], "images_per_s": row["images_per_s"], "epoch_s": row["epoch_time_s"],
+            "workers": resolve_workers(cfg.data.workers)[0], "loss": row["loss"]}
+
+
+# --------------------------------------------------------------------------------------- 3 resume
+
+def resume_check(work: Path, steps: int) -> dict:
+    from reid.checkpoint import load_checkpoint
+    from reid.data import ensure_synthetic
+
+    small = Path(ensure_synthetic(work / "small", seed=0, small=True)) / "SYSU-MM01"
+    base = [sys.executable, "-c", DETERMINISTIC, "train", "--config", "smoke", "--data", str(small),
+            "--device", DEVICE, "--set", "train.epochs=3", "--set", f"train.max_steps_per_epoch={steps}",
+            "--set", "train.eval_every=3", "--set", "data.workers=2"]
+    runs = {name: work / f"resume_{name}" for name in ("straight", "killed", "straight2")}
+    for folder in runs.values():
+        shutil.rmtree(folder, ignore_errors=True)
+    _run([*base, "--output-dir", str(runs["straight"])], timeout=240)
+    proc = subprocess.Popen([*base, "--output-dir", str(runs["killed"])], cwd=REPO, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not (runs["killed"] / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(runs["killed"] / "last.pt", required=("epoch",))["epoch"]
+    if killed_at >= 3:
+        raise RuntimeError("the run finished before it could be killed: lengthen train.max_steps_per_epoch")
+    _run([*base, "--output-dir", str(runs["killed"]), "--resume"], timeout=240)
+
+    def weights(folder):
+        return load_checkpoint(folder / "last.pt")["model"]
+
+    def max_diff(a, b):
+        return max(float((a[k].float() - b[k].float()).abs().max()) for k in a if a[k].is_floating_point())
+
+    a, b = weights(runs["straight"]), weights(runs["killed"])
+    out = {"killed_after_epoch": killed_at, "bit_equal": all(torch.equal(a[k], b[k]) for k in a),
+           "max_abs_diff": max_diff(a, b)}
+    if not out["bit_equal"]:  # how far two uninterrupted runs differ on this GPU: the floor
+        _run([*base, "--output-dir", str(runs["straight2"])], timeout=240)
+        out["floor_max_abs_diff"] = max_diff(a, weights(runs["straight2"]))
+    return out
+
+
+# --------------------------------------------------------------------------------------- 4 evaluation
+
+def evaluation_and_gradcam(work: Path, checkpoint: Path, root: Path) -> dict:
+    from reid.checkpoint import load_checkpoint
+    from reid.evaluate import evaluate_checkpoint, load_model
+
+    t = time.perf_counter()
+    result = evaluate_checkpoint(str(checkpoint), "sysu", root, trials=10, device=DEVICE,
+                                 results_dir=work / "results", name="gpu_check_all_search")
+    out = {"eval_s": time.perf_counter() - t, "rank1": result["rank1"], "mAP": result["mAP"],
+           "steps": load_checkpoint(checkpoint, required=("history",))["history"][-1]["steps"]}
+    try:
+        from reid.gradcam import grid_cams
+    except ImportError as err:  # grad-cam is a project dependency, but a bare GPU image may lack it
+        out["gradcam"] = f"not run: {err}"
+        return out
+    model = load_model(checkpoint).to(DEVICE)
+    h, w = model.cfg.img_size
+    images = torch.randn(16, 3, h, w, device=DEVICE)
+    references = torch.randn(16, model.feature_dim, device=DEVICE)
+    t = time.perf_counter()
+    maps = [grid_cams(model, images, references, branch=b) for b in (0, 1)]
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+    finite = all(bool(torch.isfinite(m).all()) for m in maps)
+    out["gradcam"] = (f"{'ran' if finite else 'NON-FINITE maps'}: 16 images, branch maps "
+                      f"{' and '.join('x'.join(map(str, m.shape[1:])) for m in maps)}, "
+                      f"{time.perf_counter() - t:.2f} s")
+    return out
+
+
+# --------------------------------------------------------------------------------------- report
+
+def report(env: dict, bench: list, loader: dict | str, resume: dict | str, evaluation: dict | str,
+           total_s: float, steps: int = 50, warmup: int = 10) -> str:
+    lines = ["# GPU check", "",
+             f"`make gpu-check` (benchmarks/gpu_check.py), {time.strftime('%Y-%m-%d')}, {total_s:.0f} s in all.", "",
+             "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in env.items()]
+    lines += ["", "## 1. Training speed, random tensors (bench_train.py)", "",
+              ("P8K4 + grayscale copies of the visible images = 96 images a step, 288x144, bf16 autocast, SGD, "
+               f"{steps} timed steps after {warmup} warm-up."), "",
+              "| preset | parameters | images/s | ms/step | peak memory |", "|---|---|---|---|---|"]
+    for row in bench:
+        if "error" in row:
+            lines.append(f"| {row['preset']} | failed: {row['error']} | | | |")
+        else:
+            lines.append(f"| {row['preset']} | {row['params_m']:.1f} M | {row['images_per_s']:.0f} | "
+                         f"{row['ms_per_step']:.1f} | {row['peak_gib']:.2f} GiB |")
+    lines += ["", "## 2. One epoch through the loader (real-scale synthetic SYSU-MM01, paper_sysu, preset 18)", ""]
+    if isinstance(loader, str):
+        lines.append(f"failed: {loader}")
+    else:
+        ref = next((r.get("images_per_s") for r in bench if r["preset"] == "18"), None)  # the same model
+        ratio = f", {100 * loader['images_per_s'] / ref:.0f} % of the random-tensor rate" if ref else ""
+        workers = f"{loader['workers']} worker{'s' if loader['workers'] != 1 else ''}"
+        lines.append(f"{loader['steps']} steps with {workers} (data.workers: auto): "
+                     f"{loader['images_per_s']:.0f} images/s{ratio}; the epoch took {loader['epoch_s']:.0f} s "
+                     f"(run {loader['run_s']:.0f} s with the cache preload; data made in {loader['data_s']:.0f} s).")
+    lines += ["", "## 3. Kill and resume on CUDA (smoke profile, 3 epochs, 2 persistent workers)", ""]
+    if isinstance(resume, str):
+        lines.append(f"failed: {resume}")
+    else:
+        verdict = "bit-equal to" if resume["bit_equal"] else f"max |diff| {resume['max_abs_diff']:.3g} from"
+        floor = (f"; two uninterrupted runs differ by up to {resume['floor_max_abs_diff']:.3g}"
+                 if "floor_max_abs_diff" in resume else "")
+        lines.append(f"Killed (SIGKILL) after epoch {resume['killed_after_epoch']}, resumed: final weights "
+                     f"{verdict} the uninterrupted run's{floor}.")
+    lines += ["", "## 4. Evaluation and Grad-CAM on CUDA (the model of 2)", ""]
+    if isinstance(evaluation, str):
+        lines.append(f"failed: {evaluation}")
+    else:
+        lines.append(f"10-trial all-search evaluation: {evaluation['eval_s']:.0f} s (Rank-1 {evaluation['rank1']:.2f}, "
+                     f"mAP {evaluation['mAP']:.2f} after {evaluation['steps']} steps from scratch on synthetic data: no accuracy "
+                     f"figure). Grad-CAM: {evaluation['gradcam']}.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", default="data/gpu_check", help="data and runs of the check (made, reused)")
+    ap.add_argument("--out", default=None, help="the report (default results/gpu.md; rehearsal: in --work)")
+    ap.add_argument("--rehearse-on-cpu", action="store_true", help="the same steps on the CPU at toy sizes")
+    ap.add_argument("--steps", type=int, default=50, help="timed steps per preset")
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--loader-steps", type=int, default=300)
+    args = ap.parse_args()
+    global DEVICE
+    if args.rehearse_on_cpu:
+        DEVICE = "cpu"
+    elif not torch.cuda.is_available():
+        print(f"gpu-check: no CUDA GPU visible to torch {torch.__version__} (built for CUDA "
+              f"{torch.version.cuda or 'none'}): nothing run, nothing written", file=sys.stderr)
+        return 1
+    start = time.perf_counter()
+    work = REPO / args.work
+    work.mkdir(parents=True, exist_ok=True)
+    env = environment() if DEVICE == "cuda" else {"card": "none: CPU rehearsal of this script",
+                                                  "torch": torch.__version__, "python": platform.python_version()}
+    print(env, flush=True)
+    bench = bench_presets(REHEARSAL["presets"] if args.rehearse_on_cpu else PRESETS, args.steps, args.warmup)
+    failed = any("error" in r for r in bench)
+    parts = {}
+    resume_steps = REHEARSAL["resume_steps"] if args.rehearse_on_cpu else 80
+    for name, step in [("loader", lambda: loader_epoch(work, args.loader_steps, args.rehearse_on_cpu)),
+                       ("resume", lambda: resume_check(work, resume_steps)),
+                       ("evaluation", lambda: evaluation_and_gradcam(work, parts["loader"]["checkpoint"],
+                                                                     parts["loader"]["root"]))]:
+        t = time.perf_counter()
+        try:
+            parts[name] = step()
+        except Exception as err:  # noqa: BLE001 -- reported in gpu.md, the other parts still run
+            parts[name] = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+            failed = True
+        print(f"{name} ({time.perf_counter() - t:.0f} s): {parts[name]}", flush=True)
+    text = report(env, bench, parts["loader"], parts["resume"], parts["evaluation"], time.perf_counter() - start,
+                  args.steps, args.warmup)
+    from reid.atomic import atomic_outputs
+
+    out = REPO / (args.out or (Path(args.work) / "rehearsal.md" if args.rehearse_on_cpu else "results/gpu.md"))
+    with atomic_outputs([out], "--out") as (tmp,):
+        tmp.write_text(text)
+    print(text)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
