@@ -13,3 +13,9 @@ def synthetic_root(tmp_path_factory) -> Path:
     from reid.data.synthetic import make_synthetic
 
     return make_synthetic(tmp_path_factory.mktemp("synthetic"), seed=0, small=True)
+
+
+@pytest.fixture
+def sysu_root(synthetic_root) -> Path:
+    """The SYSU-MM01 layout of the session's small synthetic tree."""
+    return synthetic_root / "SYSU-MM01"

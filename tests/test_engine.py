@@ -17,11 +17,6 @@ TINY = ["data.height=96", "data.width=48", "data.num_ids=2", "data.num_instances
         "data.val_fraction=0.3", "train.max_steps_per_epoch=2", "train.eval_every=1", "model.preset=tiny"]
 
 
-@pytest.fixture
-def sysu_root(synthetic_root):  # the session-wide small synthetic tree (tests/conftest.py)
-    return synthetic_root / "SYSU-MM01"
-
-
 def tiny_config(root, *extra):
     return load_config("smoke", [*TINY, f"data.root={root}", "train.epochs=1", *extra])
 

@@ -19,18 +19,7 @@ import torch
 from reid.checkpoint import load_checkpoint
 from reid.config import config_to_dict, load_config
 from reid.errors import UserError
-
-TINY = ["data.height=96", "data.width=48", "data.num_ids=2", "data.num_instances=1", "data.workers=0",
-        "data.val_fraction=0.3", "train.max_steps_per_epoch=2", "train.eval_every=1", "model.preset=tiny"]
-
-
-@pytest.fixture
-def sysu_root(synthetic_root):  # the session-wide small synthetic tree (tests/conftest.py)
-    return synthetic_root / "SYSU-MM01"
-
-
-def tiny_config(root, *extra):
-    return load_config("smoke", [*TINY, f"data.root={root}", "train.epochs=1", *extra])
+from tests.test_engine import tiny_config
 
 
 def _state(cfg, num_classes):

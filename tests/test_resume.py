@@ -1,6 +1,5 @@
 """`--resume` continues a stopped run to exactly the weights and metrics of an uninterrupted one."""
 
-import pytest
 import torch
 
 from reid.checkpoint import load_checkpoint
@@ -11,11 +10,6 @@ from reid.rng import get_rng_state, set_rng_state
 TINY = ["data.height=96", "data.width=48", "data.num_ids=2", "data.num_instances=1", "data.workers=0",
         "data.val_fraction=0.3", "train.max_steps_per_epoch=2", "train.eval_every=1", "model.preset=tiny",
         "loss.metric=center"]  # the center loss adds loss parameters to the optimiser: resumed too
-
-
-@pytest.fixture
-def sysu_root(synthetic_root):  # the session-wide small synthetic tree (tests/conftest.py)
-    return synthetic_root / "SYSU-MM01"
 
 
 def test_stop_and_resume_gives_identical_weights_and_metrics(sysu_root, tmp_path):
