@@ -64,11 +64,12 @@ def paired_frame(frame, baseline: str, metric: str = "mAP"):
 
     out = []
     for (dataset, protocol, budget), group in frame.groupby(["dataset", "protocol", "budget"], sort=False):
-        base = group[group["label"] == baseline].set_index("seed")[metric]
+        # a seed recorded twice (e.g. two grids that share a budget) counts once: its last row
+        base = group[group["label"] == baseline].groupby("seed")[metric].last()
         for label, rows in group.groupby("label", sort=False):
             if label == baseline:
                 continue
-            values = rows.set_index("seed")[metric]
+            values = rows.groupby("seed")[metric].last()
             seeds = sorted(set(values.index) & set(base.index))
             if not seeds:
                 continue
