@@ -130,16 +130,6 @@ def job_config(job: Job):
                    overrides=[*job.overrides, *budget_overrides(cfg, job.budget)])
 
 
-def _same_training(cfg) -> str:
-    """Hash of what a run learns, without the config's name: two rows with equal settings share a job."""
-    from reid.config import config_to_dict
-
-    d = config_to_dict(cfg)
-    d.pop("name", None)
-    d.pop("description", None)
-    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def training_key(cfg) -> str:
     """What a run learns, independent of where the clone and its data live: the resolved config without its
     name and data root, plus the synthetic generator's manifest (None for real data, whose records are
@@ -188,7 +178,7 @@ def plan(rows: list[str], seeds: tuple[int, ...], datasets: tuple[str, ...], bud
                 for seed in own_seeds or seeds:
                     job = Job(row, dataset, str(Path(roots[dataset]).resolve()), seed, int(budget), profile,
                               tuple(overrides), str(runs_dir), trials)
-                    key = _same_training(job_config(job))
+                    key = training_key(job_config(job))  # equal settings under another name: one job
                     if key not in by_training:
                         by_training[key] = len(grid.jobs)
                         grid.jobs.append(job)
@@ -256,10 +246,11 @@ def _executor(launcher: str, folder: Path, parallel: int, slurm: dict | None, ti
     return executor
 
 
-def _failure(job_handle, err: BaseException) -> str:
+def _failure(err: BaseException) -> str:
+    """The one line to report for a failed job: the worker's own UserError when there is one."""
     text = str(err).strip().splitlines()
     lines = [line for line in text if line.strip()]
-    for line in reversed(lines):  # the worker's own one-line error, when there is one
+    for line in reversed(lines):
         if line.startswith(("reid.errors.UserError", "UserError", "reid.engine.DivergedError")):
             return line.split(":", 1)[-1].strip()
     return lines[-1] if lines else type(err).__name__
@@ -271,7 +262,19 @@ def launch(grid: Grid, launcher: str = "local", parallel: int = 1, folder: str |
     from `run_job`, or {"error": one line} for a job that failed). `on_done(index, summary)` is called in
     this process as each job ends (the sweep's line per job and its records)."""
     check_launcher(launcher, parallel)
-    os.environ["OMP_NUM_THREADS"] = str(grid.jobs[0].threads if grid.jobs else 1)  # the workers' env
+    # submitit's workers inherit this process's environment at submission: one thread each, then restored
+    threads, before = str(grid.jobs[0].threads if grid.jobs else 1), os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = threads
+    try:
+        return _launch(grid, launcher, parallel, folder, slurm, timeout_min, on_done, poll_s)
+    finally:
+        if before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
+
+
+def _launch(grid: Grid, launcher: str, parallel: int, folder, slurm, timeout_min: int, on_done, poll_s: float):
     executor = _executor(launcher, Path(folder), parallel, slurm, timeout_min)
     summaries: list = [None] * len(grid.jobs)
     pending = list(range(len(grid.jobs)))
@@ -283,7 +286,7 @@ def launch(grid: Grid, launcher: str = "local", parallel: int = 1, folder: str |
         try:
             summaries[index] = handle.result()
         except (FailedJobError, UncompletedJobError) as err:  # a failed job is reported, the sweep goes on
-            summaries[index] = {"error": _failure(handle, err), "log": str(handle.paths.stderr)}
+            summaries[index] = {"error": _failure(err), "log": str(handle.paths.stderr)}
         if on_done is not None:
             on_done(index, summaries[index])
 
@@ -380,9 +383,24 @@ def write_sweep_tables(grid: Grid, summaries: list, out: str | Path, baseline: s
     return {"rows": len(rows), "failed": len(failed), "csv": out / "runs.csv", "summary": out / "summary.md"}
 
 
-def describe(entry_or_job, summary: dict) -> str:
+def write_grid(grid: Grid, summaries: list, out: Path) -> Path:
+    """`grid.json`: the sweep as planned and as it ended, with its provenance (the command and code that
+    wrote it), the data it ran on, and the commits that trained and evaluated the recorded results (each
+    record's own `provenance.commit`: a `--finished-only` sweep records runs trained by earlier code)."""
+    from reid.atomic import write_text_atomically
+    from reid.provenance import describe_data, provenance
+
+    trained = sorted({json.loads(p.read_text()).get("provenance", {}).get("commit", "unknown")
+                      for p in out.glob("*.json") if p.name != "grid.json"})
+    roots = {job.dataset: job.root for job in grid.jobs}
+    record = {"provenance": provenance(), "data": {d: describe_data(r, d) for d, r in roots.items()},
+              "trained_at_commits": trained, "jobs": [asdict(j) for j in grid.jobs], "entries": grid.entries,
+              "summaries": summaries}
+    return write_text_atomically(out / "grid.json", json.dumps(record, indent=1, default=str) + "\n", "grid.json")
+
+
+def describe(job: Job, summary: dict) -> str:
     """The line printed when a job ends."""
-    job = entry_or_job
     head = f"{row_label(job.row)} {job.dataset} seed {job.seed} {job.budget} steps"
     if "error" in summary:
         return f"FAILED {head}: {summary['error']} (log: {summary.get('log')})"
@@ -439,8 +457,7 @@ def sweep_command(rows, seeds, datasets, budgets, profile, roots, overrides, lau
     else:
         summaries = launch(grid, launcher, parallel, Path(runs_dir) / "jobs" / name, slurm, timeout_min, done)
     bar.close()
-    (out / "grid.json").write_text(json.dumps({"jobs": [asdict(j) for j in grid.jobs], "entries": grid.entries,
-                                               "summaries": summaries}, indent=1, default=str) + "\n")
+    write_grid(grid, summaries, out)
     tables = write_sweep_tables(grid, summaries, out, baseline)
     print(f"{tables['rows']} results in {tables['csv']}; summary in {tables['summary']}"
           + (f"; PARTIAL: {tables['failed']} of {len(grid.jobs)} jobs have no result (failed or not run: "
