@@ -2,19 +2,22 @@
 
     grid = plan(["table3_baseline:0-4", "table3_ta"], seeds=(0, 1, 2), datasets=("sysu",), budgets=(3600,),
                 profile="smoke", roots={"sysu": root})
-    summaries = launch(grid, launcher="local", parallel=2, folder="runs/sweeps/table3/jobs")
-    record(grid, summaries, "results/sweeps/table3")      # one result per (row, seed, protocol) + tables
+    summaries = launch(grid, launcher="local", parallel=2, folder="runs/sweeps/jobs/table3")
+    for i, summary in enumerate(summaries):
+        record_job(grid, i, summary, "results/sweeps/table3")   # one result per (entry, protocol)
+    write_sweep_tables(grid, summaries, "results/sweeps/table3")  # runs.csv, summary.md
 
 Every job goes through the one runner (`reid.experiments.train_run`, then `evaluate_runs`), so a number
 means what it means everywhere else, and a killed sweep started again reuses finished runs and resumes
 unfinished ones from their last epoch. Jobs run with one torch thread each: on 2 CPU cores, two
-single-thread jobs do 1.7x the work of one two-thread job, and a two-thread job beside any other process
-slows about 10x (benchmarks/bench_sweep.py).
+single-thread jobs did 1.7x the work of one two-thread job, and a two-thread job beside any other process
+slowed about 10x (measured for issue 19; benchmarks/bench_sweep.py measures it again).
 
 Words: a *row* is a config (a Table 3/4 row, or any config name); a *budget* is the total number of
 training steps, spread over the profile's epochs (`data.batches_per_epoch` = budget / epochs), so the
 schedule keeps its shape; an *entry* is one (row, dataset, budget, seed): rows whose resolved configs are
-equal apart from their names (Table 4's L_trihardw row is Table 3's full model) share one job.
+equal apart from their names (Table 4's L_trihardw row is Table 3's full model) share one job within a
+sweep. Across sweeps a run is reused under the same row name only: its folder's hash holds the name.
 Launchers are submitit's: its local executor on one machine, its SLURM executor on a cluster.
 """
 
@@ -432,7 +435,7 @@ def sweep_command(rows, seeds, datasets, budgets, profile, roots, overrides, lau
     check_launcher(launcher, parallel)
     out = Path(results_dir) / name
     check_result_location(out, "probe")  # writable, and any results.csv there has our columns
-    # runs are shared by every sweep (a row another sweep trained is reused); job logs are the sweep's own
+    # runs are shared by every sweep (the same row another sweep trained is reused); job logs are the sweep's own
     grid = plan(rows, seeds, datasets, budgets, profile, roots, overrides, runs_dir)
     print(f"sweep {name}: {len(grid.entries)} entries -> {len(grid.jobs)} jobs, {parallel} at a time "
           f"({launcher}); results in {out}")
