@@ -17,7 +17,8 @@ Words: a *row* is a config (a Table 3/4 row, or any config name); a *budget* is 
 training steps, spread over the profile's epochs (`data.batches_per_epoch` = budget / epochs), so the
 schedule keeps its shape; an *entry* is one (row, dataset, budget, seed): rows whose resolved configs are
 equal apart from their names (Table 4's L_trihardw row is Table 3's full model) share one job within a
-sweep. Across sweeps a run is reused under the same row name only: its folder's hash holds the name.
+sweep, and across sweeps a job reuses a finished run of equal settings under another name in the same
+runs folder (`finished_twin`) instead of training it again.
 Launchers are submitit's: its local executor on one machine, its SLURM executor on a cluster.
 """
 
@@ -192,6 +193,31 @@ def plan(rows: list[str], seeds: tuple[int, ...], datasets: tuple[str, ...], bud
 
 # --------------------------------------------------------------------------------------- one job
 
+def finished_twin(job: Job, cfg=None) -> Path | None:
+    """A finished run in `job.runs_dir` that trained the same settings as `job` under another name (the
+    folder hash holds the name, so e.g. Table 4's L_trihardw row would not find Table 3's full model)."""
+    from reid.config import load_config
+    from reid.experiments import is_finished
+
+    cfg = cfg or job_config(job)
+    key = None
+    pattern = f"*-{cfg.data.dataset}*-seed{cfg.train.seed}-*"
+    for folder in sorted(Path(job.runs_dir).glob(pattern)):
+        saved = folder / "config.yaml"
+        if not saved.is_file() or not (folder / "last.pt").is_file():
+            continue
+        try:
+            other = load_config(saved)
+        except (UserError, OSError, ValueError):
+            continue
+        if other.name == cfg.name:
+            continue  # that row's own folder (of other settings): run_dir decides about it
+        key = key or training_key(cfg)
+        if training_key(other) == key and is_finished(folder, other):
+            return folder
+    return None
+
+
 def run_job(job: Job) -> dict:
     """Train (or reuse, or resume) one run and evaluate it under its dataset's protocols; in a worker."""
     os.environ["OMP_NUM_THREADS"] = str(job.threads)
@@ -202,7 +228,15 @@ def run_job(job: Job) -> dict:
     torch.set_num_threads(job.threads)
     start = time.perf_counter()
     cfg = job_config(job)
-    run = train_run(cfg, job.runs_dir)
+    from reid.experiments import is_finished, run_dir
+
+    twin = None if is_finished(run_dir(job.runs_dir, cfg), cfg) else finished_twin(job, cfg)
+    if twin is not None:
+        from reid.engine import repair_best_checkpoint
+
+        print(f"{run_dir(job.runs_dir, cfg).name}: the same settings trained already as {twin.name}, reusing it")
+        repair_best_checkpoint(twin)
+    run = twin or train_run(cfg, job.runs_dir)
     trained = time.perf_counter() - start
     results = {p: evaluate_runs([run], p, job.root, trials=job.trials) for p in PROTOCOLS_OF[job.dataset]}
     steps = {r["protocol"].get("steps") for r in results.values()}
@@ -418,7 +452,7 @@ def finished_jobs(grid: Grid) -> list[int]:
     out = []
     for index, job in enumerate(grid.jobs):
         cfg = job_config(job)
-        if is_finished(run_dir(job.runs_dir, cfg), cfg):
+        if is_finished(run_dir(job.runs_dir, cfg), cfg) or finished_twin(job, cfg) is not None:
             out.append(index)
     return out
 

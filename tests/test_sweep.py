@@ -14,7 +14,17 @@ import pytest
 from reid.cli import main
 from reid.errors import UserError
 from reid.stats import paired_difference, paired_frame, t_factor
-from reid.sweep import budget_overrides, launch, parse_seeds, plan, record_job, write_sweep_tables
+from reid.sweep import (
+    budget_overrides,
+    finished_jobs,
+    finished_twin,
+    launch,
+    parse_seeds,
+    plan,
+    record_job,
+    run_job,
+    write_sweep_tables,
+)
 
 # The smoke profile made tiny: 2 ids x 2 images a batch, 3 epochs of 1 step (budget 3), the micro preset.
 TINY = ["data.num_ids=2", "data.num_instances=2", "train.epochs=3", "train.eval_every=3",
@@ -134,6 +144,14 @@ def test_tiny_grid_through_submitits_local_executor(synthetic_root, tmp_path):
     assert all(s["this_job_s"] < 15 for s in again)  # no training, only the reuse check
     logs = "".join(p.read_text() for p in (tmp_path / "jobs2").glob("*_log.out"))
     assert logs.count("trained already, reusing it") == 8
+    # another sweep that names the full model only as table4_trihardw reuses table3_full's run
+    alone = plan(["table4_trihardw"], (0,), ("sysu",), (3,), "smoke", roots, TINY, tmp_path / "runs")
+    twin = finished_twin(alone.jobs[0])
+    assert twin is not None and twin.name.startswith("table3_full@smoke-sysu-seed0-")
+    assert finished_jobs(alone) == [0]
+    reused = run_job(alone.jobs[0])
+    assert reused["run"] == str(twin) and reused["this_job_s"] < 15
+    assert reused["results"] == summaries[grid.entries[2]["job"]]["results"]
 
 
 @pytest.mark.slow
