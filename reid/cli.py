@@ -310,6 +310,8 @@ def add_sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus-per-job", type=int, default=8, help="SLURM CPUs per job")
     p.add_argument("--finished-only", action="store_true",
                    help="train nothing: record and tabulate the runs that have finished (a partial table)")
+    p.add_argument("--retrain", action="store_true",
+                   help="train every job, also those whose results are recorded already in RESULTS_DIR")
     p.add_argument("--runs-dir", default="runs/sweeps")
     p.add_argument("--results-dir", default="results/sweeps")
 
@@ -362,7 +364,7 @@ def sweep(args) -> int:
     slurm = {"partition": args.partition, "gpus": args.gpus_per_job, "cpus": args.cpus_per_job}
     result = sweep_command(rows, seeds, datasets, budgets, args.profile, roots, args.overrides, args.launcher,
                            parallel, name, args.runs_dir, args.results_dir, baseline, slurm, args.time,
-                           finished_only=args.finished_only)
+                           finished_only=args.finished_only, retrain=args.retrain)
     failed = [s for s in result["summaries"] if "error" in s and not s["error"].startswith("not trained yet")]
     return 1 if failed else 0
 

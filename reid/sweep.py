@@ -459,8 +459,10 @@ def finished_jobs(grid: Grid) -> list[int]:
 
 def sweep_command(rows, seeds, datasets, budgets, profile, roots, overrides, launcher, parallel, name,
                   runs_dir, results_dir, baseline=None, slurm=None, timeout_min=24 * 60,
-                  finished_only: bool = False) -> dict:
+                  finished_only: bool = False, retrain: bool = False) -> dict:
     """`python -m reid sweep`: validate everything, run the jobs with a progress bar, record, tabulate.
+    Jobs whose results are recorded already (in this sweep's folder, or in another sweep's beside it with
+    the same settings: `adopt_records`) are read, not trained again, unless `retrain`.
     `finished_only`: train nothing; record and tabulate the runs that have finished (the rest: "not run")."""
     from tqdm.auto import tqdm
 
@@ -471,28 +473,39 @@ def sweep_command(rows, seeds, datasets, budgets, profile, roots, overrides, lau
     check_result_location(out, "probe")  # writable, and any results.csv there has our columns
     # runs are shared by every sweep (the same row another sweep trained is reused); job logs are the sweep's own
     grid = plan(rows, seeds, datasets, budgets, profile, roots, overrides, runs_dir)
-    print(f"sweep {name}: {len(grid.entries)} entries -> {len(grid.jobs)} jobs, {parallel} at a time "
-          f"({launcher}); results in {out}")
-    bar = tqdm(total=len(grid.jobs), desc=f"sweep {name}", unit="job")
+    summaries: list = [None] * len(grid.jobs)
+    if not retrain:
+        adopted = adopt_records(grid, out)
+        for index, summary in committed_summaries(grid, out).items():
+            summaries[index] = summary
+        if any(summaries):
+            print(f"{sum(1 for s in summaries if s)} of {len(grid.jobs)} jobs are recorded in {out} already"
+                  + (f" ({len(adopted)} records copied from other sweeps of equal settings)" if adopted else "")
+                  + ": read, not trained (--retrain trains them again)")
+    todo_index = [i for i, s in enumerate(summaries) if not s]
+    if finished_only:
+        finished = set(finished_jobs(grid))
+        print(f"--finished-only: {sum(1 for i in todo_index if i in finished)} of {len(todo_index)} jobs to "
+              "run have a finished run; the rest are not run")
+        for i in todo_index:
+            if i not in finished:
+                summaries[i] = {"error": "not trained yet (--finished-only)"}
+        todo_index = [i for i in todo_index if i in finished]
+    print(f"sweep {name}: {len(grid.entries)} entries -> {len(grid.jobs)} jobs, {len(todo_index)} to run, "
+          f"{parallel} at a time ({launcher}); results in {out}")
+    bar = tqdm(total=len(grid.jobs), initial=len(grid.jobs) - len(todo_index), desc=f"sweep {name}", unit="job")
 
-    def done(index: int, summary: dict) -> None:
+    def done(i: int, summary: dict) -> None:
+        index = todo_index[i]
         bar.write(describe(grid.jobs[index], summary))
         record_job(grid, index, summary, out)
         bar.update()
 
-    if finished_only:
-        ready = finished_jobs(grid)
-        todo = Grid(jobs=[grid.jobs[i] for i in ready], entries=[])
-        print(f"--finished-only: {len(ready)} of {len(grid.jobs)} jobs have a finished run; the rest are not run")
-        summaries = [{"error": "not trained yet (--finished-only)"} for _ in grid.jobs]
-        if ready:
-            done_here = launch(todo, launcher, parallel, Path(runs_dir) / "jobs" / name, slurm, timeout_min,
-                               lambda i, s: done(ready[i], s))
-            for i, summary in zip(ready, done_here):
-                summaries[i] = summary
-        bar.update(len(grid.jobs) - len(ready))
-    else:
-        summaries = launch(grid, launcher, parallel, Path(runs_dir) / "jobs" / name, slurm, timeout_min, done)
+    if todo_index:
+        todo = Grid(jobs=[grid.jobs[i] for i in todo_index], entries=[])
+        for i, summary in zip(todo_index, launch(todo, launcher, parallel, Path(runs_dir) / "jobs" / name,
+                                                 slurm, timeout_min, done)):
+            summaries[i] = summary
     bar.close()
     write_grid(grid, summaries, out)
     tables = write_sweep_tables(grid, summaries, out, baseline)
@@ -504,13 +517,12 @@ def sweep_command(rows, seeds, datasets, budgets, profile, roots, overrides, lau
 
 # ----------------------------------------------------------------------------- committed results
 
-def collect(grid: Grid, results_dir: str | Path) -> tuple[list[dict], list[int]]:
-    """The rows (as `entry_rows`) that `results_dir` already holds for the grid's entries, and the jobs
-    still missing. A record answers an entry only if it was trained with the same settings on the same
-    data (`training_key`, and the protocol card's dataset fingerprint)."""
+def _entry_records(grid: Grid, results_dir: str | Path):
+    """Per entry: its rows (as `entry_rows`) from the records in `results_dir`, or None when a protocol has
+    no record trained with the same settings on the same data (`training_key`, and the protocol card's
+    dataset fingerprint)."""
     from reid.provenance import dataset_fingerprint
 
-    rows, missing = [], set()
     keys = [training_key(job_config(job)) for job in grid.jobs]
     prints = {job.root: dataset_fingerprint(job.root) for job in grid.jobs}
     for entry in grid.entries:
@@ -525,11 +537,67 @@ def collect(grid: Grid, results_dir: str | Path) -> tuple[list[dict], list[int]]
             found.append({**{k: entry[k] for k in ("label", "dataset", "budget", "seed")}, "protocol": protocol,
                           "steps": record["protocol"].get("steps"), **{m: record.get(m) for m in METRICS},
                           "run": record["sweep"]["run"], "train_s": record["sweep"].get("train_s")})
-        if len(found) == len(PROTOCOLS_OF[entry["dataset"]]):
-            rows += found
-        else:
+        yield entry, (found if len(found) == len(PROTOCOLS_OF[entry["dataset"]]) else None)
+
+
+def collect(grid: Grid, results_dir: str | Path) -> tuple[list[dict], list[int]]:
+    """The rows (as `entry_rows`) that `results_dir` already holds for the grid's entries, and the jobs
+    still missing. A record answers an entry only if it was trained with the same settings on the same
+    data (`training_key`, and the protocol card's dataset fingerprint)."""
+    rows, missing = [], set()
+    for entry, found in _entry_records(grid, results_dir):
+        if found is None:
             missing.add(entry["job"])
+        else:
+            rows += found
     return rows, sorted(missing)
+
+
+def committed_summaries(grid: Grid, results_dir: str | Path) -> dict[int, dict]:
+    """The jobs whose every entry `results_dir` already answers, each with a summary as `run_job` returns
+    it, rebuilt from the records (the sweep then trains only the others: run folders may be gone, results
+    are committed)."""
+    answered, missing = {}, set()
+    for entry, found in _entry_records(grid, results_dir):
+        if found is None:
+            missing.add(entry["job"])
+        elif entry["job"] not in answered:
+            answered[entry["job"]] = {
+                "run": found[0]["run"], "train_s": found[0]["train_s"], "steps": found[0]["steps"],
+                "from_records": str(results_dir),
+                "results": {r["protocol"]: {m: r[m] for m in METRICS} for r in found}}
+    return {i: s for i, s in answered.items() if i not in missing}
+
+
+def adopt_records(grid: Grid, results_dir: str | Path) -> list[Path]:
+    """Copy into `results_dir` the records of other sweeps beside it (`results_dir/../*/`) that answer one
+    of this grid's entries: same dataset, seed, budget and protocol, trained with the same settings on the
+    same data (Table 4's L_trihardw row is Table 3's full model). The copy carries this entry's label and
+    says where it came from (`sweep.reused_from`); its provenance is the training's own."""
+    from reid.provenance import dataset_fingerprint, write_result
+
+    out = Path(results_dir)
+    have = {e["job"] for e, found in _entry_records(grid, out) if found is not None}
+    keys, written = {}, []
+    for entry in (e for e in grid.entries if e["job"] not in have):
+        job = grid.jobs[entry["job"]]
+        key = keys.setdefault(entry["job"], training_key(job_config(job)))
+        fingerprint = dataset_fingerprint(job.root)
+        budget = f"{entry['budget']}steps" if entry["budget"] else "profile-budget"
+        for protocol in PROTOCOLS_OF[entry["dataset"]]:
+            pattern = f"*/*-{entry['dataset']}-seed{entry['seed']}-{budget}-{protocol}.json"
+            for path in sorted(out.parent.glob(pattern)):
+                if path.parent.resolve() == out.resolve():
+                    continue
+                record = json.loads(path.read_text())
+                if record.get("sweep", {}).get("training_key") != key or \
+                        record.get("protocol", {}).get("fingerprint") != fingerprint:
+                    continue
+                record["sweep"] = {**record["sweep"], "label": entry["label"],
+                                   "reused_from": f"{path.parent.name}/{path.name}"}
+                written.append(write_result(record, out, entry_name(entry, protocol)))
+                break
+    return written
 
 
 def grid_spec(name: str) -> dict:
@@ -568,6 +636,8 @@ def notebook_sweep(S, name: str, parallel: int | None = None):
 
     grid = settings_grid(S, name)
     out = Path(S.results_dir) / "sweeps" / name
+    if not S.retrain:
+        adopt_records(grid, out)
     rows, missing = ([], list(range(len(grid.jobs)))) if S.retrain else collect(grid, out)
     print(f"grid {name}: {len(grid.entries)} entries, {len(grid.jobs)} jobs; "
           f"{len(grid.jobs) - len(missing)} read from {out}, {len(missing)} to run")
