@@ -15,7 +15,9 @@ from reid.cli import main
 from reid.errors import UserError
 from reid.stats import paired_difference, paired_frame, t_factor
 from reid.sweep import (
+    adopt_records,
     budget_overrides,
+    committed_summaries,
     finished_jobs,
     finished_twin,
     launch,
@@ -138,10 +140,14 @@ def test_tiny_grid_through_submitits_local_executor(synthetic_root, tmp_path):
     text = tables["summary"].read_text()
     assert tables["failed"] == 0 and "Partial" not in text and "table3_baseline (baseline)" in text
     assert "regdb-t2v, 3 training steps" in text
-    # started again: every run is reused (no training), the numbers are the same
+    # started again: every run is reused (no checkpoint is written again), the numbers are the same
+    def checkpoints():
+        return {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.pt")}
+
+    before = checkpoints()
     again = launch(grid, "local", 2, tmp_path / "jobs2", poll_s=0.2)
     assert _metrics(again) == _metrics(summaries)
-    assert all(s["this_job_s"] < 15 for s in again)  # no training, only the reuse check
+    assert checkpoints() == before
     logs = "".join(p.read_text() for p in (tmp_path / "jobs2").glob("*_log.out"))
     assert logs.count("trained already, reusing it") == 8
     # another sweep that names the full model only as table4_trihardw reuses table3_full's run
@@ -150,8 +156,26 @@ def test_tiny_grid_through_submitits_local_executor(synthetic_root, tmp_path):
     assert twin is not None and twin.name.startswith("table3_full@smoke-sysu-seed0-")
     assert finished_jobs(alone) == [0]
     reused = run_job(alone.jobs[0])
-    assert reused["run"] == str(twin) and reused["this_job_s"] < 15
-    assert reused["results"] == summaries[grid.entries[2]["job"]]["results"]
+    assert reused["run"] == str(twin) and checkpoints() == before  # nothing trained, no new run folder
+    full0 = next(e["job"] for e in grid.entries
+                 if (e["label"], e["dataset"], e["seed"]) == ("table3_full", "sysu", 0))
+    assert reused["results"] == summaries[full0]["results"]
+    # no runs, only committed records: a Table 4 sweep adopts Table 3's record of the same training
+    import shutil
+
+    shutil.copytree(tmp_path / "results", tmp_path / "sweeps" / "table3")
+    adopted = adopt_records(alone, tmp_path / "sweeps" / "table4")
+    assert sorted(p.name for p in adopted) == [f"table4_trihardw-sysu-seed0-3steps-sysu-{m}.json"
+                                               for m in ("all", "indoor")]
+    card = json.loads(adopted[0].read_text())
+    assert card["sweep"]["label"] == "table4_trihardw"
+    assert card["sweep"]["reused_from"].startswith("table3/table3_full-sysu-seed0-3steps-")
+    read = committed_summaries(alone, tmp_path / "sweeps" / "table4")
+    assert list(read) == [0] and read[0]["results"] == reused["results"]
+    assert adopt_records(alone, tmp_path / "sweeps" / "table4") == []  # recorded already: nothing copied
+    other = plan(["table4_trihardw"], (0,), ("sysu",), (3,), "smoke", roots, [*TINY, "loss.margin=0.5"],
+                 tmp_path / "runs")  # other settings: Table 3's record does not answer it
+    assert adopt_records(other, tmp_path / "sweeps" / "table4b") == []
 
 
 @pytest.mark.slow
@@ -228,15 +252,17 @@ def test_finished_only_tabulates_what_has_finished_and_trains_nothing(synthetic_
     args = ["sweep", "--name", "part", "--rows", "table3_baseline", "--seeds", "0", "--budgets", "3",
             "--data", str(synthetic_root), "--runs-dir", str(tmp_path / "runs"), "--results-dir",
             str(tmp_path / "results"), "--jobs", "1", *[a for s in TINY for a in ("--set", s)]]
-    assert main(args) == 0  # seed 0 trained
+    assert main(args) == 0  # seed 0 trained, recorded in results/part
     capsys.readouterr()
-    more = [*args[:6], "0-1", *args[7:], "--finished-only"]
-    assert main(more) == 0
+    assert main(args) == 0  # started again: read from its records, nothing trained
+    assert "1 of 1 jobs are recorded in" in capsys.readouterr().out
+    elsewhere = [*args[:6], "0-1", *args[7:14], str(tmp_path / "results-b"), *args[15:], "--finished-only"]
+    assert main(elsewhere) == 0  # no records there: the finished run is recorded, seed 1 is not run
     out = capsys.readouterr().out
-    assert "1 of 2 jobs have a finished run" in out
-    summary = (tmp_path / "results" / "part" / "summary.md").read_text()
+    assert "1 of 2 jobs to run have a finished run" in out
+    summary = (tmp_path / "results-b" / "part" / "summary.md").read_text()
     assert "**Partial**: 1 of 2 jobs" in summary and "seed 1 3 steps: not trained yet" in summary
     assert len(list((tmp_path / "runs").glob("table3_baseline*"))) == 1  # nothing new trained
-    grid = json.loads((tmp_path / "results" / "part" / "grid.json").read_text())  # says where it came from
+    grid = json.loads((tmp_path / "results-b" / "part" / "grid.json").read_text())  # says where it came from
     assert grid["provenance"]["commit"] and "command" in grid["provenance"] and "hardware" in grid["provenance"]
     assert grid["data"]["sysu"]["kind"] == "synthetic" and len(grid["trained_at_commits"]) == 1
