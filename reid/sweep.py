@@ -51,7 +51,7 @@ GRIDS = {
                "datasets": ("sysu", "regdb"), "budgets": None, "baseline": "table4_trihardw"},
     "budget": {"rows": ["table3_baseline", "table3_full"], "seeds": "0-2", "datasets": ("sysu",),
                "budgets": (540, 1800, 3600)},
-    "budget_long": {"rows": ["table3_baseline", "table3_full"], "seeds": "0-1", "datasets": ("sysu",),
+    "budget_long": {"rows": ["table3_baseline", "table3_full"], "seeds": "0-2", "datasets": ("sysu",),
                     "budgets": (10800,)},
 }
 
