@@ -40,9 +40,13 @@ test: $(STAMP)
 	REID_STEPS_CAP=25 REID_SEEDS=0 REID_OUTPUT_DIR=runs/make-test \
 	  $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
+# Bound to this machine only; --allow-root because JupyterLab refuses root (the usual user in a container).
+LAB_PORT ?= 8888
 lab: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,lab]"
-	$(VENV)/bin/jupyter lab notebooks/
+	@echo "JupyterLab: http://127.0.0.1:$(LAB_PORT)/lab (the token is in the URL printed below)"
+	$(VENV)/bin/jupyter lab notebooks/ --ip=127.0.0.1 --port=$(LAB_PORT) --no-browser \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Re-execute every notebook in place, refreshing the committed outputs and figures/.
 notebooks: $(STAMP)
