@@ -56,6 +56,7 @@ notebooks: $(STAMP)
 	    --ExecutePreprocessor.timeout=1200 "$$nb" || exit 1; \
 	  echo "   $$nb: $$(( $$(date +%s) - start )) s"; done
 	$(PY) notebooks/clean_outputs.py notebooks/[0-9]*.ipynb
+	$(PY) notebooks/student_copies.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check reid tests benchmarks

@@ -19,3 +19,6 @@ def _init_with_output_timeout(self, *args, **kwargs):
 
 
 nbval.plugin.IPyNbCell.__init__ = _init_with_output_timeout
+
+# The student copies (notebooks/clean/) are the originals without outputs: nbval runs the originals only.
+collect_ignore = ["clean"]

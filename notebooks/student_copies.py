@@ -1,0 +1,52 @@
+"""Write the student copies: every numbered notebook with its outputs stripped, into notebooks/clean/.
+
+A student who opens a clean copy sees the code and the questions but no result, so "predict, then run"
+means something (fastbook's `clean/` folder). `make notebooks` runs this after re-executing the
+originals; `tests/test_notebooks_course.py` fails when a copy is out of step with its original.
+
+    python notebooks/student_copies.py            # (re)write notebooks/clean/*.ipynb
+"""
+
+import sys
+from pathlib import Path
+
+import nbformat
+
+HERE = Path(__file__).resolve().parent
+NOTE = ("**Student copy**: the outputs are stripped so that you can predict before you run. The original, "
+        "with its committed outputs, is `notebooks/{name}`; answers are in `notebooks/answers/`.")
+
+
+def student_copy(path: Path) -> nbformat.NotebookNode:
+    """The notebook at `path` without outputs, execution counts or widget state, with a first note."""
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    note = nbformat.v4.new_markdown_cell(NOTE.format(name=path.name))
+    note.id = "student-copy-note"  # fixed, so that a copy is a function of its original only
+    nb.cells.insert(0, note)
+    nb.nbformat_minor = max(nb.nbformat_minor, 4)
+    return nb
+
+
+def originals(folder: Path = HERE) -> list[Path]:
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def render(nb: nbformat.NotebookNode) -> str:
+    return nbformat.writes(nb) + "\n"
+
+
+def main(out: Path = HERE / "clean") -> int:
+    out.mkdir(exist_ok=True)
+    for path in originals():
+        (out / path.name).write_text(render(student_copy(path)), encoding="utf-8")
+    print(f"{len(originals())} student copies in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
