@@ -136,19 +136,28 @@ def _named(frame, labels: dict):
 
 
 def seed_table(frame, labels: dict, metrics=("rank1", "mAP", "mINP")):
-    """Display rows x (setting, metric): mean ± sd over seeds, and n, from a sweep's rows."""
+    """Display (setting, row) x (metric, mean | sd over seeds) and n, from a sweep's rows: numbers in their own
+    columns (narrow enough for a notebook), one block of rows per setting."""
     import pandas as pd
 
     frame = _named(frame, labels)
-    out = {}
+    order = [labels[k] for k in labels if labels[k] in set(frame["row"])]
+    rows = []
     for setting in dict.fromkeys(frame["setting"]):
         part = frame[frame["setting"] == setting]
-        for metric in metrics:
-            out[(setting, metric)] = {row: _cell(*mean_sd(g[metric])) for row, g in part.groupby("row")}
-        out[(setting, "n")] = {row: len(g) for row, g in part.groupby("row")}
-    table = pd.DataFrame(out).reindex([labels[k] for k in labels if labels[k] in set(frame["row"])])
+        for row in order:
+            g = part[part["row"] == row]
+            if g.empty:
+                continue
+            cells = {("n", ""): len(g)}
+            for metric in metrics:
+                mean, sd = mean_sd(g[metric])
+                cells[(metric, "mean")], cells[(metric, "sd over seeds")] = round(mean, 2), round(sd, 2)
+            rows.append({("setting", ""): setting, ("row", ""): row, **cells})
+    table = pd.DataFrame(rows).set_index([("setting", ""), ("row", "")])
+    table.index.names = ["setting", "row"]
     table.columns = pd.MultiIndex.from_tuples(table.columns)
-    return table.rename_axis("row (mean ± sd over seeds)")
+    return table
 
 
 def paired_table(frame, baseline: str, labels: dict):
