@@ -160,6 +160,11 @@ def seed_table(frame, labels: dict, metrics=("rank1", "mAP", "mINP")):
     return table
 
 
+# The verdicts of summary.md, shortened for a notebook column (the interval beside them says the rest).
+SHORT_VERDICT = {"higher than the baseline": "higher", "lower than the baseline": "lower",
+                 "not resolved (interval includes 0)": "not resolved", "one seed: no interval": "no interval"}
+
+
 def paired_table(frame, baseline: str, labels: dict):
     """Per setting and row: Δ against `baseline` paired by seed, mAP first and Rank-1 beside it, each with its
     95 % t interval and verdict; plus the interval's half-width (what a difference must exceed here)."""
@@ -174,7 +179,7 @@ def paired_table(frame, baseline: str, labels: dict):
                          "budget": d["budget"], "n": d["n"], "Δ": round(d["mean"], 2),
                          "95 % interval": "" if d["n"] < 2 else f"[{d['low']:+.2f}, {d['high']:+.2f}]",
                          "half-width": round((d["high"] - d["low"]) / 2, 2) if d["n"] > 1 else float("nan"),
-                         "verdict": d["verdict"]})
+                         "verdict": SHORT_VERDICT.get(d["verdict"], d["verdict"])})
     out = pd.DataFrame(rows)
     if out.empty:
         return out
