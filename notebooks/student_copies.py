@@ -28,7 +28,6 @@ def student_copy(path: Path) -> nbformat.NotebookNode:
     note = nbformat.v4.new_markdown_cell(NOTE.format(name=path.name))
     note.id = "student-copy-note"  # fixed, so that a copy is a function of its original only
     nb.cells.insert(0, note)
-    nb.nbformat_minor = max(nb.nbformat_minor, 4)
     return nb
 
 

@@ -57,6 +57,11 @@ def verdict(diff: dict) -> str:
     return "higher than the baseline" if diff["mean"] > 0 else "lower than the baseline"
 
 
+# The same verdicts, shortened for a notebook column (the interval beside them says the rest).
+SHORT_VERDICT = {"higher than the baseline": "higher", "lower than the baseline": "lower",
+                 "not resolved (interval includes 0)": "not resolved", "one seed: no interval": "no interval"}
+
+
 def paired_frame(frame, baseline: str, metric: str = "mAP"):
     """Per (dataset, protocol, budget, label): the paired difference against `baseline` on `metric`, over
     the seeds both have. `frame` has columns label, dataset, protocol, budget, seed and the metrics."""
@@ -158,11 +163,6 @@ def seed_table(frame, labels: dict, metrics=("rank1", "mAP", "mINP")):
     table.index.names = ["setting", "row"]
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     return table
-
-
-# The verdicts of summary.md, shortened for a notebook column (the interval beside them says the rest).
-SHORT_VERDICT = {"higher than the baseline": "higher", "lower than the baseline": "lower",
-                 "not resolved (interval includes 0)": "not resolved", "one seed: no interval": "no interval"}
 
 
 def paired_table(frame, baseline: str, labels: dict):

@@ -43,7 +43,8 @@ def test_paired_tables_of_a_sweep_resolve_only_beyond_the_interval():
     seeds = seed_table(pd.DataFrame(rows), labels)
     assert seeds.loc[("all-search", "+far"), ("n", "")] == 3
     assert seeds.loc[("all-search", "+far"), ("mAP", "mean")] == 30.0
-    assert seeds.loc[("all-search", "+near"), ("rank1", "sd over seeds")] == round((7 / 3) ** 0.5, 2)  # 11, 13, 10: squared deviations sum to 14/3, over n - 1 = 2
+    # +near's seeds give 11, 13, 10: squared deviations from the mean sum to 14/3, over n - 1 = 2
+    assert seeds.loc[("all-search", "+near"), ("rank1", "sd over seeds")] == round((7 / 3) ** 0.5, 2)
     assert list(seeds.index.get_level_values("row")) == ["baseline", "+far", "+near"]
     one = paired_table(pd.DataFrame(rows[::3]), "base", labels)
     assert set(one[("mAP", "verdict")]) == {"no interval"}
