@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from reid.metrics import eval_sysu
+from reid.eval.metrics import eval_sysu
 
 
 def eval_sysu_loop(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=20):

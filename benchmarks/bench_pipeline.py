@@ -78,10 +78,10 @@ def syncs_per_step(root: Path, steps: int = 50) -> dict:
     """Host reads of tensor values per step in `_train_one_epoch`, per read-window setting."""
     from tqdm.auto import tqdm
 
-    from reid import engine
     from reid.data.train_data import TrainData
     from reid.losses import Criterion
     from reid.models import build_model
+    from reid.train import engine
 
     cfg = _config(root, 0, "model.preset=tiny", "data.height=96", "data.width=48", "data.num_ids=2",
                   "data.num_instances=2", "optim.lr=0.01", f"train.max_steps_per_epoch={steps}",

@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="SYSU-MM01 folder (default: the synthetic set)")
     args = parser.parse_args()
     from reid.data import ensure_synthetic
-    from reid.provenance import hardware
+    from reid.records.provenance import hardware
 
     data = Path(args.data) if args.data else ensure_synthetic(ROOT / "data" / "synthetic", seed=0) / "SYSU-MM01"
     print(f"smoke training, {args.steps} steps per job, data loading included; {os.cpu_count()} cores "

@@ -23,10 +23,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reid.config import load_config
-from reid.engine import _autocast, build_optimizer, train_step
-from reid.errors import UserError
 from reid.losses import Criterion
 from reid.models import build_model
+from reid.train.engine import _autocast, build_optimizer, train_step
+from reid.utils.errors import UserError
 
 
 def main() -> None:

@@ -113,7 +113,7 @@ def loader_epoch(work: Path, steps: int, rehearse: bool) -> dict:
     from reid.config import load_config
     from reid.data import ensure_synthetic
     from reid.data.train_data import resolve_workers
-    from reid.engine import train
+    from reid.train.engine import train
 
     t = time.perf_counter()
     sizes = {"small": True} if rehearse else REAL_SCALE
@@ -135,8 +135,8 @@ def loader_epoch(work: Path, steps: int, rehearse: bool) -> dict:
 # --------------------------------------------------------------------------------------- 3 resume
 
 def resume_check(work: Path, steps: int) -> dict:
-    from reid.checkpoint import load_checkpoint
     from reid.data import ensure_synthetic
+    from reid.utils.checkpoint import load_checkpoint
 
     small = Path(ensure_synthetic(work / "small", seed=0, small=True)) / "SYSU-MM01"
     base = [sys.executable, "-c", DETERMINISTIC, "train", "--config", "smoke", "--data", str(small),
@@ -177,8 +177,8 @@ def resume_check(work: Path, steps: int) -> dict:
 # --------------------------------------------------------------------------------------- 4 evaluation
 
 def evaluation_and_gradcam(work: Path, checkpoint: Path, root: Path) -> dict:
-    from reid.checkpoint import load_checkpoint
-    from reid.evaluate import evaluate_checkpoint, load_model
+    from reid.eval.evaluate import evaluate_checkpoint, load_model
+    from reid.utils.checkpoint import load_checkpoint
 
     t = time.perf_counter()
     result = evaluate_checkpoint(str(checkpoint), "sysu", root, trials=10, device=DEVICE,
@@ -186,7 +186,7 @@ def evaluation_and_gradcam(work: Path, checkpoint: Path, root: Path) -> dict:
     out = {"eval_s": time.perf_counter() - t, "rank1": result["rank1"], "mAP": result["mAP"],
            "steps": load_checkpoint(checkpoint, required=("history",))["history"][-1]["steps"]}
     try:
-        from reid.gradcam import grid_cams
+        from reid.tools.gradcam import grid_cams
     except ImportError as err:  # grad-cam is a project dependency, but a bare GPU image may lack it
         out["gradcam"] = f"not run: {err}"
         return out
@@ -291,7 +291,7 @@ def main() -> int:
         print(f"{name} ({time.perf_counter() - t:.0f} s): {parts[name]}", flush=True)
     text = report(env, bench, parts["loader"], parts["resume"], parts["evaluation"], time.perf_counter() - start,
                   args.steps, args.warmup)
-    from reid.atomic import atomic_outputs
+    from reid.utils.atomic import atomic_outputs
 
     out = REPO / (args.out or (Path(args.work) / "rehearsal.md" if args.rehearse_on_cpu else "results/gpu.md"))
     with atomic_outputs([out], "--out") as (tmp,):

@@ -38,7 +38,7 @@ REAL_SCALE = {"sysu_train_ids": 296, "sysu_val_ids": 99, "sysu_test_ids": 96, "i
 def main() -> None:
     from reid.data import ensure_synthetic
     from reid.data.train_data import TrainData
-    from reid.evaluate import evaluate_sysu
+    from reid.eval.evaluate import evaluate_sysu
     from reid.experiments import resolve
     from reid.models import build_model
 

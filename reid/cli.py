@@ -2,13 +2,13 @@
 
     synth      reid.data.synthetic.make_synthetic     the procedural dataset in both real layouts
     train      reid.experiments.train_command         a config -> a run folder (RegDB: one run per split)
-    evaluate   reid.evaluate.evaluate_checkpoint      a checkpoint -> a recorded result
-    compare    reid.compare.compare                   result JSONs -> their protocol cards side by side
-    analyse    reid.analysis.analyse_checkpoint       a checkpoint -> t-SNE map and distance histograms
+    evaluate   reid.eval.evaluate.evaluate_checkpoint      a checkpoint -> a recorded result
+    compare    reid.records.compare.compare                   result JSONs -> their protocol cards side by side
+    analyse    reid.tools.analysis.analyse_checkpoint       a checkpoint -> t-SNE map and distance histograms
     reproduce  reid.reproduce.run                     the main job: data -> train -> evaluate -> results
-    search     reid.search.search_command             rank a folder of one's own images for query images
-    embed      reid.search.embed_command              a folder of images -> an (N, D) .npy + the path list
-    export     reid.export.export_command             a checkpoint's embedding network -> an ONNX file
+    search     reid.tools.search.search_command             rank a folder of one's own images for query images
+    embed      reid.tools.search.embed_command              a folder of images -> an (N, D) .npy + the path list
+    export     reid.tools.export.export_command             a checkpoint's embedding network -> an ONNX file
     check-data reid.data.check.check_data             a SYSU-MM01 / RegDB copy vs the published facts
     sweep      reid.sweep.sweep_command               rows x seeds x datasets x budgets as parallel jobs
 
@@ -22,11 +22,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 EXAMPLES = {
     "synth": "python -m reid synth --out data/synthetic --seed 0",
-    "train": "python -m reid train --config paper_sysu --data /data/SYSU-MM01 --output-dir runs/sysu",
+    "train": "python -m reid train --config paper_sysu --data /data/SYSU-MM01",
     "evaluate": "python -m reid evaluate --checkpoint runs/sysu/best.pt --dataset sysu --data /data/SYSU-MM01",
     "compare": "python -m reid compare results/a.json results/b.json",
     "analyse": "python -m reid analyse --checkpoint runs/sysu/best.pt --dataset sysu --data /data/SYSU-MM01 "
@@ -71,41 +71,33 @@ def synth(args) -> None:
 # -------------------------------------------------------------------------------------------- train
 
 def add_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="smoke", help="config name in reid/configs or a YAML path")
+    p.add_argument("--config", default="smoke", help="config name in reid/configs or a YAML path (a table row too)")
     p.add_argument("--profile", default=None,
-                   help="run the config on a profile's base settings, e.g. a Table 3 row with --profile smoke")
-    p.add_argument("--dataset", choices=["sysu", "regdb"], default=None, help="overrides data.dataset")
+                   help="run the config on a profile's base settings, e.g. a Table 3 row with --profile smoke "
+                        "(the name the notebooks record it under: table3_ta@smoke)")
+    p.add_argument("--dataset", choices=["sysu", "regdb"], default=None, help="default: the config's data.dataset")
     p.add_argument("--data", default=None, help="dataset root (default: the synthetic set, made if missing)")
-    p.add_argument("--output-dir", required=True, help="run folder: last.pt, best.pt, log.csv, tb/")
+    p.add_argument("--seed", type=int, default=0, help="train.seed")
+    p.add_argument("--runs-dir", default="runs",
+                   help="runs go to RUNS_DIR/<config>-<dataset>[-split<n>]-seed<s>-<hash> (the notebooks' folder "
+                        "for the same row): a finished run is reused, an unfinished one resumed")
+    p.add_argument("--output-dir", default=None,
+                   help="instead: this one run's folder (last.pt, best.pt, log.csv, tb/); --resume continues it")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=0.01 (repeatable)")
     p.add_argument("--splits", type=int, default=None,
-                   help="RegDB: train one model per split 1..N (in OUTPUT_DIR/split_NN), test each, record")
+                   help="RegDB: train one model per split 1..N, test each, record both directions")
     p.add_argument("--results-dir", default="results", help="where --splits records its results")
     p.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when present)")
 
 
 def train(args) -> None:
-    from pathlib import Path
+    from reid.experiments import config_dataset, train_command
 
-    from reid.config import load_config
-    from reid.experiments import profile_config, train_command
-
-    overrides = list(args.overrides)
-    dataset = args.dataset
-    if dataset:
-        overrides.append(f"data.dataset={dataset}")
-    if args.data:
-        if not Path(args.data).is_dir():
-            raise UserError(f"--data {args.data}: no such directory")
-        overrides.append(f"data.root={args.data}")
-    base = None
-    if args.profile:
-        base = profile_config(args.profile, dataset or load_config(args.config).data.dataset)
-    cfg = load_config(args.config, overrides, profile=base)
-    train_command(cfg, args.output_dir, resume=args.resume, device=args.device, splits=args.splits,
-                  results_dir=args.results_dir)
+    train_command(args.config, args.dataset or config_dataset(args.config), args.data, profile=args.profile,
+                  seed=args.seed, overrides=args.overrides, runs_dir=args.runs_dir, output_dir=args.output_dir,
+                  resume=args.resume, splits=args.splits, results_dir=args.results_dir, device=args.device)
 
 
 # ----------------------------------------------------------------------------------------- evaluate
@@ -134,7 +126,7 @@ def add_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def evaluate(args) -> None:
-    from reid.evaluate import evaluate_checkpoint
+    from reid.eval.evaluate import evaluate_checkpoint
 
     evaluate_checkpoint(
         args.checkpoint, args.dataset, args.data, mode=args.mode, shots=args.shots, trials=args.trials,
@@ -151,7 +143,7 @@ def add_compare(p: argparse.ArgumentParser) -> None:
 
 
 def compare(args) -> None:
-    from reid.compare import compare as compare_results
+    from reid.records.compare import compare as compare_results
 
     print(compare_results(args.results))
 
@@ -175,7 +167,7 @@ def add_analyse(p: argparse.ArgumentParser) -> None:
 
 
 def analyse(args) -> None:
-    from reid.analysis import analyse_checkpoint
+    from reid.tools.analysis import analyse_checkpoint
 
     analyse_checkpoint(args.checkpoint, args.dataset, args.data, args.out, mode=args.mode, split=args.split,
                        max_ids=args.max_ids, test_feature=args.test_feature, flip=args.flip,
@@ -228,7 +220,7 @@ def add_search(p: argparse.ArgumentParser) -> None:
 
 
 def search(args) -> None:
-    from reid.search import search_command
+    from reid.tools.search import search_command
 
     search_command(args.checkpoint, args.query, args.gallery, args.out, top=args.top,
                    figure_queries=args.figure_queries, batch_size=args.batch_size, device=args.device,
@@ -243,7 +235,7 @@ def add_embed(p: argparse.ArgumentParser) -> None:
 
 
 def embed(args) -> None:
-    from reid.search import embed_command
+    from reid.tools.search import embed_command
 
     embed_command(args.checkpoint, args.images, args.out, batch_size=args.batch_size, device=args.device,
                   flip=args.flip)
@@ -260,7 +252,7 @@ def add_export(p: argparse.ArgumentParser) -> None:
 
 
 def export(args) -> None:
-    from reid.export import export_command
+    from reid.tools.export import export_command
 
     export_command(args.checkpoint, args.out, fmt=args.fmt, check=args.check)
 
@@ -354,7 +346,7 @@ def sweep(args) -> int:
             raise UserError(f"--data {root}: no such directory")
     else:
         from reid.data import ensure_synthetic
-        from reid.experiments import repo_root
+        from reid.records.provenance import repo_root
 
         root = ensure_synthetic(repo_root() / "data" / "synthetic", seed=0)
     roots = {d: root / ("SYSU-MM01" if d == "sysu" else "RegDB") for d in datasets}
@@ -399,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from reid.install import check_package
-    from reid.provenance import git_state
+    from reid.records.provenance import git_state
 
     try:
         package = check_package()  # before anything else: is the `reid` Python imports this repository's?

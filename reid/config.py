@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
-from reid.errors import UserError
 from reid.models.reid_model import ModelConfig
+from reid.utils.errors import UserError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 

@@ -10,7 +10,7 @@ the same thing wherever it appears.
 - A run folder is named after the config, dataset, split and seed, plus a hash of the *fully resolved*
   config (every section typed, model defaults included) and of the synthetic generator's manifest: editing a
   YAML file, an override or the generator trains a new run instead of reusing a stale one.
-- Every evaluation is cached in its run folder and recorded through `reid.provenance.write_result`
+- Every evaluation is cached in its run folder and recorded through `reid.records.provenance.write_result`
   (JSON + a row of `results.csv`): in `<run>/results/` always, and in `results_dir` when asked.
 
 Words: a *profile* is the base settings a config runs on: `smoke` (the CPU budget of the notebooks and
@@ -30,22 +30,22 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reid.errors import UserError
+import numpy as np
+
+from reid.config import config_from_dict, config_to_dict, load_config, resolve_config_path
+from reid.data import SYSUMM01, RegDB, dataset_root, ensure_synthetic
+from reid.data.identity import is_synthetic, synthetic_manifest
+from reid.eval.evaluate import evaluate_regdb, evaluate_sysu, load_model, load_untrained
+from reid.eval.metrics import chance_level
+from reid.records.provenance import check_result_location, provenance, repo_root, write_result
+from reid.train.engine import repair_best_checkpoint, train
+from reid.utils.checkpoint import load_checkpoint
+from reid.utils.errors import UserError
 
 PAPER_PROFILES = ("paper", "paper_literal", "paper_literal_batch")  # paper_literal_batch: P4K4
 SMOKE_REGDB_SPLITS = 1  # RegDB splits trained on a CPU profile (the protocol has 10; CI time)
 SMOKE_ABLATION_BATCHES = 60  # batches per epoch of a Table 3/4 row on the smoke profile (540 steps)
 PROTOCOLS = ("sysu-all", "sysu-indoor", "regdb-v2t", "regdb-t2v")
-
-
-def repo_root(start: str | Path | None = None) -> Path:
-    """The repository folder (the one with pyproject.toml) above `start` (default: the working directory),
-    so notebooks (run from notebooks/) and scripts write to the same data/, runs/, results/, figures/."""
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "reid").is_dir():
-            return folder
-    return here
 
 
 # ------------------------------------------------------------------------------------------- configs
@@ -62,7 +62,6 @@ def resolve(config: str | None, dataset: str, root: str | Path, *, seed: int = 0
     `config` is a table row (or any config name / YAML path); None means the profile's own config (the full
     model). With a `profile`, a row's `base:` is swapped for the profile's config. `split` is a RegDB split.
     """
-    from reid.config import load_config
 
     if config is None and profile is None:
         raise UserError("resolve: name a config, a profile, or both")
@@ -76,6 +75,11 @@ def resolve(config: str | None, dataset: str, root: str | Path, *, seed: int = 0
     return load_config(config, sets, profile=base)
 
 
+def config_dataset(config: str) -> str:
+    """The dataset a config trains on when none is named (its `data.dataset`)."""
+    return load_config(config).data.dataset
+
+
 def with_split(cfg, split: int):
     """A copy of `cfg` that trains on RegDB split `split` (the caller's config is left as it is)."""
     return replace(cfg, data=replace(cfg.data, regdb_split=split))
@@ -84,13 +88,12 @@ def with_split(cfg, split: int):
 # ---------------------------------------------------------------------------------------------- runs
 
 def run_key(cfg) -> str:
-    """Hash of everything that decides what a run learns: the resolved config and the data's generator."""
-    from reid.config import config_to_dict
-    from reid.data import dataset_root
-    from reid.provenance import synthetic_manifest
-
-    manifest = synthetic_manifest(dataset_root(cfg.data.dataset, cfg.data.root))
-    blob = json.dumps({"config": config_to_dict(cfg), "synthetic": manifest}, sort_keys=True, default=str)
+    """Hash of everything that decides what a run learns: the resolved config and the data's generator.
+    It reads the data root `resolve` wrote into the config and never creates data."""
+    if cfg.data.root is None:
+        raise UserError(f"{cfg.name}: the config names no data root (experiments.resolve sets data.root)")
+    blob = json.dumps({"config": config_to_dict(cfg), "synthetic": synthetic_manifest(cfg.data.root)},
+                      sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:8]
 
 
@@ -101,16 +104,12 @@ def run_dir(runs_dir: str | Path, cfg) -> Path:
 
 
 def is_finished(run: Path, cfg) -> bool:
-    from reid.checkpoint import load_checkpoint
-
     last = run / "last.pt"
     return last.is_file() and load_checkpoint(last)["epoch"] >= cfg.train.epochs
 
 
 def train_run(cfg, runs_dir: str | Path, device=None) -> Path:
     """Train `cfg` into its run folder unless a finished run is there (an unfinished one is resumed)."""
-    from reid.engine import repair_best_checkpoint, train
-
     out = run_dir(runs_dir, cfg)
     if is_finished(out, cfg):
         print(f"{out.name}: trained already, reusing it")
@@ -118,8 +117,6 @@ def train_run(cfg, runs_dir: str | Path, device=None) -> Path:
         return out
     resume = (out / "last.pt").is_file()
     if resume:
-        from reid.checkpoint import load_checkpoint
-
         print(f"{out.name}: resuming an unfinished run after epoch {load_checkpoint(out / 'last.pt')['epoch']} "
               f"of {cfg.train.epochs}")
     train(cfg, out, resume=resume, device=device)
@@ -134,9 +131,6 @@ def train_splits(cfg, runs_dir: str | Path, splits: int, device=None) -> list[Pa
 
 
 def run_config(run: Path):
-    from reid.checkpoint import load_checkpoint
-    from reid.config import config_from_dict
-
     return config_from_dict(load_checkpoint(run / "last.pt")["config"], str(run / "last.pt"))
 
 
@@ -161,8 +155,6 @@ def evaluate_runs(runs: list[Path] | Path, protocol: str, root: str | Path | Non
     without a protocol card, written before it existed, is evaluated again); with `results_dir` it is also
     written there as `<name>.json` + a `results.csv` row.
     """
-    from reid.evaluate import evaluate_regdb, evaluate_sysu, load_model, load_untrained
-    from reid.provenance import check_result_location, provenance, write_result
 
     runs = [Path(r) for r in runs] if isinstance(runs, (list, tuple)) else [Path(runs)]
     dataset, setting = _check_protocol(protocol)
@@ -203,11 +195,6 @@ def evaluate_runs(runs: list[Path] | Path, protocol: str, root: str | Path | Non
 
 def chance(protocol: str, root: str | Path) -> dict:
     """Rank-1 / mAP of random rankings under a protocol (SYSU-MM01 trial 0, RegDB split 1)."""
-    import numpy as np
-
-    from reid.data import SYSUMM01, RegDB
-    from reid.metrics import chance_level
-
     dataset, setting = _check_protocol(protocol)
     if dataset == "sysu":
         data = SYSUMM01(root)
@@ -222,42 +209,43 @@ def chance(protocol: str, root: str | Path) -> dict:
 
 # ---------------------------------------------------------------------------------- the CLI's `train`
 
-def train_command(cfg, output_dir: str | Path, resume: bool = False, device=None, splits: int | None = None,
-                  results_dir: str | Path = "results") -> dict:
-    """`python -m reid train`: one run into `output_dir`; with `splits` (RegDB), one run per split in
-    `output_dir/split_NN`, then the test protocol in both directions, recorded in `results_dir`."""
-    from reid.engine import train
-
-    if splits is None:
+def train_command(config: str | None, dataset: str, root: str | Path | None, *, profile: str | None = None, seed: int = 0,
+                  overrides=(), runs_dir: str | Path = "runs", output_dir: str | Path | None = None,
+                  resume: bool = False, splits: int | None = None, results_dir: str | Path = "results",
+                  device=None) -> list[Path]:
+    """`python -m reid train`: the config `resolve` gives the notebooks for the same row, profile and seed,
+    trained by `train_run` / `train_splits` into the runner's folder under `runs_dir` (so a row trained here
+    and in a notebook is one run, recorded under one name). `output_dir` instead names the folder of one
+    run, with the training loop's own contract (`resume=True` to continue it): for torchrun and schedulers.
+    With `splits` (RegDB) it trains splits 1..N and records the test protocol in both directions."""
+    resolve(config, dataset, ".", seed=seed, profile=profile, overrides=overrides)  # a typo: one line, before any data
+    root = dataset_root(dataset, root)  # the synthetic set when no root is given (made if missing)
+    cfg = resolve(config, dataset, root, seed=seed, profile=profile, overrides=overrides)
+    if output_dir is not None:
+        if splits is not None:
+            raise UserError("--output-dir names one run's folder; with --splits the runs go under --runs-dir")
         summary = train(cfg, output_dir, resume=resume, device=device)
         if summary["rank"] == 0:
             print(f"best validation mAP {summary['best_val_mAP']:.2f}% at epoch {summary['best_epoch']}; "
                   f"checkpoints in {summary['output_dir']}")
-        return summary
+        return [Path(output_dir)]
+    if resume:
+        raise UserError("--resume is for --output-dir: a run under --runs-dir resumes by itself when started again")
+    if splits is None:
+        return [train_run(cfg, runs_dir, device)]
     if cfg.data.dataset != "regdb":
         raise UserError("--splits is for RegDB (one model per identity split); add --dataset regdb")
-    if not 1 <= splits <= 10:
-        raise UserError(f"--splits {splits}: RegDB splits are numbered 1..10")
-    from reid.provenance import check_result_location
-
-    for direction in ("v2t", "t2v"):  # before hours of training, not after
-        check_result_location(results_dir, f"{Path(output_dir).name}_regdb_{direction}")
-    runs = []
-    for split in range(1, splits + 1):
-        out = Path(output_dir) / f"split_{split:02d}"
-        summary = train(with_split(cfg, split), out, resume=resume and (out / "last.pt").is_file(), device=device)
-        if summary["rank"] != 0:
-            return {}
-        print(f"RegDB split {split}: best validation mAP {summary['best_val_mAP']:.2f}% -> {out}")
-        runs.append(out)
-    results = {}
-    for direction in ("v2t", "t2v"):
-        result = evaluate_runs(runs, f"regdb-{direction}", device=device, results_dir=results_dir,
-                               name=f"{Path(output_dir).name}_regdb_{direction}")
+    names = {direction: f"{cfg.name}_regdb_{direction}" for direction in ("v2t", "t2v")}
+    for name in names.values():  # before hours of training, not after
+        check_result_location(results_dir, name)
+    runs = train_splits(cfg, runs_dir, splits, device)
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: the other ranks trained, rank 0 evaluates
+        return runs
+    for direction, name in names.items():
+        result = evaluate_runs(runs, f"regdb-{direction}", device=device, results_dir=results_dir, name=name)
         print(f"{result['label']}: Rank-1 {result['rank1']:.2f} +- {result['std']['rank1']:.2f}%, "
-              f"mAP {result['mAP']:.2f} +- {result['std']['mAP']:.2f}%")
-        results[direction] = result
-    return results
+              f"mAP {result['mAP']:.2f} +- {result['std']['mAP']:.2f}%  -> {Path(results_dir) / name}.json")
+    return runs
 
 
 # ------------------------------------------------------------------------------- the notebooks' switch
@@ -265,7 +253,6 @@ def train_command(cfg, output_dir: str | Path, resume: bool = False, device=None
 @dataclass
 class Settings:
     """What every notebook (and `make reproduce`) needs: data roots, profile, seeds, budgets, folders."""
-
     sysu_root: Path | None
     regdb_root: Path | None
     synthetic: bool
@@ -313,8 +300,7 @@ class Settings:
         seed = self.seeds[0] if seed is None else seed
         sets = [*(self.ablation_overrides() if ablation else []),
                 *([f"train.max_steps_per_epoch={self.steps_cap}"] if self.steps_cap else []),
-                *([f"model.pretrained={self.pretrained}"] if self.pretrained else []),
-                *([f"data.workers={self.workers}"] if self.workers is not None else []), *overrides]
+                *self.run_overrides(), *overrides]
         cfg = resolve(row, dataset, self.root(dataset), seed=seed, profile=self.profile, overrides=sets)
         if dataset == "sysu":
             return [train_run(cfg, self.runs_dir, device)]
@@ -345,7 +331,6 @@ def _env_int(environ, name: str, default: int, low: int, high: int) -> int:
 def check_profile(profile: str, flag: str = "--profile ") -> None:
     """A profile is a config on every dataset (`profile_config`): refuse one that is not, naming the flag or
     variable, before data are generated or anything trains."""
-    from reid.config import resolve_config_path
 
     try:
         for dataset in ("sysu", "regdb"):
@@ -393,7 +378,6 @@ def settings(environ=None) -> Settings:
     sysu, regdb = environ.get("REID_SYSU_ROOT"), environ.get("REID_REGDB_ROOT")
     synthetic = not (sysu or regdb)
     if synthetic:
-        from reid.data import ensure_synthetic
 
         data = ensure_synthetic(root / "data" / "synthetic", seed=0)
         sysu_root, regdb_root = data / "SYSU-MM01", data / "RegDB"
@@ -406,7 +390,6 @@ def settings(environ=None) -> Settings:
                 raise UserError(f"{name}={path}: no such directory")
         # "Real" is what the data say, not which variables are set: a link to (or a copy of) the synthetic
         # set keeps its manifest, and the notebooks must not print its numbers as real beside the paper's.
-        from reid.provenance import is_synthetic
 
         synthetic = is_synthetic(sysu_root) or is_synthetic(regdb_root)
         if synthetic:  # through the links: the notebooks find the generation root as the roots' parent

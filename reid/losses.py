@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 REDUCTIONS = ("mean", "sum")
 

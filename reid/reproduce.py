@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reid.atomic import atomic_outputs, write_text_atomically
-from reid.errors import UserError
 from reid.experiments import Settings, chance, default_ablation_batches, default_regdb_splits
+from reid.utils.atomic import atomic_outputs, write_text_atomically
+from reid.utils.errors import UserError
 
 SETTINGS = {"sysu": ("all", "indoor"), "regdb": ("v2t", "t2v")}
 
@@ -104,9 +104,9 @@ def run(profile: str = "smoke", data: str | None = None, dataset: str | None = N
         figures_dir: str = "figures", regdb_splits: int | None = None, overrides=(), device=None) -> dict:
     """`python -m reid reproduce`: settings from the command line (the synthetic set unless `data`)."""
     from reid.config import load_config
+    from reid.data.identity import is_synthetic
     from reid.data.synthetic import ensure_synthetic, summarize
     from reid.experiments import check_profile, profile_config
-    from reid.provenance import is_synthetic
 
     # The profile and the overrides first: a typo is one line, not a minute of data generation before it.
     check_profile(profile)

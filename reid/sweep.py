@@ -33,7 +33,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 LAUNCHERS = ("local", "slurm")
 PROTOCOLS_OF = {"sysu": ("sysu-all", "sysu-indoor"), "regdb": ("regdb-v2t", "regdb-t2v")}
@@ -141,7 +141,7 @@ def training_key(cfg) -> str:
     entry only when this key is equal."""
     from reid.config import config_to_dict
     from reid.data import dataset_root
-    from reid.provenance import synthetic_manifest
+    from reid.data.identity import synthetic_manifest
 
     d = config_to_dict(cfg)
     for key in ("name", "description"):
@@ -232,7 +232,7 @@ def run_job(job: Job) -> dict:
 
     twin = None if is_finished(run_dir(job.runs_dir, cfg), cfg) else finished_twin(job, cfg)
     if twin is not None:
-        from reid.engine import repair_best_checkpoint
+        from reid.train.engine import repair_best_checkpoint
 
         print(f"{run_dir(job.runs_dir, cfg).name}: the same settings trained already as {twin.name}, reusing it")
         repair_best_checkpoint(twin)
@@ -288,7 +288,7 @@ def _failure(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     lines = [line for line in text if line.strip()]
     for line in reversed(lines):
-        if line.startswith(("reid.errors.UserError", "UserError", "reid.engine.DivergedError")):
+        if line.startswith(("reid.utils.errors.UserError", "UserError", "reid.train.engine.DivergedError")):
             return line.split(":", 1)[-1].strip()
     return lines[-1] if lines else type(err).__name__
 
@@ -356,7 +356,7 @@ def entry_name(entry: dict, protocol: str) -> str:
 def record_job(grid: Grid, index: int, summary: dict, results_dir: str | Path) -> list[Path]:
     """Write the results of job `index` for every entry it answers into `results_dir` (JSON with the run's
     provenance + a results.csv row each); an entry already recorded from the same run is left alone."""
-    from reid.provenance import current_command, write_result
+    from reid.records.provenance import current_command, write_result
 
     if not summary or "error" in summary:
         return []
@@ -400,7 +400,7 @@ def write_sweep_tables(grid: Grid, summaries: list, out: str | Path, baseline: s
     against `baseline` with 95 % t intervals) in `out`; labelled partial, with each failure, when jobs failed."""
     import pandas as pd
 
-    from reid.stats import summary_table
+    from reid.records.stats import summary_table
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -424,8 +424,9 @@ def write_grid(grid: Grid, summaries: list, out: Path) -> Path:
     """`grid.json`: the sweep as planned and as it ended, with its provenance (the command and code that
     wrote it), the data it ran on, and the commits that trained and evaluated the recorded results (each
     record's own `provenance.commit`: a `--finished-only` sweep records runs trained by earlier code)."""
-    from reid.atomic import write_text_atomically
-    from reid.provenance import describe_data, provenance
+    from reid.data.identity import describe_data
+    from reid.records.provenance import provenance
+    from reid.utils.atomic import write_text_atomically
 
     trained = sorted({json.loads(p.read_text()).get("provenance", {}).get("commit", "unknown")
                       for p in out.glob("*.json") if p.name != "grid.json"})
@@ -466,7 +467,7 @@ def sweep_command(rows, seeds, datasets, budgets, profile, roots, overrides, lau
     `finished_only`: train nothing; record and tabulate the runs that have finished (the rest: "not run")."""
     from tqdm.auto import tqdm
 
-    from reid.provenance import check_result_location
+    from reid.records.provenance import check_result_location
 
     check_launcher(launcher, parallel)
     out = Path(results_dir) / name
@@ -521,7 +522,7 @@ def _entry_records(grid: Grid, results_dir: str | Path):
     """Per entry: its rows (as `entry_rows`) from the records in `results_dir`, or None when a protocol has
     no record trained with the same settings on the same data (`training_key`, and the protocol card's
     dataset fingerprint)."""
-    from reid.provenance import dataset_fingerprint
+    from reid.data.identity import dataset_fingerprint
 
     keys = [training_key(job_config(job)) for job in grid.jobs]
     prints = {job.root: dataset_fingerprint(job.root) for job in grid.jobs}
@@ -574,7 +575,8 @@ def adopt_records(grid: Grid, results_dir: str | Path) -> list[Path]:
     of this grid's entries: same dataset, seed, budget and protocol, trained with the same settings on the
     same data (Table 4's L_trihardw row is Table 3's full model). The copy carries this entry's label and
     says where it came from (`sweep.reused_from`); its provenance is the training's own."""
-    from reid.provenance import dataset_fingerprint, write_result
+    from reid.data.identity import dataset_fingerprint
+    from reid.records.provenance import write_result
 
     out = Path(results_dir)
     have = {e["job"] for e, found in _entry_records(grid, out) if found is not None}

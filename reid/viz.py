@@ -11,6 +11,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from reid.records.tables import paper_rows
+
 SAVE_DPI = 110  # figures/ PNGs: legible at the README's width, a few hundred kB at most
 STYLE = {"axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9,
          "legend.fontsize": 9, "legend.title_fontsize": 9, "figure.titlesize": 11}
@@ -86,7 +88,7 @@ def _show(ax, image, title: str | None = None, color: str | None = None, fontsiz
     import torch
 
     if isinstance(image, torch.Tensor):
-        from reid.gradcam import denormalize
+        from reid.data.transforms import denormalize
 
         image = denormalize(image)
     ax.imshow(image, cmap="gray" if getattr(image, "ndim", 3) == 2 else None)
@@ -174,12 +176,6 @@ def _save(fig, out_png) -> None:
 
 # ------------------------------------------------------------------------------ paper vs ours tables
 
-def _paper_rows(table: str) -> pd.DataFrame:
-    from reid.experiments import repo_root
-
-    return pd.read_csv(repo_root() / "results" / "paper" / f"{table}.csv")
-
-
 def measured_row(name: str, results: dict, metrics=("rank1", "rank10", "rank20", "mAP")) -> dict:
     """One row of measured numbers for `paper_table`: {"method": name, (setting, metric): "mean ± std"},
     from {setting: result} (results of `reid.experiments.evaluate_runs`)."""
@@ -196,7 +192,7 @@ def paper_table(table: str, extra_rows: list[dict] | None = None) -> pd.DataFram
     Columns are (setting, metric); a `source` column says which rows are the paper's and which are ours.
     `extra_rows` are dicts {"method": name, (setting, metric): value-or-"mean ± std"}.
     """
-    paper = _paper_rows(table)
+    paper = paper_rows(table)
     wide = paper.pivot_table(index="method", columns=["setting", "metric"], values="value", sort=False)
     wide = wide.map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
     wide.insert(0, ("", "source"), "paper")
@@ -216,11 +212,11 @@ def plot_paper_vs_ours(table: str, ours: dict, ours_label: str, metrics=("rank1"
                        out_png: str | Path | None = None):
     """Bars: every method's Rank-1 and mAP per setting from the paper, and ours (hatched) beside them.
 
-    `ours` maps setting -> a result dict (percent numbers, e.g. from `reid.evaluate`).
+    `ours` maps setting -> a result dict (percent numbers, e.g. from `reid.eval.evaluate`).
     """
     import seaborn as sns
 
-    paper = _paper_rows(table)
+    paper = paper_rows(table)
     paper = paper[paper.metric.isin(metrics)].assign(source="paper")
     mine = pd.DataFrame([{"method": ours_label, "setting": s, "metric": m, "value": r[m], "source": "ours"}
                          for s, r in ours.items() for m in metrics])
@@ -257,7 +253,7 @@ def plot_paired_deltas(frame: pd.DataFrame, baseline: str, labels: dict, table: 
                        out_png: str | Path | None = None):
     """Each row's difference from the baseline, paired by seed, with its 95 % t interval (bars); the paper's
     own margin (one run each) as a red diamond on the same Δ axis. One panel per (setting, metric)."""
-    from reid.stats import SETTING_OF, paired_frame, paper_deltas
+    from reid.records.stats import SETTING_OF, paired_frame, paper_deltas
 
     named = frame[frame["label"].isin(list(labels))]
     settings = [SETTING_OF[p] for p in dict.fromkeys(named["protocol"])]

@@ -1,10 +1,20 @@
-"""Shared data fixtures: one small synthetic tree per test session (a couple of seconds)."""
+"""What every test shares: one torch thread, the tiny training settings, one small synthetic tree per session."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tests are many small tensors: one thread is faster than two fighting over the cores, and reproducible.
+torch.set_num_threads(1)
+
+# A tiny run: two optimisation steps of the tiny preset per epoch, validated every epoch, one epoch: a real
+# checkpoint in a second or two. Tests that need more epochs or other settings append overrides (the last wins).
+TINY = ["data.height=96", "data.width=48", "data.num_ids=2", "data.num_instances=1", "data.workers=0",
+        "data.val_fraction=0.3", "train.max_steps_per_epoch=2", "train.eval_every=1", "model.preset=tiny",
+        "train.epochs=1"]
 
 
 @pytest.fixture(scope="session")

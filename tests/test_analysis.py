@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from reid.analysis import (
+from reid.cli import main as cli
+from reid.tools.analysis import (
     _intra_below_inter,
     distance_histograms,
     distance_summary,
     embedding_map,
     tsne_subset,
 )
-from reid.checkpoint import save_checkpoint
-from reid.cli import main as cli
+from reid.utils.checkpoint import save_checkpoint
 
 matplotlib.use("Agg")
 

@@ -10,8 +10,9 @@ from pytorch_grad_cam.utils.image import scale_cam_image
 
 from reid.data import SYSUMM01
 from reid.data.synthetic import ensure_masks
-from reid.errors import UserError
-from reid.gradcam import (
+from reid.models import ModelConfig, build_model
+from reid.models.crossvit import tokens_to_map
+from reid.tools.gradcam import (
     EmbeddingSimilarityTarget,
     attention_maps,
     grid_cams,
@@ -20,8 +21,7 @@ from reid.gradcam import (
     person_scores,
     token_cover,
 )
-from reid.models import ModelConfig, build_model
-from reid.models.crossvit import tokens_to_map
+from reid.utils.errors import UserError
 
 SIZE = (96, 48)
 

@@ -159,7 +159,7 @@ def test_fingerprint_is_stable_and_changes_with_a_file(synthetic_root, tmp_path)
     image = first_image(root, "Visible/*/*.bmp")
     image.write_bytes(image.read_bytes() + b"\x00")
     assert check_data(root, "regdb").fingerprint != original
-    from reid.provenance import dataset_fingerprint
+    from reid.data.identity import dataset_fingerprint
 
     assert check_data(root, "regdb").fingerprint == dataset_fingerprint(root, refresh=True)  # = the card's
 

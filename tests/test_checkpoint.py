@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from reid.checkpoint import load_checkpoint, save_checkpoint
-from reid.errors import UserError
+from reid.utils.checkpoint import load_checkpoint, save_checkpoint
+from reid.utils.errors import UserError
 
 
 def test_round_trip(tmp_path):

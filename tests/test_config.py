@@ -9,8 +9,8 @@ from reid.config import (
     load_config,
     save_config,
 )
-from reid.errors import UserError
 from reid.models import ModelConfig
+from reid.utils.errors import UserError
 
 
 def test_every_shipped_config_loads():

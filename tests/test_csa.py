@@ -9,7 +9,6 @@ from reid.models.csa import CSA, ChannelAttention, SpatialAttention
 
 # Tiny tensors: extra threads only add synchronisation, and on a busy 2-core machine OpenMP
 # oversubscription made these tests ~30x slower. One thread for this process.
-torch.set_num_threads(1)
 
 
 def fmap(seed=0, shape=(2, 32, 24, 12)):

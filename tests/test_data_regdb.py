@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from reid.data import RegDB
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 PIDS = [3, 8, 12, 20]  # folder ids; split 1 trains on 3 and 12, tests on 8 and 20
 

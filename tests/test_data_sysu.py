@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from reid.data import SYSUMM01
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 # camera -> {pid: number of images}; ids 1, 2 train, 5 val, 7, 11 test. pid 11 misses cam 2 and cam 6.
 LAYOUT = {

@@ -16,7 +16,7 @@ from reid.data import (
     build_train_transform,
     carve_validation,
 )
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-TINY = ["data.height=96", "data.width=48", "data.num_ids=2", "data.num_instances=1", "data.workers=0",
-        "data.val_fraction=0.3", "train.max_steps_per_epoch=2", "train.epochs=1", "model.preset=tiny"]
+from tests.conftest import TINY
 
 
 def _free_port() -> int:
@@ -23,7 +22,7 @@ def _worker(rank: int, world_size: int, port: int, root: str, out: str, extra: l
                       WORLD_SIZE=str(world_size))
     torch.set_num_threads(1)
     from reid.config import load_config
-    from reid.engine import train
+    from reid.train.engine import train
 
     cfg = load_config("smoke", [*TINY, f"data.root={root}", *extra])
     summary = train(cfg, os.path.join(out, "run"), device="cpu")
@@ -43,7 +42,7 @@ def test_two_gloo_ranks_end_identical(synthetic_root, tmp_path, extra):
     for key in a:
         assert torch.equal(a[key], b[key]), f"{key} differs between ranks"
     # Only rank 0 wrote the run; its checkpoint holds the same weights, and training changed them.
-    from reid.checkpoint import load_checkpoint
+    from reid.utils.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["world_size"] == 2

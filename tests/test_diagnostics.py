@@ -1,12 +1,12 @@
-"""Per-part shares of the pooled feature (reid.diagnostics) and the model's part normalisation."""
+"""Per-part shares of the pooled feature (reid.train.diagnostics) and the model's part normalisation."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from reid.diagnostics import collapse_warnings, format_shares, part_shares
 from reid.models import ModelConfig, build_model
+from reid.train.diagnostics import collapse_warnings, format_shares, part_shares
 
 
 def test_shares_sum_to_one_and_follow_the_scale_of_each_part():
@@ -48,7 +48,7 @@ def test_part_norm_shapes(part_norm):
 
 
 def test_part_norm_is_validated():
-    from reid.errors import UserError
+    from reid.utils.errors import UserError
 
     with pytest.raises(UserError, match="part_norm"):
         ModelConfig(part_norm="zscore")

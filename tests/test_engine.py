@@ -6,19 +6,16 @@ import csv
 import pytest
 import torch
 
-from reid.checkpoint import load_checkpoint
 from reid.cli import main
 from reid.config import load_config
-from reid.engine import DivergedError, lr_factor, train
-from reid.errors import UserError
-
-# The smallest run that still exercises everything: tiny preset, 96x48, 2 steps of 2 ids x 2 images.
-TINY = ["data.height=96", "data.width=48", "data.num_ids=2", "data.num_instances=1", "data.workers=0",
-        "data.val_fraction=0.3", "train.max_steps_per_epoch=2", "train.eval_every=1", "model.preset=tiny"]
+from reid.train.engine import DivergedError, lr_factor, train
+from reid.utils.checkpoint import load_checkpoint
+from reid.utils.errors import UserError
+from tests.conftest import TINY
 
 
 def tiny_config(root, *extra):
-    return load_config("smoke", [*TINY, f"data.root={root}", "train.epochs=1", *extra])
+    return load_config("smoke", [*TINY, f"data.root={root}", *extra])
 
 
 def test_one_epoch_writes_checkpoints_logs_and_config(sysu_root, tmp_path):
@@ -158,7 +155,7 @@ def test_fused_adamw_is_opt_in_and_steps_like_the_loop_implementation():
     by default; its update is the same AdamW update as the default (loop) optimiser's, to float tolerance."""
     from types import SimpleNamespace
 
-    from reid.engine import build_optimizer
+    from reid.train.engine import build_optimizer
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 3))

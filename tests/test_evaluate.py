@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from reid.checkpoint import save_checkpoint
 from reid.cli import main as cli
-from reid.errors import UserError
-from reid.evaluate import METRICS, evaluate_regdb, evaluate_sysu, extract_features, load_model
-from reid.metrics import eval_sysu
+from reid.eval.evaluate import METRICS, evaluate_regdb, evaluate_sysu, extract_features, load_model
+from reid.eval.metrics import eval_sysu
+from reid.utils.checkpoint import save_checkpoint
+from reid.utils.errors import UserError
 
 IMG = (48, 48)  # the smallest size both patch sizes (12, 16) divide: keeps the tests fast
 

@@ -7,7 +7,6 @@ import shutil
 import pytest
 
 from reid.config import load_config
-from reid.errors import UserError
 from reid.experiments import (
     Settings,
     evaluate_runs,
@@ -19,11 +18,8 @@ from reid.experiments import (
     train_splits,
     with_split,
 )
-
-# Two optimisation steps of the tiny preset: enough to produce a real checkpoint in a second or two.
-TINY = ["data.height=96", "data.width=48", "data.num_ids=2", "data.num_instances=1", "data.workers=0",
-        "data.val_fraction=0.3", "train.max_steps_per_epoch=2", "train.eval_every=1", "model.preset=tiny",
-        "train.epochs=1"]
+from reid.utils.errors import UserError
+from tests.conftest import TINY
 
 
 def read_rows(path):
@@ -107,15 +103,41 @@ def test_cache_hit_miss_splits_and_one_recording_path(synthetic_root, tmp_path, 
 
 @pytest.mark.slow
 def test_train_command_regdb_splits_records_with_provenance(synthetic_root, tmp_path):
-    cfg = load_config("smoke", [*TINY, "data.dataset=regdb", f"data.root={synthetic_root / 'RegDB'}"])
-    out = train_command(cfg, tmp_path / "regdb", device="cpu", splits=2, results_dir=tmp_path / "results")
-    assert set(out) == {"v2t", "t2v"}
-    assert sorted(p.name for p in (tmp_path / "regdb").iterdir()) == ["split_01", "split_02"]
-    rows = read_rows(tmp_path / "results" / "results.csv")
-    assert [r["name"] for r in rows] == ["regdb_regdb_v2t", "regdb_regdb_t2v"] and rows[0]["splits"] == "2"
-    assert json.loads((tmp_path / "results" / "regdb_regdb_v2t.json").read_text())["provenance"]["command"]
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    out = train_command("smoke", "regdb", synthetic_root / "RegDB", overrides=TINY, runs_dir=runs, device="cpu",
+                        splits=2, results_dir=results)
+    assert out == sorted(runs.iterdir()) and [p.name.split("-")[:3] for p in out] == [["smoke", "regdb", "split1"],
+                                                                                     ["smoke", "regdb", "split2"]]
+    rows = read_rows(results / "results.csv")
+    assert [r["name"] for r in rows] == ["smoke_regdb_v2t", "smoke_regdb_t2v"] and rows[0]["splits"] == "2"
+    assert json.loads((results / "smoke_regdb_v2t.json").read_text())["provenance"]["command"]
     with pytest.raises(UserError, match="--splits is for RegDB"):
-        train_command(load_config("smoke"), tmp_path / "x", splits=2)
+        train_command("smoke", "sysu", synthetic_root / "SYSU-MM01", runs_dir=tmp_path / "x", splits=2)
+    with pytest.raises(UserError, match="RegDB has splits 1..10"):
+        train_command("smoke", "regdb", synthetic_root / "RegDB", runs_dir=tmp_path / "x", splits=11)
+    with pytest.raises(UserError, match="--output-dir names one run"):
+        train_command("smoke", "regdb", synthetic_root / "RegDB", output_dir=tmp_path / "x", splits=2)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_the_cli_and_the_notebooks_train_and_record_a_row_under_one_name(synthetic_root, tmp_path, capsys):
+    from reid.cli import main as cli
+
+    runs, results, root = tmp_path / "runs", tmp_path / "results", synthetic_root / "RegDB"
+    assert cli(["train", "--config", "table3_ta", "--profile", "smoke", "--dataset", "regdb", "--data", str(root),
+                "--runs-dir", str(runs), "--splits", "1", "--results-dir", str(results), "--device", "cpu",
+                *[a for s in TINY for a in ("--set", s)]]) == 0
+    (run,) = runs.iterdir()
+    assert run.name.startswith("table3_ta@smoke-regdb-split1-seed0-")
+    capsys.readouterr()
+    notebook = Settings(None, root, synthetic=True, profile="smoke", runs_dir=runs, results_dir=results)
+    assert notebook.train("regdb", row="table3_ta", overrides=TINY, device="cpu") == [run]  # one run, not two
+    assert "trained already" in capsys.readouterr().out
+    notebook.evaluate([run], "regdb-v2t", device="cpu", record_as="from_notebook")
+    rows = {r["name"]: r for r in read_rows(results / "results.csv")}
+    assert rows["table3_ta@smoke_regdb_v2t"]["config"] == rows["from_notebook"]["config"] == "table3_ta@smoke"
+    assert rows["table3_ta@smoke_regdb_v2t"]["mAP"] == rows["from_notebook"]["mAP"]
 
 
 def test_settings_read_every_switch_in_one_place(monkeypatch):

@@ -16,16 +16,16 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from reid.checkpoint import load_checkpoint
 from reid.config import config_to_dict, load_config
-from reid.errors import UserError
+from reid.utils.checkpoint import load_checkpoint
+from reid.utils.errors import UserError
 from tests.test_engine import tiny_config
 
 
 def _state(cfg, num_classes):
-    from reid.engine import build_optimizer, lr_factor
     from reid.losses import Criterion
     from reid.models import build_model
+    from reid.train.engine import build_optimizer, lr_factor
 
     model = build_model(cfg.model, num_classes, load_pretrained=False)
     criterion = Criterion(cfg.loss, num_classes, model.feature_dim)
@@ -37,20 +37,24 @@ def _state(cfg, num_classes):
 
 # ---------------------------------------------------------------------------------------- 1 resume
 
-def test_restore_reads_the_checkpoint_to_the_cpu_whatever_the_device(sysu_root, tmp_path, capsys):
-    """`_restore` used `map_location=device`: on a GPU the RNG states became CUDA tensors and resume failed
-    as "does not fit this run's model/optimiser". Here the device is `meta`, where no tensor can be read
-    back either: the old code failed the same way, the fixed one restores weights and RNG states."""
-    from reid.engine import _restore, train
-    from reid.rng import get_rng_state
+def test_resume_reads_the_checkpoint_once_to_the_cpu_whatever_the_device(sysu_root, tmp_path, capsys):
+    """Resume used `map_location=device`: on a GPU the RNG states became CUDA tensors and resume failed as
+    "does not fit this run's model/optimiser". `_load_resume` takes no device: it reads `last.pt` once, to the
+    CPU, checks its config, and `_restore` puts weights and RNG states back from that one copy."""
+    from reid.train.engine import _load_resume, _restore, train
+    from reid.utils.rng import get_rng_state
 
     cfg = tiny_config(sysu_root)
     train(cfg, tmp_path / "run", device="cpu")
     capsys.readouterr()
-    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    last = tmp_path / "run" / "last.pt"
+    ckpt = load_checkpoint(last)
+    resumed = _load_resume(last, cfg, rank=0)
+    assert {v.device.type for v in resumed["model"].values()} == {"cpu"}
+    assert resumed["rng"]["torch"].device.type == "cpu"
     state = _state(cfg, ckpt["num_classes"])
     torch.manual_seed(999)
-    progress = _restore(tmp_path / "run" / "last.pt", cfg, ckpt["num_classes"], state, torch.device("meta"), 0)
+    progress = _restore(resumed, last, ckpt["num_classes"], state)
     assert progress["epoch"] == 1
     assert torch.equal(get_rng_state()["torch"], ckpt["rng"]["torch"])
     for key, value in state["model"].state_dict().items():
@@ -60,7 +64,7 @@ def test_restore_reads_the_checkpoint_to_the_cpu_whatever_the_device(sysu_root, 
 def test_rng_states_on_a_device_are_brought_to_the_host(monkeypatch):
     """`set_rng_state` accepts states that a GPU-mapped load left on the device; CUDA generator states go
     to `torch.cuda.set_rng_state_all` as the CPU ByteTensors it wants (torch.cuda faked)."""
-    from reid import rng
+    from reid.utils import rng
 
     state = rng.get_rng_state()
     given = {}
@@ -87,7 +91,7 @@ def test_rng_states_on_a_device_are_brought_to_the_host(monkeypatch):
 # ---------------------------------------------------------------------------------------- 2 device
 
 def test_every_run_states_its_device_and_amp(sysu_root, tmp_path, capsys):
-    from reid.engine import train
+    from reid.train.engine import train
 
     train(tiny_config(sysu_root), tmp_path / "run", device="cpu")
     out = capsys.readouterr().out
@@ -96,7 +100,7 @@ def test_every_run_states_its_device_and_amp(sysu_root, tmp_path, capsys):
 
 
 def test_device_line_names_the_gpu_and_amp_dtype(monkeypatch):
-    from reid.engine import describe_device
+    from reid.train.engine import describe_device
 
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: SimpleNamespace(total_memory=80 * 2**30))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: "NVIDIA H100 80GB HBM3")
@@ -106,7 +110,7 @@ def test_device_line_names_the_gpu_and_amp_dtype(monkeypatch):
 
 
 def test_paper_model_on_real_data_without_a_gpu_refuses_unless_cpu_is_asked_for(monkeypatch):
-    from reid.engine import check_gpu_run
+    from reid.train.engine import check_gpu_run
 
     paper = load_config("paper_sysu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -211,8 +215,8 @@ def _run_epoch(root, extra, sync_every, monkeypatch=None):
     from tqdm.auto import tqdm
 
     from reid.data.train_data import TrainData
-    from reid.engine import _train_one_epoch
-    from reid.rng import seed_everything
+    from reid.train.engine import _train_one_epoch
+    from reid.utils.rng import seed_everything
 
     cfg = tiny_config(root, "train.max_steps_per_epoch=4", *extra)
     data = TrainData(cfg)
@@ -254,8 +258,8 @@ def test_logging_reads_the_losses_once_per_window_with_the_same_sums(sysu_root, 
 
 
 def test_a_nan_inside_a_window_is_still_named_by_its_step(sysu_root, monkeypatch):
-    from reid.engine import DivergedError
     from reid.losses import Criterion
+    from reid.train.engine import DivergedError
 
     real_forward, calls = Criterion.forward, []
 
@@ -277,7 +281,7 @@ def test_ddp_sets_this_ranks_gpu_before_the_process_group(sysu_root, tmp_path, m
     made current before `init_process_group`, which gets it as `device_id`."""
     import torch.distributed as dist
 
-    from reid import engine
+    from reid.train import engine
 
     calls = []
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -296,9 +300,9 @@ def test_ddp_sets_this_ranks_gpu_before_the_process_group(sysu_root, tmp_path, m
 
 
 def test_lr_scales_linearly_with_the_ranks():
-    from reid.engine import build_optimizer
     from reid.losses import Criterion
     from reid.models import build_model
+    from reid.train.engine import build_optimizer
 
     cfg = load_config("paper_sysu", ["model.preset=tiny", "data.height=96", "data.width=48"])
     model = build_model(cfg.model, 10, load_pretrained=False)
@@ -326,8 +330,8 @@ def test_paper_configs_train_p8k4_and_the_literal_reading_is_kept():
 # ---------------------------------------------------------------------------------------- 7 geometry, CSA lr
 
 def test_part_share_warnings_after_epoch_1_name_the_fix(tmp_path, capsys):
-    from reid.diagnostics import GEOMETRY_FIX, geometry_warnings, part_shares
-    from reid.engine import _log_part_shares
+    from reid.train.diagnostics import GEOMETRY_FIX, geometry_warnings, part_shares
+    from reid.train.engine import _log_part_shares
 
     torch.manual_seed(0)
     dominated = torch.cat([10 * torch.randn(64, 8), torch.randn(64, 8), torch.randn(64, 8), torch.randn(64, 8)], 1)
@@ -347,9 +351,9 @@ def test_part_share_warnings_after_epoch_1_name_the_fix(tmp_path, capsys):
 
 
 def test_csa_trains_at_the_backbone_lr_as_the_lineages_inserted_modules_do():
-    from reid.engine import build_optimizer
     from reid.losses import Criterion
     from reid.models import build_model
+    from reid.train.engine import build_optimizer
 
     cfg = load_config("paper_sysu", ["model.preset=tiny", "data.height=96", "data.width=48"])
     model = build_model(cfg.model, 10, load_pretrained=False)
@@ -373,7 +377,7 @@ def test_csa_trains_at_the_backbone_lr_as_the_lineages_inserted_modules_do():
 LOCK_HOLDER = """
 import multiprocessing, os, signal, sys, time
 from pathlib import Path
-from reid.engine import _open_run_folder
+from reid.train.engine import _open_run_folder
 out = Path(sys.argv[1])
 lock = _open_run_folder(out)  # the trainer holds its folder
 child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))  # a loader worker
@@ -392,7 +396,7 @@ def test_a_killed_trainers_forked_workers_do_not_hold_its_folder(tmp_path):
     import subprocess
     import sys
 
-    from reid.engine import _open_run_folder, _release_lock
+    from reid.train.engine import _open_run_folder, _release_lock
 
     out = tmp_path / "run"
     subprocess.run([sys.executable, "-c", LOCK_HOLDER, str(out)], check=False, timeout=60,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from reid.gradcam import EmbeddingSimilarityTarget, attention_maps, overlay
 from reid.models import ModelConfig, build_model
+from reid.tools.gradcam import EmbeddingSimilarityTarget, attention_maps, overlay
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from reid.errors import UserError
 from reid.losses import (
     AdaptiveTripletLoss,
     CenterLoss,
@@ -16,6 +15,7 @@ from reid.losses import (
     build_metric_loss,
     pairwise_distances,
 )
+from reid.utils.errors import UserError
 
 
 def distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -24,7 +24,6 @@ def distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 # Tiny tensors: extra threads only add synchronisation, and on a busy 2-core machine OpenMP
 # oversubscription made these tests ~30x slower. One thread for this process.
-torch.set_num_threads(1)
 
 
 def loop_pairs(features, pids, anchor):
@@ -236,8 +235,8 @@ def test_center_loss_centres_reach_the_class_means_under_their_own_optimiser():
     paper's weight 5e-4 they move to the class means (under the network's lr they would barely move)."""
     from types import SimpleNamespace
 
-    from reid.engine import build_center_optimizer, build_optimizer, train_step
     from reid.losses import Criterion
+    from reid.train.engine import build_center_optimizer, build_optimizer, train_step
 
     torch.manual_seed(0)
     cfg = SimpleNamespace(id_loss="ce", epsilon=0.0, metric="center", margin=1.0, soft_margin=False,

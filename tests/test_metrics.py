@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from reid.metrics import eval_regdb, eval_sysu
+from reid.eval.metrics import eval_regdb, eval_sysu
 
 
 # ---------------------------------------------------------------- plain one-query-at-a-time loop

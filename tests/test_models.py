@@ -11,14 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from reid.errors import UserError
 from reid.models import PRESETS, ModelConfig, build_model
+from reid.utils.errors import UserError
 
 SMALL = (96, 48)  # divisible by 12 and 16: grids 8x4 (patch 12) and 6x3 (patch 16)
 
 # Tiny tensors: extra threads only add synchronisation, and on a busy 2-core machine OpenMP
 # oversubscription made these tests ~30x slower. One thread for this process.
-torch.set_num_threads(1)
 
 
 def small_cfg(**kw) -> ModelConfig:

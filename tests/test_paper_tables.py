@@ -30,7 +30,7 @@ def test_headline_numbers_are_the_papers():
 def test_paired_tables_of_a_sweep_resolve_only_beyond_the_interval():
     import pandas as pd
 
-    from reid.stats import paired_table, seed_table
+    from reid.records.stats import paired_table, seed_table
 
     rows = [{"label": r, "seed": s, "protocol": "sysu-all", "dataset": "sysu", "budget": 9, "rank1": v,
              "mAP": v, "mINP": v}

@@ -9,13 +9,12 @@ import torch
 from safetensors.torch import save_file
 from timm.layers import resample_abs_pos_embed
 
-from reid.errors import UserError
 from reid.models import ModelConfig, build_model
 from reid.models.crossvit import TIMM_DAGGER_NAMES, TIMM_NAMES, timm_name
+from reid.utils.errors import UserError
 
 # Tiny tensors: extra threads only add synchronisation, and on a busy 2-core machine OpenMP
 # oversubscription made these tests ~30x slower. One thread for this process.
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

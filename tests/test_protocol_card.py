@@ -9,20 +9,15 @@ import shutil
 import pytest
 import torch
 
-from reid.card import REGDB_SAMPLER, SYSU_SAMPLER
-from reid.checkpoint import save_checkpoint
 from reid.cli import main as cli
-from reid.compare import compare
 from reid.config import config_to_dict, load_config
-from reid.errors import UserError
-from reid.evaluate import evaluate_regdb, load_model, load_untrained
-from reid.provenance import (
-    CSV_COLUMNS,
-    PREVIOUS_CSV_COLUMNS,
-    dataset_fingerprint,
-    describe_data,
-    write_result,
-)
+from reid.data.identity import dataset_fingerprint, describe_data
+from reid.eval.evaluate import evaluate_regdb, load_model, load_untrained
+from reid.records.card import REGDB_SAMPLER, SYSU_SAMPLER
+from reid.records.compare import compare
+from reid.records.provenance import CSV_COLUMNS, PREVIOUS_CSV_COLUMNS, write_result
+from reid.utils.checkpoint import save_checkpoint
+from reid.utils.errors import UserError
 
 IMG = (48, 48)
 
@@ -109,7 +104,7 @@ def test_regdb_card_merges_the_split_models_and_knows_untrained(synthetic_root, 
 
 
 def test_a_model_without_its_run_config_says_unknown(synthetic_root):
-    from reid.evaluate import evaluate_sysu
+    from reid.eval.evaluate import evaluate_sysu
     from reid.models import ModelConfig, build_model
 
     model = build_model(ModelConfig(preset="tiny", img_size=IMG, drop_path_rate=0.0), 8, load_pretrained=False)

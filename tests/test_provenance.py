@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from reid.errors import UserError
-from reid.provenance import CSV_COLUMNS, describe_data, provenance, write_result
+from reid.data.identity import describe_data
+from reid.records.provenance import CSV_COLUMNS, provenance, write_result
+from reid.utils.errors import UserError
 
 
 def test_provenance_fields():
@@ -78,7 +79,7 @@ def test_write_result_refuses_unlabelled_results_and_foreign_tables(tmp_path):
 def test_dirty_flag_describes_the_code_not_the_results(tmp_path, monkeypatch):
     import subprocess
 
-    from reid import provenance
+    from reid.records import provenance
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)

@@ -14,17 +14,16 @@ import pytest
 import torch
 from PIL import Image
 
-from reid.checkpoint import load_checkpoint, save_checkpoint
 from reid.cli import main as cli
 from reid.config import load_config
 from reid.data import SYSUMM01, RegDB, read_image
-from reid.engine import DivergedError, train
-from reid.errors import UserError
-from reid.provenance import CSV_COLUMNS, check_result_location, describe_data, write_result
+from reid.data.identity import describe_data
+from reid.records.provenance import CSV_COLUMNS, check_result_location, write_result
+from reid.train.engine import DivergedError, train
+from reid.utils.checkpoint import load_checkpoint, save_checkpoint
+from reid.utils.errors import UserError
+from tests.conftest import TINY
 
-TINY = ["data.height=96", "data.width=48", "data.num_ids=2", "data.num_instances=1", "data.workers=0",
-        "data.val_fraction=0.3", "train.max_steps_per_epoch=2", "train.eval_every=1", "model.preset=tiny",
-        "train.epochs=1"]
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0  # root ignores file permissions
 
 
@@ -159,7 +158,7 @@ def test_resume_with_a_checkpoint_that_does_not_fit_is_one_line(synthetic_root, 
 
 
 def test_a_second_training_into_the_same_folder_refuses(synthetic_root, tmp_path):
-    from reid.engine import _open_run_folder
+    from reid.train.engine import _open_run_folder
 
     out = tmp_path / "run"
     lock = _open_run_folder(out)  # a first training holds the folder
@@ -187,9 +186,9 @@ def test_regdb_splits_check_where_the_results_go_before_training(synthetic_root,
     from reid.experiments import train_command
 
     (tmp_path / "file").write_text("x")
-    cfg = tiny_config(synthetic_root / "RegDB", "data.dataset=regdb")
     with pytest.raises(UserError, match="--results-dir"):
-        train_command(cfg, tmp_path / "runs", splits=1, results_dir=tmp_path / "file", device="cpu")
+        train_command("smoke", "regdb", synthetic_root / "RegDB", overrides=TINY, runs_dir=tmp_path / "runs",
+                      splits=1, results_dir=tmp_path / "file", device="cpu")
     assert not (tmp_path / "runs").exists()
 
 
@@ -339,7 +338,7 @@ def test_a_checkpoint_with_nan_statistics_is_named(synthetic_root, tmp_path, cap
 # ------------------------------------------------------------------ commands that crash or lose results
 
 def test_regdb_checkpoint_templates_take_format_specs():
-    from reid.evaluate import checkpoint_for_split, is_split_template
+    from reid.eval.evaluate import checkpoint_for_split, is_split_template
 
     assert checkpoint_for_split("runs/regdb/split_{split:02d}/best.pt", 10) == "runs/regdb/split_10/best.pt"
     assert checkpoint_for_split("runs/regdb/split_{split:02d}/best.pt", 1) == "runs/regdb/split_01/best.pt"
@@ -426,12 +425,12 @@ def test_output_locations_are_checked_before_the_work(tmp_path):
 
 
 def test_evaluate_checks_its_outputs_before_evaluating(synthetic_root, tmp_path, capsys, monkeypatch):
-    import reid.evaluate
+    import reid.eval.evaluate
 
     def no_evaluation(*args, **kwargs):
         raise AssertionError("evaluated although the result could not be written")
 
-    monkeypatch.setattr(reid.evaluate, "evaluate_sysu", no_evaluation)
+    monkeypatch.setattr(reid.eval.evaluate, "evaluate_sysu", no_evaluation)
     path = tiny_checkpoint(tmp_path / "ok.pt")
     (tmp_path / "file").write_text("x")
     (tmp_path / "dir.json").mkdir()
@@ -477,7 +476,7 @@ def test_json_and_csv_row_are_written_together(tmp_path, monkeypatch):
 
 
 def test_labels_name_flip_and_a_non_default_test_feature():
-    from reid.evaluate import _label
+    from reid.eval.evaluate import _label
 
     data = {"label": "RegDB"}
     assert _label(data, "visible to thermal", 10, "split", False) == "RegDB, visible to thermal, 10 splits"

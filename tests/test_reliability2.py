@@ -21,17 +21,18 @@ import pytest
 import torch
 from PIL import Image
 
-from reid.checkpoint import load_checkpoint, save_checkpoint
 from reid.cli import main as cli
 from reid.config import load_config
-from reid.engine import train
-from reid.errors import UserError
-from reid.provenance import CSV_COLUMNS, dataset_fingerprint, describe_data, write_result
+from reid.data.identity import dataset_fingerprint, describe_data
+from reid.records.provenance import CSV_COLUMNS, write_result
+from reid.train.engine import train
+from reid.utils.checkpoint import load_checkpoint, save_checkpoint
+from reid.utils.errors import UserError
+from tests.conftest import TINY as TINY_RUN
+
+TINY = [*TINY_RUN, "data.val_fraction=0"]  # no validation split: the tiny tree keeps every id for training
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = ["data.height=96", "data.width=48", "data.num_ids=2", "data.num_instances=1", "data.workers=0",
-        "data.val_fraction=0", "train.max_steps_per_epoch=2", "train.eval_every=1", "model.preset=tiny",
-        "train.epochs=1"]
 LIGHT_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 
 
@@ -101,7 +102,7 @@ def finished(synthetic_root, tmp_path):
 # ------------------------------------------------------------------------ 1, 2: best.pt is the reported model
 
 def test_01_extended_resume_moves_best_pt_to_the_new_last_epoch(synthetic_root, finished, capsys):
-    from reid.evaluate import load_model
+    from reid.eval.evaluate import load_model
 
     assert digest(finished / "best.pt") == digest(finished / "last.pt")
     assert not os.path.samefile(finished / "best.pt", finished / "last.pt")  # a copy: writing one spares the other
@@ -110,7 +111,7 @@ def test_01_extended_resume_moves_best_pt_to_the_new_last_epoch(synthetic_root, 
     train(tiny_config(synthetic_root / "SYSU-MM01", "train.epochs=2"), finished, resume=True, device="cpu")
     assert load_checkpoint(finished / "best.pt")["epoch"] == load_checkpoint(finished / "last.pt")["epoch"] == 2
     assert digest(finished / "best.pt") == digest(finished / "last.pt")
-    from reid.card import model_fields
+    from reid.records.card import model_fields
 
     fields = model_fields(load_model(finished / "best.pt"))
     assert fields["model_selection"] == "last epoch" and fields["epoch"] == "2 of 2"
@@ -137,9 +138,9 @@ def test_02_a_real_kill_9_right_after_the_last_last_pt(synthetic_root, tmp_path)
     args = train_args(synthetic_root / "SYSU-MM01", out)
     code = f"""
         import os, signal, sys
-        import reid.engine
+        import reid.train.engine
         from reid.cli import main
-        reid.engine.copy_checkpoint = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
+        reid.train.engine.copy_checkpoint = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
         sys.exit(main({args!r}))
     """
     assert run_python(code).returncode == -9
@@ -151,7 +152,7 @@ def test_02_a_real_kill_9_right_after_the_last_last_pt(synthetic_root, tmp_path)
 
 
 def test_02_the_runner_repairs_best_pt_before_reusing_a_finished_run(synthetic_root, tmp_path, capsys):
-    from reid.evaluate import load_model
+    from reid.eval.evaluate import load_model
     from reid.experiments import train_run
 
     cfg = tiny_config(synthetic_root / "SYSU-MM01")
@@ -164,7 +165,7 @@ def test_02_the_runner_repairs_best_pt_before_reusing_a_finished_run(synthetic_r
 
 
 def test_02_with_validation_best_pt_stays_the_best_epoch(synthetic_root, tmp_path):
-    from reid.engine import repair_best_checkpoint
+    from reid.train.engine import repair_best_checkpoint
 
     out = tmp_path / "run"
     train(tiny_config(synthetic_root / "SYSU-MM01", "data.val_fraction=0.3", "train.epochs=2"), out, device="cpu")
@@ -188,9 +189,9 @@ def test_03a_settings_read_synthetic_from_the_manifest_through_links(synthetic_r
 
 def test_03b_evaluate_synthetic_no_on_the_synthetic_set_is_refused_before_work(synthetic_root, tmp_path, capsys,
                                                                                  monkeypatch):
-    import reid.evaluate
+    import reid.eval.evaluate
 
-    monkeypatch.setattr(reid.evaluate, "evaluate_sysu", lambda *a, **k: pytest.fail("evaluated anyway"))
+    monkeypatch.setattr(reid.eval.evaluate, "evaluate_sysu", lambda *a, **k: pytest.fail("evaluated anyway"))
     ckpt = micro_checkpoint(tmp_path / "m.pt")
     assert cli(["evaluate", "--checkpoint", str(ckpt), "--dataset", "sysu", "--data", str(synthetic_root / "SYSU-MM01"),
                 "--synthetic", "no", "--results-dir", str(tmp_path / "results")]) == 2
@@ -216,14 +217,14 @@ def test_04_a_results_csv_without_its_final_newline_is_repaired(tmp_path):
 
 
 def test_04_a_damaged_results_csv_is_refused_before_the_work(synthetic_root, tmp_path, capsys, monkeypatch):
-    import reid.evaluate
+    import reid.eval.evaluate
 
     results = tmp_path / "results"
     write_result(a_result(tmp_path), results, "first")
     csv_path = results / "results.csv"
     csv_path.write_text(csv_path.read_text().rstrip("\r\n") + "glued,row\r\n")  # a row glued onto the last one
     before = digests(results)
-    monkeypatch.setattr(reid.evaluate, "evaluate_sysu", lambda *a, **k: pytest.fail("evaluated anyway"))
+    monkeypatch.setattr(reid.eval.evaluate, "evaluate_sysu", lambda *a, **k: pytest.fail("evaluated anyway"))
     ckpt = micro_checkpoint(tmp_path / "m.pt")
     assert cli(["evaluate", "--checkpoint", str(ckpt), "--dataset", "sysu", "--data", str(synthetic_root / "SYSU-MM01"),
                 "--results-dir", str(results), "--name", "second"]) == 2
@@ -235,7 +236,8 @@ def test_05_parallel_recordings_give_one_header_and_every_row(tmp_path):
     results = tmp_path / "results"
     code = f"""
         import sys
-        from reid.provenance import describe_data, write_result
+        from reid.data.identity import describe_data
+        from reid.records.provenance import write_result
         worker = sys.argv[1]
         for i in range(4):
             result = {{"rank1": float(i), "mAP": 1.5, "std": {{}}, "protocol": {{"config": f"c{{worker}}", "seed": i}},
@@ -264,8 +266,9 @@ def test_results_on_a_full_disk_leave_results_csv_as_it_was(tmp_path):
     before = digests(results)
     limit = (results / "results.csv").stat().st_size + 300  # room for part of a row, not all of it
     code = f"""
-        from reid.errors import UserError
-        from reid.provenance import describe_data, write_result
+        from reid.utils.errors import UserError
+        from reid.data.identity import describe_data
+        from reid.records.provenance import write_result
         result = {{"rank1": 1.0, "mAP": 1.0, "std": {{}}, "protocol": {{}}, "checkpoint": "x" * 2000,
                   "data": describe_data({str(tmp_path)!r}, "sysu", synthetic=True)}}
         try:
@@ -325,7 +328,7 @@ def _disk_full(*args, **kwargs):
 
 def test_07_export_over_an_existing_file_fails_whole(tmp_path, capsys, monkeypatch):
     pytest.importorskip("onnxscript")
-    import reid.export
+    import reid.tools.export
 
     ckpt = micro_checkpoint(tmp_path / "m.pt")
     out = tmp_path / "model.onnx"
@@ -340,7 +343,7 @@ def test_07_export_over_an_existing_file_fails_whole(tmp_path, capsys, monkeypat
             Path(path).write_bytes(b"half")
             raise OSError(errno.EFBIG, "File too large")
 
-    monkeypatch.setattr(reid.export.torch.onnx, "export", lambda *a, **k: HalfWritten())
+    monkeypatch.setattr(reid.tools.export.torch.onnx, "export", lambda *a, **k: HalfWritten())
     assert cli(["export", "--checkpoint", str(ckpt), "--out", str(out)]) == 2
     captured = capsys.readouterr()
     assert f"replacing the existing {out}" in captured.out  # said before the work (issue item 11)
@@ -350,7 +353,7 @@ def test_07_export_over_an_existing_file_fails_whole(tmp_path, capsys, monkeypat
 
 
 def test_07_search_and_embed_on_a_full_disk_keep_the_earlier_outputs(tmp_path, images, capsys, monkeypatch):
-    import reid.search
+    import reid.tools.search
 
     ckpt = str(micro_checkpoint(tmp_path / "m.pt"))
     png, npy = tmp_path / "ranks.png", tmp_path / "feats.npy"
@@ -359,11 +362,11 @@ def test_07_search_and_embed_on_a_full_disk_keep_the_earlier_outputs(tmp_path, i
     assert cli(["embed", "--checkpoint", ckpt, "--images", str(images), "--out", str(npy), "--device", "cpu"]) == 0
     before = digests(tmp_path)
     capsys.readouterr()
-    monkeypatch.setattr(reid.search, "plot_search", _disk_full)  # the CSV is written, then the figure fails
+    monkeypatch.setattr(reid.tools.search, "plot_search", _disk_full)  # the CSV is written, then the figure fails
     assert cli(["search", "--checkpoint", ckpt, "--query", str(images), "--gallery", str(images), "--out", str(png),
                 "--device", "cpu"]) == 2
     one_line_error(capsys, "--out", "No space left")
-    monkeypatch.setattr(reid.search.np, "save", _disk_full)
+    monkeypatch.setattr(reid.tools.search.np, "save", _disk_full)
     assert cli(["embed", "--checkpoint", ckpt, "--images", str(images), "--out", str(npy), "--device", "cpu"]) == 2
     one_line_error(capsys, "--out", "No space left")
     assert digests(tmp_path) == before and not list(tmp_path.glob(".*"))
@@ -432,24 +435,24 @@ def test_08_compare_with_a_string_std_or_a_deeply_nested_json(tmp_path, capsys):
 
 
 def test_08_export_onto_a_read_only_file_is_refused_first(tmp_path, capsys, monkeypatch):
-    import reid.export
+    import reid.tools.export
 
     out = tmp_path / "model.onnx"
     out.write_bytes(b"keep me")
     out.chmod(0o444)
-    monkeypatch.setattr(reid.export, "load_model", lambda *a: pytest.fail("loaded before checking --out"))
+    monkeypatch.setattr(reid.tools.export, "load_model", lambda *a: pytest.fail("loaded before checking --out"))
     assert cli(["export", "--checkpoint", str(tmp_path / "m.pt"), "--out", str(out)]) == 2
     one_line_error(capsys, "--out", "read-only")
     assert out.read_bytes() == b"keep me"
 
 
 def test_08_analyse_into_a_read_only_folder_is_refused_first(synthetic_root, tmp_path, capsys, monkeypatch):
-    import reid.evaluate
+    import reid.eval.evaluate
 
     locked = tmp_path / "locked"
     locked.mkdir()
     ckpt = micro_checkpoint(tmp_path / "m.pt")
-    monkeypatch.setattr(reid.evaluate, "extract_features", lambda *a, **k: pytest.fail("embedded before checking"))
+    monkeypatch.setattr(reid.eval.evaluate, "extract_features", lambda *a, **k: pytest.fail("embedded before checking"))
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda path, mode: real_access(path, mode) and Path(path) != locked)
     assert cli(["analyse", "--checkpoint", str(ckpt), "--dataset", "sysu", "--data", str(synthetic_root / "SYSU-MM01"),
@@ -458,7 +461,7 @@ def test_08_analyse_into_a_read_only_folder_is_refused_first(synthetic_root, tmp
 
 
 def test_08_train_on_a_full_disk_is_one_line_and_keeps_last_pt(synthetic_root, finished, capsys, monkeypatch):
-    import reid.checkpoint
+    import reid.utils.checkpoint
 
     before = digests(finished)
 
@@ -466,7 +469,7 @@ def test_08_train_on_a_full_disk_is_one_line_and_keeps_last_pt(synthetic_root, f
         f.write(b"half a checkpoint")
         _disk_full()
 
-    monkeypatch.setattr(reid.checkpoint.torch, "save", half_then_full)
+    monkeypatch.setattr(reid.utils.checkpoint.torch, "save", half_then_full)
     assert cli(train_args(synthetic_root / "SYSU-MM01", finished, "--set", "train.epochs=2", "--resume")) == 2
     one_line_error(capsys, "last.pt", "No space left", "epoch 1", "--resume")
     monkeypatch.undo()
@@ -568,7 +571,7 @@ def test_11_a_malicious_checkpoint_is_refused_in_our_words(synthetic_root, tmp_p
 
 
 def test_11_the_nan_advice_is_a_new_output_dir(synthetic_root, tmp_path):
-    from reid.engine import DivergedError
+    from reid.train.engine import DivergedError
 
     cfg = tiny_config(synthetic_root / "SYSU-MM01", "optim.lr=1e30", "optim.warmup_epochs=0",
                       "train.max_steps_per_epoch=3")
@@ -577,7 +580,7 @@ def test_11_the_nan_advice_is_a_new_output_dir(synthetic_root, tmp_path):
 
 
 def test_atomic_outputs_leave_the_old_file_on_any_failure(tmp_path):
-    from reid.atomic import atomic_outputs, write_text_atomically
+    from reid.utils.atomic import atomic_outputs, write_text_atomically
 
     a, b = tmp_path / "a.txt", tmp_path / "b.png"
     a.write_text("old a")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from reid.metrics import eval_regdb
-from reid.rerank import k_reciprocal_rerank
+from reid.eval.metrics import eval_regdb
+from reid.eval.rerank import k_reciprocal_rerank
 
 
 def clustered(rng, num_ids=50, per_query=6, per_gallery=4, dim=16, noise=0.9):

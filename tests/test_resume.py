@@ -2,14 +2,14 @@
 
 import torch
 
-from reid.checkpoint import load_checkpoint
 from reid.config import load_config
-from reid.engine import train
-from reid.rng import get_rng_state, set_rng_state
+from reid.train.engine import train
+from reid.utils.checkpoint import load_checkpoint
+from reid.utils.rng import get_rng_state, set_rng_state
+from tests.conftest import TINY as TINY_RUN
 
-TINY = ["data.height=96", "data.width=48", "data.num_ids=2", "data.num_instances=1", "data.workers=0",
-        "data.val_fraction=0.3", "train.max_steps_per_epoch=2", "train.eval_every=1", "model.preset=tiny",
-        "loss.metric=center"]  # the center loss adds loss parameters to the optimiser: resumed too
+# The center loss adds loss parameters to the optimiser: resumed too.
+TINY = [*TINY_RUN, "loss.metric=center"]
 
 
 def test_stop_and_resume_gives_identical_weights_and_metrics(sysu_root, tmp_path):
@@ -46,7 +46,7 @@ def test_rng_state_round_trips_through_a_safe_checkpoint(tmp_path):
 
     import numpy as np
 
-    from reid.checkpoint import save_checkpoint
+    from reid.utils.checkpoint import save_checkpoint
 
     state = get_rng_state()
     expected = (random.random(), np.random.rand(), torch.rand(1).item())

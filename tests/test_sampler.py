@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reid.data import CrossModalIdentitySampler
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 IR = {3, 6}
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from reid.checkpoint import save_checkpoint
 from reid.cli import main as cli
-from reid.evaluate import extract_features
-from reid.search import embed_images, list_images, search
+from reid.eval.evaluate import extract_features
+from reid.tools.search import embed_images, list_images, search
+from reid.utils.checkpoint import save_checkpoint
 
 IMG = (48, 48)  # the smallest size both patch sizes (12, 16) divide: keeps the tests fast
 # (file, mode, (width, height)): IR-like greyscale, 16-bit thermal, RGBA, odd sizes, a subfolder

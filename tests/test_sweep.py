@@ -12,8 +12,7 @@ import time
 import pytest
 
 from reid.cli import main
-from reid.errors import UserError
-from reid.stats import paired_difference, paired_frame, t_factor
+from reid.records.stats import paired_difference, paired_frame, t_factor
 from reid.sweep import (
     adopt_records,
     budget_overrides,
@@ -27,9 +26,10 @@ from reid.sweep import (
     run_job,
     write_sweep_tables,
 )
+from reid.utils.errors import UserError
 
 # The smoke profile made tiny: 2 ids x 2 images a batch, 3 epochs of 1 step (budget 3), the micro preset.
-TINY = ["data.num_ids=2", "data.num_instances=2", "train.epochs=3", "train.eval_every=3",
+TINY_GRID = ["data.num_ids=2", "data.num_instances=2", "train.epochs=3", "train.eval_every=3",
         "optim.milestones=[2]", "optim.warmup_epochs=1"]
 
 
@@ -83,7 +83,7 @@ def test_budget_is_spread_over_the_profiles_epochs():
 
 def test_rows_with_equal_settings_share_one_job(synthetic_root, tmp_path):
     grid = plan(["table3_full", "table4_trihardw", "table3_baseline:0-1"], (0,), ("sysu",), (3,), "smoke",
-                _roots(synthetic_root), TINY, tmp_path)
+                _roots(synthetic_root), TINY_GRID, tmp_path)
     # table4_trihardw is the full model under another name: 1 job for both, + 2 baseline seeds
     assert len(grid.jobs) == 3 and len(grid.entries) == 4
     assert grid.entries[0]["job"] == grid.entries[1]["job"]
@@ -124,7 +124,7 @@ def _metrics(summaries):
 def test_tiny_grid_through_submitits_local_executor(synthetic_root, tmp_path):
     roots = _roots(synthetic_root)
     grid = plan(["table3_baseline", "table3_full", "table4_trihardw"], (0, 1), ("sysu", "regdb"), (3,), "smoke",
-                roots, TINY, tmp_path / "runs")
+                roots, TINY_GRID, tmp_path / "runs")
     assert len(grid.jobs) == 8 and len(grid.entries) == 12
     seen = []
     summaries = launch(grid, "local", 2, tmp_path / "jobs", on_done=lambda i, s: seen.append(i), poll_s=0.2)
@@ -151,7 +151,7 @@ def test_tiny_grid_through_submitits_local_executor(synthetic_root, tmp_path):
     logs = "".join(p.read_text() for p in (tmp_path / "jobs2").glob("*_log.out"))
     assert logs.count("trained already, reusing it") == 8
     # another sweep that names the full model only as table4_trihardw reuses table3_full's run
-    alone = plan(["table4_trihardw"], (0,), ("sysu",), (3,), "smoke", roots, TINY, tmp_path / "runs")
+    alone = plan(["table4_trihardw"], (0,), ("sysu",), (3,), "smoke", roots, TINY_GRID, tmp_path / "runs")
     twin = finished_twin(alone.jobs[0])
     assert twin is not None and twin.name.startswith("table3_full@smoke-sysu-seed0-")
     assert finished_jobs(alone) == [0]
@@ -173,7 +173,7 @@ def test_tiny_grid_through_submitits_local_executor(synthetic_root, tmp_path):
     read = committed_summaries(alone, tmp_path / "sweeps" / "table4")
     assert list(read) == [0] and read[0]["results"] == reused["results"]
     assert adopt_records(alone, tmp_path / "sweeps" / "table4") == []  # recorded already: nothing copied
-    other = plan(["table4_trihardw"], (0,), ("sysu",), (3,), "smoke", roots, [*TINY, "loss.margin=0.5"],
+    other = plan(["table4_trihardw"], (0,), ("sysu",), (3,), "smoke", roots, [*TINY_GRID, "loss.margin=0.5"],
                  tmp_path / "runs")  # other settings: Table 3's record does not answer it
     assert adopt_records(other, tmp_path / "sweeps" / "table4b") == []
 
@@ -184,7 +184,7 @@ def test_a_sweep_killed_mid_way_resumes_to_the_same_numbers(synthetic_root, tmp_
     run, then started again: the final numbers equal an uninterrupted sweep's."""
     base = [sys.executable, "-m", "reid", "sweep", "--rows", "table3_full", "--seeds", "0-1", "--budgets", "6",
             "--data", str(synthetic_root), "--jobs", "1",
-            *[a for s in TINY[:2] + ["train.epochs=6", "train.eval_every=6", "optim.milestones=[4]"]
+            *[a for s in TINY_GRID[:2] + ["train.epochs=6", "train.eval_every=6", "optim.milestones=[4]"]
               for a in ("--set", s)]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -251,7 +251,7 @@ def test_notebooks_read_committed_results_and_train_only_what_is_missing(synthet
 def test_finished_only_tabulates_what_has_finished_and_trains_nothing(synthetic_root, tmp_path, capsys):
     args = ["sweep", "--name", "part", "--rows", "table3_baseline", "--seeds", "0", "--budgets", "3",
             "--data", str(synthetic_root), "--runs-dir", str(tmp_path / "runs"), "--results-dir",
-            str(tmp_path / "results"), "--jobs", "1", *[a for s in TINY for a in ("--set", s)]]
+            str(tmp_path / "results"), "--jobs", "1", *[a for s in TINY_GRID for a in ("--set", s)]]
     assert main(args) == 0  # seed 0 trained, recorded in results/part
     capsys.readouterr()
     assert main(args) == 0  # started again: read from its records, nothing trained

@@ -13,6 +13,7 @@ from PIL import Image
 
 from reid.cli import main
 from reid.data import SYSUMM01, RegDB, ensure_synthetic, make_synthetic, summarize
+from reid.data.identity import synthetic_manifest
 from reid.data.synthetic import (
     MANIFEST,
     MASKS_MANIFEST,
@@ -24,10 +25,9 @@ from reid.data.synthetic import (
     sysu_shots,
     write_masks,
 )
-from reid.errors import UserError
-from reid.provenance import synthetic_manifest
+from reid.utils.errors import UserError
 
-TINY = {"sysu_train_ids": 3, "sysu_val_ids": 1, "sysu_test_ids": 2, "images_per_rgb_camera": 1,
+TINY_SIZES = {"sysu_train_ids": 3, "sysu_val_ids": 1, "sysu_test_ids": 2, "images_per_rgb_camera": 1,
         "images_per_ir_camera": 1, "regdb_ids": 2, "regdb_images": 1}
 
 
@@ -37,9 +37,9 @@ def digest(root: Path) -> dict[str, str]:
 
 
 def test_same_seed_gives_byte_identical_files(tmp_path):
-    a = digest(make_synthetic(tmp_path / "a", seed=7, **TINY))
-    b = digest(make_synthetic(tmp_path / "b", seed=7, **TINY))
-    c = digest(make_synthetic(tmp_path / "c", seed=8, **TINY))
+    a = digest(make_synthetic(tmp_path / "a", seed=7, **TINY_SIZES))
+    b = digest(make_synthetic(tmp_path / "b", seed=7, **TINY_SIZES))
+    c = digest(make_synthetic(tmp_path / "c", seed=8, **TINY_SIZES))
     assert a == b and len(a) > 20
     assert {k: v for k, v in a.items() if k != MANIFEST} != {k: v for k, v in c.items() if k != MANIFEST}
 
@@ -109,13 +109,13 @@ def test_same_identity_looks_alike_across_cameras_and_modalities(synthetic_root)
 
 
 def test_ensure_synthetic_regenerates_only_when_settings_change(tmp_path):
-    root = ensure_synthetic(tmp_path / "s", seed=1, **TINY)
+    root = ensure_synthetic(tmp_path / "s", seed=1, **TINY_SIZES)
     stamp = (root / MANIFEST).stat().st_mtime_ns
     marker = root / "SYSU-MM01" / "marker"
     marker.write_text("kept")
-    assert ensure_synthetic(root, seed=1, **TINY) == root and marker.exists()
+    assert ensure_synthetic(root, seed=1, **TINY_SIZES) == root and marker.exists()
     assert (root / MANIFEST).stat().st_mtime_ns == stamp
-    ensure_synthetic(root, seed=2, **TINY)
+    ensure_synthetic(root, seed=2, **TINY_SIZES)
     assert not marker.exists()  # other seed: generated afresh
 
 
@@ -124,19 +124,19 @@ def test_refuses_to_overwrite_data_it_did_not_generate(tmp_path):
     real.mkdir(parents=True)
     (real / "0001.jpg").write_bytes(b"precious")
     with pytest.raises(UserError, match="refusing to overwrite"):
-        make_synthetic(tmp_path, **TINY)
+        make_synthetic(tmp_path, **TINY_SIZES)
     assert (real / "0001.jpg").read_bytes() == b"precious"
 
 
 def test_interrupted_generation_is_redone(tmp_path):
-    root = make_synthetic(tmp_path / "s", seed=0, **TINY)
+    root = make_synthetic(tmp_path / "s", seed=0, **TINY_SIZES)
     (root / MANIFEST).write_text('{"complete": false}')  # as left by a generation cut off midway
-    assert ensure_synthetic(root, seed=0, **TINY) == root
+    assert ensure_synthetic(root, seed=0, **TINY_SIZES) == root
     assert '"complete"' not in (root / MANIFEST).read_text() and SYSUMM01(root / "SYSU-MM01").train
 
 
 def test_sizes_and_bad_sizes(tmp_path):
-    root = make_synthetic(tmp_path / "s", seed=0, height=64, width=32, **TINY)
+    root = make_synthetic(tmp_path / "s", seed=0, height=64, width=32, **TINY_SIZES)
     assert Image.open(next(root.glob("SYSU-MM01/cam1/*/*.jpg"))).size == (32, 64)
     with pytest.raises(UserError, match="regdb_ids"):
         Sizes.preset(regdb_ids=0)
@@ -167,13 +167,13 @@ SEED = 5
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    return make_synthetic(tmp_path_factory.mktemp("tiny"), seed=SEED, **TINY)
+    return make_synthetic(tmp_path_factory.mktemp("tiny"), seed=SEED, **TINY_SIZES)
 
 
 def test_masks_are_deterministic_and_one_per_image(tiny, tmp_path):
     a, b = write_masks(tiny, tmp_path / "a"), write_masks(tiny, tmp_path / "b")
     assert digest(a) == digest(b)
-    other = make_synthetic(tmp_path / "other", seed=SEED + 1, **TINY)
+    other = make_synthetic(tmp_path / "other", seed=SEED + 1, **TINY_SIZES)
     assert digest(write_masks(other, tmp_path / "c")) != digest(a)
     images = {p.relative_to(tiny).with_suffix(".png") for p in tiny.rglob("*") if p.suffix in (".jpg", ".bmp")}
     assert {p.relative_to(a) for p in a.rglob("*.png")} == images
@@ -190,7 +190,7 @@ def test_masks_match_the_images(tiny, tmp_path):
     inside it is not. Thermal and visible RegDB frames of one instant show one pose (the two cameras'
     scales differ a little), so their masks nearly coincide."""
     masks = write_masks(tiny, tmp_path / "m")
-    sizes = Sizes.preset(**TINY)
+    sizes = Sizes.preset(**TINY_SIZES)
     checked = 0
     for shot in sysu_shots(SEED, sizes):
         if shot.infrared:
@@ -216,7 +216,7 @@ def test_masks_match_the_images(tiny, tmp_path):
 
 
 def test_writing_masks_leaves_the_set_and_its_run_hash_unchanged(tmp_path):
-    root = make_synthetic(tmp_path / "s", seed=SEED, **TINY)
+    root = make_synthetic(tmp_path / "s", seed=SEED, **TINY_SIZES)
     before, manifest = digest(root), synthetic_manifest(root / "SYSU-MM01")
     masks = ensure_masks(root)
     assert masks == root / "masks"
@@ -224,7 +224,7 @@ def test_writing_masks_leaves_the_set_and_its_run_hash_unchanged(tmp_path):
     assert synthetic_manifest(root / "SYSU-MM01") == manifest  # what run folders hash
     stamp = (masks / MASKS_MANIFEST).stat().st_mtime_ns
     assert ensure_masks(root) == masks and (masks / MASKS_MANIFEST).stat().st_mtime_ns == stamp  # not redone
-    make_synthetic(root, seed=SEED + 1, **TINY)  # a new generation over it: not refused, old masks gone
+    make_synthetic(root, seed=SEED + 1, **TINY_SIZES)  # a new generation over it: not refused, old masks gone
     assert not masks.exists()
     assert json.loads((ensure_masks(root) / MASKS_MANIFEST).read_text())["seed"] == SEED + 1
 

@@ -111,7 +111,7 @@ def test_ta_space_switch():
     from torchvision.transforms import TrivialAugmentWide
 
     from reid.data.transforms import ReIDTrivialAugment
-    from reid.errors import UserError
+    from reid.utils.errors import UserError
 
     reid_t = build_train_transform(96, 48, ta_space="reid")
     wide_t = build_train_transform(96, 48, ta_space="wide")

@@ -3,7 +3,7 @@
     check_data(root, "sysu" | "regdb") -> DataReport      counts vs the facts, file problems, fingerprint
     DataReport.text()                                       what the command prints; .ok decides exit 0 / 1
 
-One walk over the tree lists every file and its size (`reid.provenance.walk_files`, the walk of the protocol
+One walk over the tree lists every file and its size (`reid.data.identity.walk_files`, the walk of the protocol
 card too: links to folders are followed, loops are not; the fingerprint: a hash of the sorted relative
 paths and sizes, the same on every machine that holds the same copy), then every image is decoded once
 (to catch truncated files and odd modes) and files that share a size are hashed (exact duplicates).
@@ -22,10 +22,10 @@ from pathlib import Path
 from PIL import Image
 
 from reid.data.dataset import SIXTEEN_BIT_MODES
+from reid.data.identity import DATASET_NAMES, fingerprint_of, synthetic_manifest, walk_files
 from reid.data.regdb import THERMAL, VISIBLE, idx_path, read_idx_file
 from reid.data.sysu import ALL_CAMERAS, IR_CAMERAS, RGB_CAMERAS, is_image_name, read_id_file
-from reid.errors import UserError
-from reid.provenance import DATASET_NAMES, fingerprint_of, synthetic_manifest, walk_files
+from reid.utils.errors import UserError
 
 # SYSU-MM01: Wu et al., "RGB-Infrared Cross-Modality Person Re-Identification", ICCV 2017 (491 people, six
 # cameras; 296 train + 99 val + 96 test identities) and its evaluation protocol as the published cross-modal

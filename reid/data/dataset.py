@@ -15,7 +15,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 Item = tuple[str, int, int]
 
@@ -155,7 +155,7 @@ class ImageCache:
 
 class UncachedImages:
     """`ImageCache`'s reading interface without the memory: decodes a file on every access. For one pass
-    over a folder of any size (`reid.search`), where keeping every decoded image would only cost memory."""
+    over a folder of any size (`reid.tools.search`), where keeping every decoded image would only cost memory."""
 
     def __init__(self, height: int = 288, width: int = 144):
         self.height, self.width = height, width

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from reid.data.dataset import Item, read_text_file, relabel_pids
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 VISIBLE, THERMAL = 1, 2
 DIRECTIONS = ("v2t", "t2v")  # visible query -> thermal gallery, and the reverse

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 
 class CrossModalIdentitySampler:

@@ -23,7 +23,7 @@ Everything is drawn from ``numpy.random.default_rng([seed, ...])`` keyed by what
 output is byte-identical for a seed, whatever the order of generation. That also lets `ensure_masks`
 redraw every person of an existing set and write its silhouette beside the layouts
 (``<out>/masks/SYSU-MM01/cam3/0001/0001.png``...): ground truth for measuring attention maps
-(`reid.gradcam.person_attention`) that the readers and the real-data path never see.
+(`reid.tools.gradcam.person_attention`) that the readers and the real-data path never see.
 """
 
 from __future__ import annotations
@@ -39,11 +39,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from reid.atomic import write_text_atomically
-from reid.errors import UserError
+from reid.data.identity import SYNTHETIC_MANIFEST
+from reid.utils.atomic import write_text_atomically
+from reid.utils.errors import UserError
 
 GENERATOR_VERSION = 4
-MANIFEST = "synthetic.json"
+MANIFEST = SYNTHETIC_MANIFEST
 SYSU_RGB, SYSU_IR = (1, 2, 4, 5), (3, 6)
 INDOOR = {1, 2, 3}
 LUMINANCE_COUPLING = 0.5  # share of a fabric's IR brightness that follows its visible luminance

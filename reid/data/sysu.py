@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 
 from reid.data.dataset import Item, read_text_file, relabel_pids
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 RGB_CAMERAS = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
 IR_CAMERAS = (3, 6)

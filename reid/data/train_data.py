@@ -34,8 +34,8 @@ from reid.data.regdb import RegDB
 from reid.data.sampler import CrossModalIdentitySampler
 from reid.data.sysu import SYSUMM01
 from reid.data.transforms import build_test_transform, build_train_transform
-from reid.errors import UserError
-from reid.rng import seed_everything
+from reid.utils.errors import UserError
+from reid.utils.rng import seed_everything
 
 # Per rank. One worker made 350-700 images/s at 288x144 (P8K4 + grey copies) on a loaded 2-core EPYC
 # (benchmarks/bench_pipeline.py): 8 make ~3-5 k images/s, about what one GPU trains preset 18 at (estimate).

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torchvision import transforms as T
 from torchvision.transforms import functional as F
 
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -155,3 +156,10 @@ def build_test_transform(height: int = 288, width: int = 144) -> T.Compose:
         T.ConvertImageDtype(torch.float32),
         T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
     ])
+
+
+def denormalize(image: torch.Tensor) -> np.ndarray:
+    """A normalised (3, H, W) tensor back to a float (H, W, 3) image in [0, 1] for display."""
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (image.detach().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()

@@ -19,7 +19,7 @@ import torch
 from timm.models.crossvit import CrossVit
 from torch import nn
 
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 # timm's widths and depths (crossvit_{tiny,9,small,15,18,base}_240). depth[k] = (fine blocks, coarse
 # blocks, cross-attention blocks) of multi-scale block k; mlp_ratio = (fine, coarse, cross).
@@ -93,7 +93,7 @@ def receptive_field(proj: nn.Module) -> tuple[int, int]:
     three-convolution stem (CrossViT-dagger, `multi_conv`, our ``conv_stem``) does not: ``(-15, 31)`` for
     patch 16, a window centred on the patch's *top-left corner*, half a patch up and left of the patch
     the token is numbered by; ``(-15, 39)`` for patch 12, 1.5 pixels up and left. Maps drawn on the
-    image must put each token at its window's centre (reid/gradcam.py).
+    image must put each token at its window's centre (reid/tools/gradcam.py).
     """
     start, size = 0, 1
     for conv in reversed([m for m in proj.modules() if isinstance(m, nn.Conv2d)]):

@@ -28,7 +28,7 @@ import torch
 from timm.layers import resample_abs_pos_embed
 from torch import nn
 
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reid.errors import UserError
 from reid.models.crossvit import PRESETS, CrossViTBackbone, check_conv_stem, check_img_size, tokens_to_map
 from reid.models.csa import CSA, SPATIAL_ATTENTION_MODES
 from reid.models.vit import ViTBackbone
+from reid.utils.errors import UserError
 
 BACKBONES = ("crossvit", "vit")
 POOLINGS = ("gap+cls", "gap", "cls")
@@ -218,7 +218,7 @@ class ReIDModel(nn.Module):
         layer="tokens": the branch's last transformer block; its (B, 1 + h*w, C) output is turned into
         a (B, C, h, w) map by the returned transform (the grids are not square: 24x12 and 18x9 at 288x144).
 
-        `reid.gradcam.attention_maps` uses them with the model in eval mode, whose output is the embedding,
+        `reid.tools.gradcam.attention_maps` uses them with the model in eval mode, whose output is the embedding,
         and a cosine-similarity target. To explain class logits instead, give grad-cam an nn.Module that
         returns `model.forward_head(model.forward_features(x)["global"])["logits"]`.
         """

@@ -12,8 +12,8 @@ from timm.models.crossvit import PatchEmbed as CrossViTPatchEmbed
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from reid.errors import UserError
 from reid.models.crossvit import PRESETS, check_conv_stem, check_img_size, receptive_field, tokens_to_map
+from reid.utils.errors import UserError
 
 
 class ViTBackbone(nn.Module):

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reid.atomic import atomic_outputs
 from reid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from reid.errors import UserError
-from reid.evaluate import load_model
-from reid.provenance import check_output_file, replacing_note
+from reid.eval.evaluate import load_model
+from reid.records.provenance import check_output_file, replacing_note
+from reid.utils.atomic import atomic_outputs
+from reid.utils.errors import UserError
 
 INPUT, OUTPUT = "images", "embedding"
 FORMATS = ("onnx",)

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 
 def temp_path(path: str | os.PathLike) -> Path:

@@ -16,7 +16,7 @@ Words: a SYSU-MM01 *trial* is one random draw of the gallery; a RegDB *split* is
 train/test identity partitions. Metrics are reported in percent, as mean and std over trials (or
 splits) plus one row each; the feature used (`test_feature`: after or before the BN neck), flip TTA and
 re-ranking are part of every result's `protocol`; the label names each one that is not the default
-("before-BN feature", "flip", "re-ranked"). `protocol` is the result's protocol card (`reid.card`: also
+("before-BN feature", "flip", "re-ranked"). `protocol` is the result's protocol card (`reid.records.card`: also
 the gallery sampler, model selection, training ids, pretrained weights, preset and the data's fingerprint);
 `summary_text(result)` is what `python -m reid evaluate` prints: the card, one line per trial or split, the
 average.
@@ -35,11 +35,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from reid.card import card_fields, card_lines, model_fields, sysu_sampler
-from reid.errors import UserError
-from reid.metrics import eval_regdb, eval_sysu
-from reid.provenance import check_result_location, describe_data, provenance, write_result
-from reid.rerank import k_reciprocal_rerank
+from reid.data.identity import describe_data
+from reid.eval.metrics import eval_regdb, eval_sysu
+from reid.eval.rerank import k_reciprocal_rerank
+from reid.records.card import card_fields, card_lines, model_fields, sysu_sampler
+from reid.records.provenance import check_result_location, provenance, write_result
+from reid.utils.errors import UserError
 
 METRICS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
 SYSU_TRIALS, REGDB_SPLITS = 10, 10
@@ -49,8 +50,8 @@ SYSU_TRIALS, REGDB_SPLITS = 10, 10
 def load_model(checkpoint: str | Path, map_location: str = "cpu"):
     """Rebuild the model of a training checkpoint, in eval mode; any mismatch is a one-line `UserError`
     naming it. `model.checkpoint_info` keeps the path, epoch and experiment config for the result."""
-    from reid.checkpoint import load_checkpoint
     from reid.models import ModelConfig, build_model
+    from reid.utils.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint, map_location=map_location, required=("model", "model_config", "num_classes"))
     try:
@@ -86,8 +87,8 @@ def load_model(checkpoint: str | Path, map_location: str = "cpu"):
 def load_untrained(checkpoint: str | Path, seed: int = 0):
     """A freshly initialised network of a checkpoint's architecture (no ImageNet weights either), in eval
     mode: the 'untrained' reference every result is read against."""
-    from reid.checkpoint import load_checkpoint
     from reid.models import ModelConfig, build_model
+    from reid.utils.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint, required=("model_config", "num_classes"))
     torch.manual_seed(seed)
@@ -424,7 +425,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, root: str | Path, *, mode
                              mode if dataset == "sysu" else direction, *(["rerank"] if rerank else [])])
     check_result_location(results_dir, name, json_path)
     if json_path:
-        from reid.provenance import check_output_file
+        from reid.records.provenance import check_output_file
 
         check_output_file(Path(json_path), "--json")
     describe_data(root, dataset, synthetic)  # `--synthetic no` on the synthetic set: refused before the work
@@ -438,7 +439,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, root: str | Path, *, mode
     path = write_result(result, results_dir, name)
     print(f"wrote {path} and a row of {Path(results_dir) / 'results.csv'}")
     if json_path:
-        from reid.atomic import write_text_atomically
+        from reid.utils.atomic import write_text_atomically
 
         write_text_atomically(json_path, json.dumps(result, indent=2, default=str) + "\n",
                               f"--json (the result is in {path})")

@@ -36,8 +36,8 @@ from pytorch_grad_cam import ActivationsAndGradients
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from tqdm import tqdm
 
-from reid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from reid.errors import UserError
+from reid.data.transforms import denormalize
+from reid.utils.errors import UserError
 
 
 class EmbeddingSimilarityTarget:
@@ -177,10 +177,10 @@ def person_attention(model, sysu_root: str | Path, masks: str | Path, branch: in
     from torchvision.transforms.functional import resize
 
     from reid.data import SYSUMM01, ImageCache, build_test_transform
+    from reid.data.identity import synthetic_manifest
     from reid.data.synthetic import MASKS_MANIFEST, mask_path
     from reid.data.sysu import RGB_CAMERAS
-    from reid.evaluate import default_device, extract_features
-    from reid.provenance import synthetic_manifest
+    from reid.eval.evaluate import default_device, extract_features
 
     dataset = SYSUMM01(sysu_root)
     masks = Path(masks)
@@ -229,13 +229,6 @@ def person_attention(model, sysu_root: str | Path, masks: str | Path, branch: in
         "pointing": mean("hit"), "pointing_chance": mean("pointing_chance"),
         "empty_maps": float(per_image["empty"].float().mean()), "min_cover": min_cover, "tolerance": tolerance,
     }
-
-
-def denormalize(image: torch.Tensor) -> np.ndarray:
-    """A normalised (3, H, W) tensor back to a float (H, W, 3) image in [0, 1] for display."""
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (image.detach().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
 
 
 def overlay(image: torch.Tensor, cam: np.ndarray, strength: float = 0.5) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 

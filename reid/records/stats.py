@@ -192,11 +192,10 @@ def paired_table(frame, baseline: str, labels: dict):
 
 def paper_deltas(table: str, baseline: str):
     """The paper's own margins: each row minus its baseline row, per setting and metric (one run each)."""
-    import pandas as pd
 
-    from reid.experiments import repo_root
+    from reid.records.tables import paper_rows
 
-    paper = pd.read_csv(repo_root() / "results" / "paper" / f"{table}.csv")
+    paper = paper_rows(table)
     base = paper[paper["method"] == baseline].set_index(["setting", "metric"])["value"]
     paper = paper[paper["method"] != baseline].copy()
     paper["paper Δ"] = [v - base.get((s, m), float("nan"))

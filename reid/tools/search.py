@@ -7,8 +7,8 @@
 
 The images need no labels and no dataset layout: any file PIL reads, of any size and mode (IR or visible;
 greyscale, 16-bit and RGBA are made RGB as the dataset readers make them), resized to the model's img_size
-and normalised exactly as in evaluation, because `reid.evaluate.extract_features` does the work. The
-distance is the evaluation's too (`reid.evaluate.distances`: cosine distance of the L2-normalised
+and normalised exactly as in evaluation, because `reid.eval.evaluate.extract_features` does the work. The
+distance is the evaluation's too (`reid.eval.evaluate.distances`: cosine distance of the L2-normalised
 embeddings, 0 for the same image, at most 2).
 """
 
@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reid.atomic import atomic_outputs
 from reid.data.dataset import UncachedImages, read_resized
-from reid.errors import UserError
-from reid.evaluate import check_device, distances, extract_features, load_model
-from reid.provenance import check_output_file, replacing_note
+from reid.eval.evaluate import check_device, distances, extract_features, load_model
+from reid.records.provenance import check_output_file, replacing_note
+from reid.utils.atomic import atomic_outputs
+from reid.utils.errors import UserError
 
 # Files with other suffixes in a folder (notes, Thumbs.db, label files) are skipped, and the skip is printed.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")

@@ -6,7 +6,7 @@
 
 `modalities` says "visible" or "infrared" per image (RegDB's thermal images are "infrared"). Distances are
 cosine distances between L2-normalised features, the distance the test protocols rank by
-(`reid.evaluate.distances`).
+(`reid.eval.evaluate.distances`).
 
 Modality pairs: IR->RGB (every infrared image against every visible one: the SYSU-MM01 query's view),
 RGB->RGB and IR->IR (pairs of two distinct images of one modality). For each: the mean same-identity
@@ -27,8 +27,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from reid.atomic import atomic_outputs
-from reid.errors import UserError
+from reid.utils.atomic import atomic_outputs
+from reid.utils.errors import UserError
 from reid.viz import _legend_below, _save, use_style
 
 MODALITIES = ("visible", "infrared")
@@ -179,8 +179,9 @@ def analyse_checkpoint(checkpoint: str | Path, dataset: str, root: str | Path, o
     queries (every IR test image) and the gallery of trial 0 (single-shot, `mode`); RegDB split `split`'s
     visible and thermal test images (a `{split}` checkpoint template is filled with `split`)."""
     from reid.data import SYSUMM01, RegDB
-    from reid.evaluate import check_device, checkpoint_for_split, extract_features, load_model
-    from reid.provenance import describe_data, provenance
+    from reid.data.identity import describe_data
+    from reid.eval.evaluate import check_device, checkpoint_for_split, extract_features, load_model
+    from reid.records.provenance import provenance
 
     root, out = Path(root), Path(out)
     if not root.is_dir():
@@ -188,7 +189,7 @@ def analyse_checkpoint(checkpoint: str | Path, dataset: str, root: str | Path, o
     if max_ids < 1 or batch_size < 1:
         raise UserError(f"--max-ids and --batch-size must be >= 1, got {max_ids} and {batch_size}")
     check_device(device)
-    from reid.provenance import check_output_file, check_writable_folder
+    from reid.records.provenance import check_output_file, check_writable_folder
 
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")

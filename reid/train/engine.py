@@ -39,14 +39,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from reid.checkpoint import load_checkpoint, save_checkpoint
 from reid.config import ExperimentConfig, config_from_dict, config_to_dict, save_config
 from reid.data import TrainData, dataset_root
-from reid.errors import UserError
+from reid.data.identity import is_synthetic
 from reid.losses import Criterion
 from reid.models.pretrained import check_pretrained
-from reid.provenance import is_synthetic
-from reid.rng import epoch_seed, get_rng_state, seed_everything, set_rng_state
+from reid.utils.checkpoint import load_checkpoint, save_checkpoint
+from reid.utils.errors import UserError
+from reid.utils.rng import epoch_seed, get_rng_state, seed_everything, set_rng_state
 
 LOG_FIELDS = ["epoch", "steps", "lr", "loss", "loss_id", "loss_metric", "train_acc", "images_per_s", "epoch_time_s",
               "val_mAP", "val_rank1"]
@@ -165,7 +165,7 @@ def _device(device) -> torch.device:
 
     `cuda` without an index means this rank's GPU (LOCAL_RANK), so that `--device cuda` under torchrun
     does not put every rank on cuda:0 (and DDP is never given `device_ids=[None]`)."""
-    from reid.evaluate import check_device
+    from reid.eval.evaluate import check_device
 
     check_device(None if device is None else str(device))  # one line for `--device foo` or a missing GPU
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -272,18 +272,26 @@ def _open_run_folder(output_dir: Path):
     return lock
 
 
-def _check_resume_config(path: Path, cfg: ExperimentConfig) -> None:
-    """Refuse a resume whose config differs from the checkpoint's outside `RESUMABLE_CHANGES`."""
-    ckpt = load_checkpoint(path, required=("model", "config", "epoch"))
+def _load_resume(path: Path, cfg: ExperimentConfig, rank: int) -> dict:
+    """`last.pt`, loaded once, after refusing a config that differs from its own outside `RESUMABLE_CHANGES`.
+
+    Loaded to the CPU whatever the device: load_state_dict copies each tensor to where its parameter lives
+    (the optimiser moves its state to its parameters' device), and the RNG states must stay CPU tensors
+    (torch.set_rng_state, numpy). map_location=device made them CUDA tensors: resume failed on a GPU."""
+    ckpt = load_checkpoint(path, map_location="cpu", required=("model", "config", "epoch"))
     if not isinstance(ckpt["config"], dict):
         raise UserError(f"--resume: {path} holds no readable config")
     old = config_from_dict(ckpt["config"], str(path))
-    changed = [k for k in _config_changes(old, cfg) if k not in RESUMABLE_CHANGES
+    changes = _config_changes(old, cfg)
+    changed = [k for k in changes if k not in RESUMABLE_CHANGES
                and not (k == "data.root" and _same_folder(old.data.root, cfg.data.root))]
     if changed:
         raise UserError(f"--resume: the config differs from the one {path} was trained with in "
                         f"{', '.join(changed)}; a resumed run may only change {', '.join(RESUMABLE_CHANGES)} "
                         "(start a new --output-dir for anything else)")
+    if changes and rank == 0:
+        print(f"resume: {', '.join(changes)} changed from {path} (allowed on resume)")
+    return ckpt
 
 
 def _same_folder(a: str | None, b: str | None) -> bool:
@@ -299,19 +307,12 @@ def _check_run_folder(output_dir: Path, resume: bool) -> None:
                         "another folder")
 
 
-def _restore(path: Path, cfg: ExperimentConfig, num_classes: int, state: dict, device, rank: int) -> dict:
-    """Load `last.pt` into the training objects of `state` (model, criterion, optimizer, ...) in place;
-    returns the progress it recorded: {"epoch", "history", "best"}."""
-    # Loaded to the CPU whatever the device: load_state_dict copies each tensor to where its parameter
-    # lives (the optimiser moves its state to its parameters' device), and the RNG states must stay CPU
-    # tensors (torch.set_rng_state, numpy). map_location=device made them CUDA tensors: resume failed on a GPU.
-    ckpt = load_checkpoint(path, map_location="cpu")
+def _restore(ckpt: dict, path: Path, num_classes: int, state: dict) -> dict:
+    """Load the checkpoint `_load_resume` read into the training objects of `state` (model, criterion,
+    optimizer, ...) in place; returns the progress it recorded: {"epoch", "history", "best"}."""
     if ckpt["num_classes"] != num_classes:
         raise UserError(f"--resume: {path} was trained on {ckpt['num_classes']} identities, "
                         f"the data now gives {num_classes}")
-    changed = _config_changes(config_from_dict(ckpt["config"], str(path)), cfg)
-    if changed and rank == 0:
-        print(f"resume: {', '.join(changed)} changed from {path} (allowed on resume)")
     try:
         for key, obj in state.items():
             obj.load_state_dict(ckpt[key])
@@ -466,14 +467,13 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
-    from reid.evaluate import evaluate_held_out
+    from reid.eval.evaluate import evaluate_held_out
     from reid.models import build_model
 
     _check_run_folder(output_dir, resume)
     last_path, best_path = output_dir / "last.pt", output_dir / "best.pt"
-    if resume:
-        _check_resume_config(last_path, cfg)
-    elif cfg.model.pretrained in (None, "none") and rank == 0:
+    resumed = _load_resume(last_path, cfg, rank) if resume else None
+    if not resume and cfg.model.pretrained in (None, "none") and rank == 0:
         print(f"{cfg.name}: backbone from scratch (model.pretrained={cfg.model.pretrained or 'not set'})")
 
     seed_everything(cfg.train.seed)
@@ -510,7 +510,8 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
               f"{len(data.train_items)} training images of {data.num_classes} identities")
     progress = {"epoch": 0, "history": [], "best": {"val_mAP": -1.0, "epoch": 0}}
     if resume:
-        progress = _restore(last_path, cfg, data.num_classes, state, device, rank)
+        progress = _restore(resumed, last_path, data.num_classes, state)
+        del resumed  # the weights live in the model and optimiser now
     start_epoch, history, best = progress["epoch"], progress["history"], progress["best"]
     if resume and rank == 0:  # a kill between last.pt and best.pt, or a run from before this rule
         repair_best_checkpoint(output_dir, locked=True)
@@ -594,11 +595,11 @@ def _save_config_atomically(cfg: ExperimentConfig, path: Path) -> None:
 
 def _log_part_shares(features: torch.Tensor, part_dims: list, epoch: int, output_dir: Path,
                      report: bool) -> dict:
-    """Append each part's share of the pair distances (reid.diagnostics), on the epoch's last batch, to
+    """Append each part's share of the pair distances (reid.train.diagnostics), on the epoch's last batch, to
     part_shares.csv; when `report` (after epoch 1 and after the last) print them and warn about parts that
     collapsed or dominate, with the fix to try (one line each, so a long run's log stays readable).
     Returns {part: share} for TensorBoard."""
-    from reid.diagnostics import format_shares, geometry_warnings, part_names, part_shares
+    from reid.train.diagnostics import format_shares, geometry_warnings, part_names, part_shares
 
     shares, names = part_shares(features, part_dims), part_names(len(part_dims))
     if report:

@@ -2,7 +2,7 @@
 
     print(compare(["results/a.json", "results/b.json"]))
 
-One row per card field (`reid.card`), one column per result, then two verdict columns:
+One row per card field (`reid.records.card`), one column per result, then two verdict columns:
 - between results: "same"; "DIFFERS" for a protocol field (the numbers are not comparable); "differs
   (model)" for a model field (pretrained weights, preset, config, seed, epoch: what a comparison of two
   models is about); "unknown" where a card does not say (a result from before the card);
@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reid.card import (
+from reid.records.card import (
     MODEL_FIELDS,
     NOT_APPLICABLE,
     PROTOCOL_FIELDS,
@@ -28,12 +28,12 @@ from reid.card import (
     UNKNOWN,
     show,
 )
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 METRICS = (("rank1", "Rank-1"), ("rank5", "Rank-5"), ("rank10", "Rank-10"), ("rank20", "Rank-20"),
            ("mAP", "mAP"), ("mINP", "mINP"))
 NOT_STATED = "paper: not stated"
-# The paper's protocol, per field: the accepted values (shown values, as `reid.card.show` prints them), or
+# The paper's protocol, per field: the accepted values (shown values, as `reid.records.card.show` prints them), or
 # None where the paper does not state it. Fields of the other dataset are "n/a" in a result and skipped.
 PAPER = {
     "data": ({"SYSU-MM01", "RegDB"}, "real SYSU-MM01 / RegDB"),

@@ -1,6 +1,6 @@
 """The protocol card: under which protocol, with which model and on which data a result was measured.
 
-Every result's `"protocol"` entry holds the card (`reid.evaluate` fills it), `results.csv` has a column per
+Every result's `"protocol"` entry holds the card (`reid.eval.evaluate` fills it), `results.csv` has a column per
 field, `python -m reid compare` sets cards side by side, and `python -m reid evaluate` prints it:
 
     dataset, mode, shots, trials      SYSU-MM01: search mode, gallery images per (id, RGB camera), gallery draws
@@ -14,7 +14,7 @@ field, `python -m reid compare` sets cards side by side, and `python -m reid eva
     config, seed, epoch               the run's config name, training seed, and the checkpoint's epoch
     steps                             optimisation steps the checkpoint was trained for (the budget: a
                                       comparison of configs holds only at a budget where the ranking settled)
-    fingerprint                       `reid.provenance.dataset_fingerprint` of the data root
+    fingerprint                       `reid.data.identity.dataset_fingerprint` of the data root
 
 A field that does not apply to the dataset is "n/a". A field the result cannot know is "unknown", never a
 guess: e.g. a model built in memory has no training config, a result from before the card has no card.
@@ -74,7 +74,7 @@ def _pretrained(value) -> str:
 
 def model_fields(model) -> dict:
     """The card's model fields of one evaluated model, from its `cfg` (the checkpoint's model_config) and
-    `checkpoint_info` (the run's config, epoch and best epoch; `reid.evaluate.load_model` sets it)."""
+    `checkpoint_info` (the run's config, epoch and best epoch; `reid.eval.evaluate.load_model` sets it)."""
     cfg = getattr(model, "cfg", None)
     info = getattr(model, "checkpoint_info", None) or {}
     config = info.get("config") if isinstance(info.get("config"), dict) else {}
@@ -83,7 +83,7 @@ def model_fields(model) -> dict:
     out = {"pretrained": _pretrained(cfg.pretrained) if cfg is not None else UNKNOWN,
            "preset": str(cfg.preset) if cfg is not None else UNKNOWN,
            "config": str(config.get("name", UNKNOWN)), "seed": train.get("seed", UNKNOWN)}
-    if info.get("untrained"):  # reid.evaluate.load_untrained: an initialised network, never trained
+    if info.get("untrained"):  # reid.eval.evaluate.load_untrained: an initialised network, never trained
         return {**out, "pretrained": "none (untrained network)", "model_selection": "n/a (untrained network)",
                 "train_ids": "n/a (untrained network)", "epoch": 0, "steps": 0}
     history = info.get("history")
@@ -123,7 +123,7 @@ def card_fields(dataset: str, per_model: list[dict], root: str | Path, sampler: 
     """The card's fields beyond the protocol entry's own (dataset, setting, mode/direction, shots, trials /
     splits, test_feature, flip, rerank): the other dataset's fields as "n/a", the sampler, the models'
     fields and the data's fingerprint."""
-    from reid.provenance import dataset_fingerprint
+    from reid.data.identity import dataset_fingerprint
 
     other = dict.fromkeys(REGDB_ONLY if dataset == "sysu" else SYSU_ONLY, NOT_APPLICABLE)
     return {**other, "gallery_sampler": sampler or REGDB_SAMPLER, **merge_fields(per_model),

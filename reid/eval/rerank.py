@@ -1,5 +1,5 @@
 """k-reciprocal re-ranking (Zhong et al., "Re-ranking Person Re-identification with k-reciprocal
-Encoding", CVPR 2017), written from the paper's description. Off by default in `reid.evaluate`;
+Encoding", CVPR 2017), written from the paper's description. Off by default in `reid.eval.evaluate`;
 every number produced with it is labelled `rerank: true`.
 
 The idea: a true match tends to be a *mutual* nearest neighbour of the query. Each sample is

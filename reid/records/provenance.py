@@ -1,15 +1,12 @@
 """Provenance: every result says where it came from.
 
     provenance()                       git commit (+ dirty flag), command, UTC date, hardware, versions
-    describe_data(root, "sysu")        {"kind": "synthetic"|"real", "dataset", "root", "label"}
-    dataset_fingerprint(root)          hash of the relative paths and sizes of every file under root
-    walk_files(root)                   the one walk of a dataset tree (folder links followed, loops not)
     write_result(result, "results", name)   results/<name>.json + one row of results/results.csv
                                             (+ results.md / results.tex rewritten from the CSV), all under
                                             the folder's lock (results_lock), so parallel jobs may record
 
-A result computed on the synthetic dataset is labelled "synthetic SYSU-MM01-layout" (or
-"synthetic RegDB-layout"), never "SYSU-MM01" or "RegDB": its numbers say nothing about the paper's.
+What the data are (synthetic or real, its label, its fingerprint) is reid.data.identity's; a result carries
+it as `"data"` and write_result refuses one without it.
 """
 
 from __future__ import annotations
@@ -17,7 +14,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -28,17 +24,13 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # reid/records/ -> the repository
 PACKAGES = ("torch", "torchvision", "timm", "numpy")
-DATASET_NAMES = {"sysu": "SYSU-MM01", "regdb": "RegDB"}
-# The synthetic generator writes this manifest at its root, the parent of SYSU-MM01/ and RegDB/
-# (reid.data.synthetic.MANIFEST; repeated here so that provenance does not import the data layer).
-SYNTHETIC_MANIFEST = "synthetic.json"
 
 # results.csv: one row per evaluation; the column set never changes silently (see write_result).
-# The protocol card's fields (reid.card) each have a column of the same name.
+# The protocol card's fields (reid.records.card) each have a column of the same name.
 CARD_COLUMNS = ["mode", "shots", "direction", "gallery_sampler", "model_selection", "train_ids", "pretrained",
                 "preset", "config", "seed", "epoch", "steps", "fingerprint"]
 CSV_COLUMNS = [
@@ -51,6 +43,16 @@ CSV_COLUMNS = [
 # table gets today's columns, its rows left empty in the new ones.
 PREVIOUS_CSV_COLUMNS = [c for c in CSV_COLUMNS if c not in CARD_COLUMNS]
 PREVIOUS_CSV_COLUMN_SETS = (PREVIOUS_CSV_COLUMNS, [c for c in CSV_COLUMNS if c != "steps"])
+
+
+def repo_root(start: str | Path | None = None) -> Path:
+    """The repository folder (the one with pyproject.toml) above `start` (default: the working directory),
+    so notebooks (run from notebooks/) and scripts write to the same data/, runs/, results/, figures/."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "reid").is_dir():
+            return folder
+    return here
 
 
 def _git(*args: str) -> str | None:
@@ -130,125 +132,6 @@ def provenance(command: str | None = None, extra: dict | None = None) -> dict:
     }
     record.update(extra or {})
     return record
-
-
-def synthetic_manifest(root: str | Path) -> dict | None:
-    """The generator's manifest of a synthetic dataset folder: the copy inside the folder itself (it travels
-    with a copied SYSU-MM01/ or RegDB/), else the one at the generation root, its parent. Symlinks are
-    resolved first, so a link to the synthetic set is synthetic too. None for real data."""
-    root = Path(root).resolve()
-    for path in (root / SYNTHETIC_MANIFEST, root.parent / SYNTHETIC_MANIFEST):
-        if path.is_file():
-            try:
-                return json.loads(path.read_text())
-            except (OSError, ValueError):
-                raise UserError(f"{path}: unreadable synthetic-data manifest (expected JSON)") from None
-    return None
-
-
-def is_synthetic(root: str | Path) -> bool:
-    """True when `root` (or its parent, for <synthetic>/SYSU-MM01) holds the generator's manifest."""
-    return synthetic_manifest(root) is not None
-
-
-def describe_data(root: str | Path, dataset: str, synthetic: bool | None = None) -> dict:
-    """The `"data"` entry of a result; `synthetic=None` decides from the manifest file. `synthetic=False`
-    on a folder that holds the manifest is a `UserError` (`evaluate --synthetic no` on the synthetic set);
-    `synthetic=True` on any folder is allowed: it only makes the label more careful."""
-    if dataset not in DATASET_NAMES:
-        raise UserError(f"unknown dataset {dataset!r}: expected one of {sorted(DATASET_NAMES)}")
-    name = DATASET_NAMES[dataset]
-    if synthetic is not True:
-        manifest = is_synthetic(root)
-        if synthetic is False and manifest:  # never label the generator's images real, whatever the caller says
-            raise UserError(f"--synthetic no: {root} is the synthetic {name}-layout (it holds the generator's "
-                            f"{SYNTHETIC_MANIFEST}); its numbers cannot be recorded as real data")
-        synthetic = manifest
-    return {
-        "kind": "synthetic" if synthetic else "real",
-        "dataset": name,
-        "root": str(root),
-        "label": f"synthetic {name}-layout" if synthetic else name,
-    }
-
-
-def fingerprint_of(files) -> str:
-    """16 hex digits of the SHA-256 of the sorted `relative/path<TAB>size` lines of (path, size) pairs,
-    hidden files and folders left out (the readers ignore them): the one fingerprint of a dataset copy,
-    shared by the protocol card and `python -m reid check-data`."""
-    def hidden(rel: str) -> bool:
-        return any(part.startswith(".") for part in rel.split("/"))
-
-    lines = sorted(f"{rel}\t{size}" for rel, size in files if not hidden(rel))
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
-
-
-def _dir_id(path) -> tuple[int, int]:
-    info = os.stat(path)  # follows a link: the folder it points to
-    return info.st_dev, info.st_ino
-
-
-def walk_files(root: str | Path) -> tuple[list[tuple[str, int]], list[str]]:
-    """(every file under `root` as (relative POSIX path, bytes), sorted; the folder links that loop back).
-
-    The one walk of a dataset tree, shared by the protocol card's fingerprint and `python -m reid check-data`,
-    so both see the same files the readers read. It follows links to folders (a camera folder may be a link to
-    another disk) but never enters a folder that is one of its own ancestors (`cam6/0003/loop -> ../..`):
-    such a link is returned in the second list instead. Hidden files are listed (check-data reports
-    `.DS_Store` and `._*`); `fingerprint_of` leaves them out. A broken link is a file of size -1; an
-    unreadable folder is listed as a file of size -1 too, so that it is reported rather than skipped."""
-    root = Path(root)
-    files: list[tuple[str, int]] = []
-    loops: list[str] = []
-    stack = [("", frozenset([_dir_id(root)]))]
-    while stack:
-        rel, ancestors = stack.pop()
-        try:
-            with os.scandir(root / rel if rel else root) as it:
-                entries = list(it)
-        except OSError:
-            if rel:
-                files.append((rel, -1))
-            continue
-        for entry in entries:
-            sub = f"{rel}/{entry.name}" if rel else entry.name
-            try:
-                ident = _dir_id(entry.path) if entry.is_dir() else None
-            except OSError:
-                ident = None
-            if ident is not None:
-                if ident in ancestors:
-                    loops.append(sub)
-                else:
-                    stack.append((sub, ancestors | {ident}))
-                continue
-            try:
-                size = os.stat(entry.path).st_size
-            except OSError:  # a broken link: listed, without a size
-                size = -1
-            files.append((sub, size))
-    return sorted(files), sorted(loops)
-
-
-@functools.cache
-def _fingerprint(root: str) -> str:
-    return fingerprint_of(walk_files(root)[0])
-
-
-def dataset_fingerprint(root: str | Path, refresh: bool = False) -> str:
-    """16 hex digits of the SHA-256 of the sorted `relative/path<TAB>size` lines of every file under `root`.
-
-    Two copies of a dataset with the same files of the same sizes get the same fingerprint wherever they
-    live (paths are relative, with '/'); a file added, removed, renamed or resized changes it. Contents are
-    not read (35 k files: a stat each, no hashing of images). Hidden files and folders (`.DS_Store`,
-    `._x.jpg`) are left out, as the readers ignore them. Cached per resolved root for the process;
-    `refresh=True` recomputes it (a file changed since)."""
-    root = Path(root).resolve()
-    if not root.is_dir():
-        raise UserError(f"{root}: dataset root not found (cannot fingerprint it)")
-    if refresh:
-        _fingerprint.cache_clear()
-    return _fingerprint(str(root))
 
 
 def _two_decimals(value):
@@ -376,7 +259,7 @@ def replacing_note(paths) -> str | None:
 def _check_csv_rows(csv_path: Path) -> None:
     """Every row of results.csv has one cell per column and numbers in its metric cells: a damaged table
     is refused before the work of a new result, not found broken after its JSON and row are written."""
-    from reid.tables import METRICS
+    from reid.records.tables import METRICS
 
     metric_columns = [m for m, _ in METRICS] + [f"{m}_std" for m in ("rank1", "mAP", "mINP")]
     try:
@@ -440,7 +323,7 @@ def _truncate(path: Path, size: int) -> None:
 def _add_card_columns(csv_path: Path) -> None:
     """Rewrite a results.csv from before the protocol card with today's columns (its rows: empty there),
     atomically, and say so: the column set never changes silently."""
-    from reid.atomic import temp_path
+    from reid.utils.atomic import temp_path
 
     tmp = temp_path(csv_path)
     try:
@@ -462,7 +345,7 @@ def _add_card_columns(csv_path: Path) -> None:
 
 def write_result(result: dict, results_dir: str | Path, name: str) -> Path:
     """Write `<results_dir>/<name>.json` and append a row to `<results_dir>/results.csv`: both or neither;
-    then rewrite the mean ± std tables `results.md` and `results.tex` beside them (`reid.tables`).
+    then rewrite the mean ± std tables `results.md` and `results.tex` beside them (`reid.records.tables`).
 
     The result must carry `"data"` (from `describe_data`) so that no number loses its label.
     An existing results.csv with another column set is an error rather than a silently
@@ -471,8 +354,8 @@ def write_result(result: dict, results_dir: str | Path, name: str) -> Path:
     check to the tables happens under the folder's lock (`results_lock`), so processes that record into
     one folder at once each add one whole row and never a second header.
     """
-    from reid.atomic import temp_path
-    from reid.tables import write_tables_unlocked
+    from reid.records.tables import write_tables_unlocked
+    from reid.utils.atomic import temp_path
 
     if "data" not in result or "kind" not in result["data"]:
         raise ValueError("a result must say which data it was computed on: add describe_data(...) as 'data'")

@@ -1,6 +1,6 @@
 """Mean ± std tables of `results.csv`: `results.md` (Markdown) and `results.tex` (LaTeX) beside it.
 
-`reid.provenance.write_result` rewrites both after every row it appends (under the folder's lock, so
+`reid.records.provenance.write_result` rewrites both after every row it appends (under the folder's lock, so
 parallel recordings never interleave), so they always say what the CSV says; `write_tables("results")`
 rewrites them by hand (e.g. after two results.csv were merged).
 
@@ -26,7 +26,7 @@ import os
 import statistics
 from pathlib import Path
 
-from reid.errors import UserError
+from reid.utils.errors import UserError
 
 METRICS = (("rank1", "Rank-1"), ("rank5", "Rank-5"), ("rank10", "Rank-10"), ("rank20", "Rank-20"),
            ("mAP", "mAP"), ("mINP", "mINP"))
@@ -109,7 +109,7 @@ def markdown_table(rows: list[dict], superseded: list[dict] = ()) -> str:
     def line(cells):
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
-    note = ("Written by `reid.tables` from `results.csv` after every recorded result: one row per run name and "
+    note = ("Written by `reid.records.tables` from `results.csv` after every recorded result: one row per run name and "
             "protocol, mean ± sample std over training seeds (a seed measured twice counts once, its latest "
             "row). Synthetic-layout numbers are not SYSU-MM01 or RegDB numbers.")
     text = ["# Results: mean ± std over training seeds", "", note, "", line(HEADER), line(["---"] * len(HEADER))]
@@ -136,7 +136,7 @@ def _latex(text: str) -> str:
 
 
 def latex_table(rows: list[dict]) -> str:
-    text = ["% Written by reid.tables from results.csv: mean +- sample std over training seeds (do not edit).",
+    text = ["% Written by reid.records.tables from results.csv: mean +- sample std over training seeds (do not edit).",
             r"\begin{tabular}{" + "l" * 5 + "r" * len(METRICS) + "}", r"\hline",
             " & ".join(_latex(h) for h in HEADER) + r" \\", r"\hline"]
     text += [" & ".join(_latex(row[h]) for h in HEADER) + r" \\" for row in rows]
@@ -145,7 +145,7 @@ def latex_table(rows: list[dict]) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    from reid.atomic import temp_path
+    from reid.utils.atomic import temp_path
 
     tmp = temp_path(path)  # a name of its own: two processes rewriting the tables never share a temporary file
     try:
@@ -159,8 +159,8 @@ def _write(path: Path, text: str) -> None:
 
 def write_tables(results_dir: str | Path) -> tuple[Path, Path]:
     """Rewrite `<results_dir>/results.md` and `results.tex` from `<results_dir>/results.csv`, holding the
-    folder's lock (`reid.provenance.results_lock`) so that no result is recorded half-way through."""
-    from reid.provenance import results_lock
+    folder's lock (`reid.records.provenance.results_lock`) so that no result is recorded half-way through."""
+    from reid.records.provenance import results_lock
 
     with results_lock(Path(results_dir)):
         return write_tables_unlocked(results_dir)
@@ -182,3 +182,13 @@ def write_tables_unlocked(results_dir: str | Path) -> tuple[Path, Path]:
     _write(md, markdown_table(rows, superseded))
     _write(tex, latex_table(rows))
     return md, tex
+
+
+def paper_rows(table: str):
+    """The paper's own numbers for `table` (results/paper/<table>.csv: method, setting, metric, value), kept
+    apart from ours and labelled as the paper's wherever they are shown."""
+    import pandas as pd
+
+    from reid.records.provenance import repo_root
+
+    return pd.read_csv(repo_root() / "results" / "paper" / f"{table}.csv")

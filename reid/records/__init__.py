@@ -1,0 +1,1 @@
+"""Recording results: provenance, the protocol card, results tables, card comparison, seed statistics."""

@@ -1,0 +1,1 @@
+"""Researcher tools on trained models: search, ONNX export, embedding analysis, Grad-CAM."""

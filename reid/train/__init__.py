@@ -1,0 +1,1 @@
+"""Training: the loop (engine) and its numerical diagnostics."""
