@@ -112,7 +112,9 @@ def add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", default=10, type=int, help="SYSU-MM01 gallery draws (<= 10)")
     p.add_argument("--splits", default=10, type=int, help="RegDB splits 1..N (<= 10)")
     p.add_argument("--direction", default="v2t", choices=["v2t", "t2v"], help="RegDB query -> gallery")
-    p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (labelled in the result)")
+    p.add_argument("--rerank", nargs="?", const="released", default=False, choices=["released", "eq7"],
+                   help="k-reciprocal re-ranking, named in the result: the authors' released code (default) or "
+                        "eq7, the paper's literal Eq. 6-7")
     p.add_argument("--flip", action="store_true", help="average the embeddings of each image and its mirror")
     p.add_argument("--test-feature", choices=["after_bn", "before_bn"], default=None,
                    help="embedding to use (default: the checkpoint's model config)")

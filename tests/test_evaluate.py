@@ -13,6 +13,7 @@ import torch
 from reid.cli import main as cli
 from reid.eval.evaluate import METRICS, evaluate_regdb, evaluate_sysu, extract_features, load_model
 from reid.eval.metrics import eval_sysu
+from reid.eval.rerank import card_value
 from reid.utils.checkpoint import save_checkpoint
 from reid.utils.errors import UserError
 
@@ -88,7 +89,10 @@ def test_regdb_one_model_versus_one_per_split(tiny, data):
                                rerank=True)
     assert seen == [1, 2] and per_split["protocol"]["model_per_split"] is True
     assert [row["split"] for row in per_split["per_split"]] == [1, 2]
-    assert per_split["protocol"]["rerank"] is True and per_split["label"].endswith("re-ranked")
+    assert per_split["protocol"]["rerank"] == card_value("released") and per_split["label"].endswith("re-ranked")
+    literal = evaluate_regdb(model, data / "RegDB", splits=1, device="cpu", rerank="eq7")
+    assert literal["protocol"]["rerank"] == card_value("eq7") and literal["label"].endswith("(literal Eq. 7)")
+    assert literal["per_split"][0] != per_split["per_split"][0]  # the variants measure differently here
     with pytest.raises(UserError, match="one per split"):
         evaluate_regdb([model], data / "RegDB", splits=2)
     with pytest.raises(UserError, match="--splits"):

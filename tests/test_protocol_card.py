@@ -51,7 +51,8 @@ def test_card_of_a_before_bn_flip_rerank_evaluation(synthetic_root, tmp_path, ca
     card = result["protocol"]
     assert {k: card[k] for k in ("dataset", "mode", "shots", "trials", "test_feature", "flip", "rerank")} == {
         "dataset": "sysu", "mode": "all", "shots": 1, "trials": 2, "test_feature": "before_bn", "flip": True,
-        "rerank": True}
+        "rerank": "k-reciprocal, released code: row weights normalised, expansion when overlap > 2/3 "
+                  "(k1 20, k2 6, lambda 0.3)"}
     assert card["gallery_sampler"] == SYSU_SAMPLER and "random.seed(trial)" in SYSU_SAMPLER
     assert card["splits"] == card["direction"] == card["model_per_split"] == "n/a"
     # epoch 5 of 5 with 30 % held out, best validation at epoch 3: this is not the selected checkpoint
@@ -67,7 +68,7 @@ def test_card_of_a_before_bn_flip_rerank_evaluation(synthetic_root, tmp_path, ca
         (row,) = list(csv.DictReader(f))
     assert list(row) == CSV_COLUMNS
     assert row["model_selection"] == card["model_selection"] and row["fingerprint"] == card["fingerprint"]
-    assert row["test_feature"] == "before_bn" and row["flip"] == row["rerank"] == "True" and row["seed"] == "7"
+    assert row["test_feature"] == "before_bn" and row["flip"] == "True" and row["rerank"] == card["rerank"] and row["seed"] == "7"
 
     out = capsys.readouterr().out  # the printed block: card, a line per trial, the average
     assert "protocol card:" in out and "test feature           before_bn" in out
@@ -80,6 +81,16 @@ def test_card_of_a_before_bn_flip_rerank_evaluation(synthetic_root, tmp_path, ca
     average = next(x for x in out.splitlines() if x.strip().startswith("all average"))
     assert f"mAP: {result['mAP']:.2f} ± {result['std']['mAP']:.2f}%" in average
 
+
+def test_the_literal_eq7_re_ranking_is_named_in_the_card_and_the_tables(synthetic_root, tmp_path, capsys):
+    root = synthetic_root / "SYSU-MM01"
+    ckpt = tiny_checkpoint(tmp_path / "last.pt")
+    result = evaluate_cli(ckpt, root, tmp_path / "results", "literal", "--rerank", "eq7")
+    assert "literal Eq. 6-7" in result["protocol"]["rerank"] and result["label"].endswith("(literal Eq. 7)")
+    assert "re-ranked (literal Eq. 7)" in (tmp_path / "results" / "results.md").read_text()
+    with pytest.raises(SystemExit) as exit_info:
+        cli(["evaluate", "--checkpoint", str(ckpt), "--dataset", "sysu", "--data", str(root), "--rerank", "fast"])
+    assert exit_info.value.code == 2 and "invalid choice: 'fast'" in capsys.readouterr().err
 
 def test_card_of_the_default_after_bn_evaluation_of_the_best_checkpoint(synthetic_root, tmp_path):
     ckpt = tiny_checkpoint(tmp_path / "best.pt", epoch=3, best_epoch=3)

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from reid.data.identity import describe_data
 from reid.eval.metrics import eval_regdb, eval_sysu
-from reid.eval.rerank import k_reciprocal_rerank
+from reid.eval.rerank import card_value, k_reciprocal_rerank, variant_name
 from reid.records.card import card_fields, card_lines, model_fields, sysu_sampler
 from reid.records.provenance import check_result_location, provenance, write_result
 from reid.utils.errors import UserError
@@ -142,10 +142,11 @@ def extract_features(
     return torch.cat(features), pids, camids
 
 
-def distances(query: torch.Tensor, gallery: torch.Tensor, rerank: bool = False) -> np.ndarray:
-    """Cosine distance between L2-normalised embeddings, or the k-reciprocal re-ranked distance."""
-    if rerank:
-        return k_reciprocal_rerank(query, gallery).numpy()
+def distances(query: torch.Tensor, gallery: torch.Tensor, rerank: bool | str = False) -> np.ndarray:
+    """Cosine distance between L2-normalised embeddings, or the k-reciprocal re-ranked distance (`rerank`:
+    True for the default variant, or a name from `reid.eval.rerank.VARIANTS`)."""
+    if variant_name(rerank):
+        return k_reciprocal_rerank(query, gallery, variant=variant_name(rerank)).numpy()
     return (1.0 - query @ gallery.T).numpy()
 
 
@@ -187,10 +188,11 @@ def summary_text(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _label(data: dict, setting: str, count: int, word: str, rerank: bool, flip: bool = False,
+def _label(data: dict, setting: str, count: int, word: str, rerank: bool | str, flip: bool = False,
            test_feature: str | None = "after_bn") -> str:
+    reranked = {None: [], "released": ["re-ranked"], "eq7": ["re-ranked (literal Eq. 7)"]}[variant_name(rerank)]
     extras = [*(["before-BN feature"] if test_feature == "before_bn" else []), *(["flip"] if flip else []),
-              *(["re-ranked"] if rerank else [])]
+              *reranked]
     return ", ".join([data["label"], setting, f"{count} {word}{'s' if count != 1 else ''}", *extras])
 
 
@@ -209,7 +211,7 @@ def evaluate_sysu(
     batch_size: int = 64,
     device: str | torch.device | None = None,
     flip: bool = False,
-    rerank: bool = False,
+    rerank: bool | str = False,
     synthetic: bool | None = None,
 ) -> dict:
     """The SYSU-MM01 protocol: IR queries vs a redrawn RGB gallery per trial (trial seeds 0..trials-1)."""
@@ -250,7 +252,7 @@ def evaluate_sysu(
         "data": data,
         **({"warnings": warnings} if warnings else {}),
         "protocol": {"dataset": "sysu", "setting": setting, "mode": mode, "shots": shots, "trials": trials,
-                     "test_feature": model.cfg.test_feature, "flip": flip, "rerank": rerank,
+                     "test_feature": model.cfg.test_feature, "flip": flip, "rerank": card_value(rerank),
                      **card_fields("sysu", [model_fields(model)], dataset.root,
                                    sysu_sampler(shots, official=dataset.uses_rand_perm_cam))},
     }
@@ -314,7 +316,7 @@ def evaluate_regdb(
     batch_size: int = 64,
     device: str | torch.device | None = None,
     flip: bool = False,
-    rerank: bool = False,
+    rerank: bool | str = False,
     synthetic: bool | None = None,
 ) -> dict:
     """The RegDB protocol over splits 1..splits, in one direction (v2t: visible query, thermal gallery).
@@ -355,7 +357,7 @@ def evaluate_regdb(
         "data": data,
         **({"warnings": warnings} if warnings else {}),
         "protocol": {"dataset": "regdb", "setting": setting, "direction": direction, "splits": splits,
-                     "test_feature": test_feature, "flip": flip, "rerank": rerank,
+                     "test_feature": test_feature, "flip": flip, "rerank": card_value(rerank),
                      "model_per_split": per_split_models, **card_fields("regdb", fields, root)},
     }
 
@@ -398,7 +400,7 @@ def check_device(device: str | None) -> None:
 def evaluate_checkpoint(checkpoint: str, dataset: str, root: str | Path, *, mode: str = "all", shots: int = 1,
                         trials: int = SYSU_TRIALS, splits: int = REGDB_SPLITS, direction: str = "v2t",
                         test_feature: str | None = None, batch_size: int = 64, device: str | None = None,
-                        flip: bool = False, rerank: bool = False, synthetic: bool | None = None,
+                        flip: bool = False, rerank: bool | str = False, synthetic: bool | None = None,
                         results_dir: str | Path = "results", name: str | None = None,
                         json_path: str | Path | None = None) -> dict:
     """Evaluate a checkpoint (RegDB: a `{split}` template, one checkpoint per split) with a protocol and
@@ -408,6 +410,10 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, root: str | Path, *, mode
         raise UserError(f"--data {root}: dataset root not found")
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    try:
+        variant_name(rerank)
+    except ValueError as err:
+        raise UserError(f"--rerank: {err}") from None
     check_device(device)
     # Inputs first (the checkpoints load, or every split's exists), then every output location, then the work:
     # a result is never computed only to be lost.
@@ -422,7 +428,8 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, root: str | Path, *, mode
         models = _checked_model(checkpoint, test_feature)
         config = models.checkpoint_info["config"]
     name = name or "_".join([dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S"), dataset,
-                             mode if dataset == "sysu" else direction, *(["rerank"] if rerank else [])])
+                             mode if dataset == "sysu" else direction,
+                             *({None: [], "released": ["rerank"], "eq7": ["rerank-eq7"]}[variant_name(rerank)])])
     check_result_location(results_dir, name, json_path)
     if json_path:
         from reid.records.provenance import check_output_file

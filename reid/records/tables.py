@@ -47,7 +47,10 @@ def _protocol_text(row: dict) -> str:
             parts.append(f"{row[column]} {column if row[column] != '1' else column[:-1]}")
     feature = row.get("test_feature")
     parts.append({"before_bn": "before-BN feature", "after_bn": "after-BN feature"}.get(feature, "feature unknown"))
-    parts += [word for column, word in (("flip", "flip"), ("rerank", "re-ranked")) if row.get(column) == "True"]
+    if row.get("flip") == "True":
+        parts.append("flip")
+    if row.get("rerank") not in (None, "", "False"):  # the card's variant text (reid.eval.rerank.card_value)
+        parts.append("re-ranked (literal Eq. 7)" if "literal" in row["rerank"] else "re-ranked")
     if row.get("weights") == "untrained":
         parts.append("untrained")
     if _known(row.get("model_selection")):
