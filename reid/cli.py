@@ -1,16 +1,16 @@
 """`python -m reid <command>`: every command-line option of the package, one library call per command.
 
-    synth      reid.data.synthetic.make_synthetic     the procedural dataset in both real layouts
-    train      reid.experiments.train_command         a config -> a run folder (RegDB: one run per split)
-    evaluate   reid.eval.evaluate.evaluate_checkpoint      a checkpoint -> a recorded result
-    compare    reid.records.compare.compare                   result JSONs -> their protocol cards side by side
-    analyse    reid.tools.analysis.analyse_checkpoint       a checkpoint -> t-SNE map and distance histograms
-    reproduce  reid.reproduce.run                     the main job: data -> train -> evaluate -> results
-    search     reid.tools.search.search_command             rank a folder of one's own images for query images
-    embed      reid.tools.search.embed_command              a folder of images -> an (N, D) .npy + the path list
-    export     reid.tools.export.export_command             a checkpoint's embedding network -> an ONNX file
-    check-data reid.data.check.check_data             a SYSU-MM01 / RegDB copy vs the published facts
-    sweep      reid.sweep.sweep_command               rows x seeds x datasets x budgets as parallel jobs
+    synth      reid.data.synthetic.make_synthetic      the procedural dataset in both real layouts
+    train      reid.experiments.train_command          a config -> a run folder (RegDB: one run per split)
+    evaluate   reid.eval.evaluate.evaluate_checkpoint  a checkpoint -> a recorded result
+    compare    reid.records.compare.compare            result JSONs -> their protocol cards side by side
+    analyse    reid.tools.analysis.analyse_checkpoint  a checkpoint -> t-SNE map and distance histograms
+    reproduce  reid.reproduce.run                      the main job: data -> train -> evaluate -> results
+    search     reid.tools.search.search_command        rank a folder of one's own images for query images
+    embed      reid.tools.search.embed_command         a folder of images -> an (N, D) .npy + the path list
+    export     reid.tools.export.export_command        a checkpoint's embedding network -> an ONNX file
+    check-data reid.data.check.check_data              a SYSU-MM01 / RegDB copy vs the published facts
+    sweep      reid.sweep.sweep_command                rows x seeds x datasets x budgets as parallel jobs
 
 Imports happen inside each command, so `python -m reid synth` does not pay for importing the model.
 Bad input is a `UserError`: one line on stderr, exit code 2, no traceback. Every command first checks that

@@ -8,8 +8,9 @@ A config file names the settings it changes; everything else keeps the defaults 
 
 `load_config("table3_ta")` finds `reid/configs/table3_ta.yaml`; a path works too.
 `overrides=["optim.lr=0.01", "model.preset=tiny"]` (the CLI's `--set`) are typed from the
-current value (bool, int, float, str, list). `profile="smoke"` swaps the file's `base:` for
-another config, so that every Table 3/4 row can be run with the CPU-sized `smoke` settings.
+current value (bool, int, float, str, list). `base="smoke"` swaps the file's `base:` for
+another config, so that every Table 3/4 row can be run with the CPU-sized `smoke` settings (the
+runner's *profiles*, `reid.experiments`, are families of configs built this way).
 Unknown keys are a `UserError` naming the key and the file or flag.
 """
 
@@ -349,15 +350,17 @@ def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     return raw
 
 
-def load_raw(name_or_path: str | Path, profile: str | None = None) -> tuple[dict, str]:
-    """The merged raw dict of a config file and its base; returns (dict, source description)."""
+def load_raw(name_or_path: str | Path, base: str | None = None) -> tuple[dict, str]:
+    """The merged raw dict of a config file and its base (`base`, if given, instead of the file's own
+    `base:`); returns (dict, source description)."""
     path = resolve_config_path(name_or_path)
     raw = _read_yaml(path)
-    base = profile if profile is not None else raw.pop("base", None)
+    swapped = base is not None
+    base = base if swapped else raw.pop("base", None)
     raw.pop("base", None)
     source = str(path)
     base_path = resolve_config_path(base, path.parent) if base is not None else None
-    if base_path is not None and base_path.resolve() == path.resolve() and profile is None:
+    if base_path is not None and base_path.resolve() == path.resolve() and not swapped:
         raise UserError(f"config {path}: 'base: {base}' names this file itself; name another config or remove it")
     if base_path is not None and base_path.resolve() != path.resolve():
         base_raw = _read_yaml(base_path)
@@ -371,10 +374,11 @@ def load_raw(name_or_path: str | Path, profile: str | None = None) -> tuple[dict
 
 
 def load_config(
-    name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = (), profile: str | None = None
+    name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = (), base: str | None = None
 ) -> ExperimentConfig:
-    """Load a config by name or path, with one level of `base:`, then apply `--set` overrides."""
-    raw, source = load_raw(name_or_path, profile)
+    """Load a config by name or path, with one level of `base:` (or `base` instead of it), then apply
+    `--set` overrides."""
+    raw, source = load_raw(name_or_path, base)
     config_from_dict(raw, source)  # unknown keys in the file are reported against the file
     raw = apply_overrides(raw, overrides)
     return config_from_dict(raw, source + (" with --set overrides" if overrides else ""))

@@ -72,7 +72,7 @@ def resolve(config: str | None, dataset: str, root: str | Path, *, seed: int = 0
     if config is None:
         return load_config(base, sets)
     sets.insert(0, f"name={Path(config).stem}@{Path(profile).stem}" if profile else f"name={Path(config).stem}")
-    return load_config(config, sets, profile=base)
+    return load_config(config, sets, base=base)
 
 
 def config_dataset(config: str) -> str:

@@ -35,7 +35,7 @@ def guess_dataset(root: Path) -> str:
 
 
 def learning_check(sysu: dict) -> dict:
-    """The bar of the first learning issue: trained all-search Rank-1 >= 5x chance and clearly above untrained."""
+    """Does the model learn at all? Trained all-search Rank-1 >= 5x chance and clearly above untrained."""
     trained, untrained, floor = (sysu[f"all_{k}"]["rank1"] for k in ("trained", "untrained", "chance"))
     return {"metric": "SYSU-layout IR->RGB all-search Rank-1 (%)", "trained": trained, "untrained": untrained,
             "chance": floor, "times_chance": trained / floor if floor else None,

@@ -11,7 +11,7 @@ Every job goes through the one runner (`reid.experiments.train_run`, then `evalu
 means what it means everywhere else, and a killed sweep started again reuses finished runs and resumes
 unfinished ones from their last epoch. Jobs run with one torch thread each: on 2 CPU cores, two
 single-thread jobs did 1.7x the work of one two-thread job, and a two-thread job beside any other process
-slowed about 10x (measured for issue 19; benchmarks/bench_sweep.py measures it again).
+slowed about 10x (benchmarks/bench_sweep.py measures it).
 
 Words: a *row* is a config (a Table 3/4 row, or any config name); a *budget* is the total number of
 training steps, spread over the profile's epochs (`data.batches_per_epoch` = budget / epochs), so the

@@ -55,7 +55,7 @@ def test_table_rows_differ_only_in_their_switches():
 
 
 def test_profile_replaces_the_base_but_keeps_the_row_switches():
-    cfg = load_config("table3_baseline", profile="smoke")
+    cfg = load_config("table3_baseline", base="smoke")
     smoke = load_config("smoke")
     assert cfg.model.backbone == "vit" and cfg.model.csa is False
     assert cfg.model.preset == smoke.model.preset and cfg.data.height == smoke.data.height

@@ -5,7 +5,7 @@ trains on and those it holds out for model selection, with the loaders' ingredie
     data.num_classes, data.val_query, data.val_gallery
     for batch in data.loader(epoch, seed): ...   # {"img": colour views + grayscale copies, "pid", "num_gray"}
 
-The loader, for a GPU that must not wait on it (issue 20):
+The loader, for a GPU that must not wait on it:
 - `data.workers: auto` sizes the worker processes from the CPUs this process may use (`resolve_workers`).
 - With workers, one DataLoader serves the whole run (persistent workers): no processes are started and
   no cache is handed over again each epoch. Its augmentation is reseeded per batch from (epoch seed,

@@ -48,6 +48,20 @@ TIMM_NAMES = {p: f"crossvit_{p}_240" for p in ("tiny", "9", "small", "15", "18",
 TIMM_DAGGER_NAMES = {p: f"crossvit_{p}_dagger_240" for p in ("9", "15", "18")}
 
 
+def timm_embed(vit: CrossVit, x: torch.Tensor) -> list[torch.Tensor]:
+    """Per branch: patch tokens with the CLS token in front and the position embedding added.
+
+    This is timm's private `CrossVit._embed` (timm 1.0.x; the repository pins timm 1.0.31 in
+    constraints.txt), the package's only call into timm's private API: forward_features would run
+    the blocks too, and we need the tokens between them (the multi-scale residual). If a timm
+    release renames it, this is the one place to change.
+    """
+    if not hasattr(vit, "_embed"):
+        raise RuntimeError("this timm's CrossVit has no _embed (written for timm 1.0.x, tested with 1.0.31): "
+                           "pip install -c constraints.txt -e .")
+    return vit._embed(x)
+
+
 def timm_name(preset: str, conv_stem: bool = False) -> str | None:
     """The timm model (and so the ImageNet checkpoint family) of a preset, or None (e.g. `micro`)."""
     return (TIMM_DAGGER_NAMES if conv_stem else TIMM_NAMES).get(preset)
@@ -156,7 +170,7 @@ class CrossViTBackbone(nn.Module):
             self.residual_gamma = nn.Parameter(torch.zeros(len(self.vit.blocks), len(self.dims)))
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        tokens = self.vit._embed(x)  # CLS + patch tokens + position embedding, per branch
+        tokens = timm_embed(self.vit, x)
         for k, block in enumerate(self.vit.blocks):
             out = block(tokens)
             if self.multiscale_residual:

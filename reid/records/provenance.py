@@ -39,8 +39,8 @@ CSV_COLUMNS = [
     "rank1", "rank5", "rank10", "rank20", "mAP", "mINP", "rank1_std", "mAP_std", "mINP_std",
     "checkpoint", "command",
 ]
-# Earlier column sets: before the protocol card (issue 14), and before its "steps" field (issue 19). Such a
-# table gets today's columns, its rows left empty in the new ones.
+# Earlier column sets: before the protocol card, and before its "steps" field. Such a table gets today's
+# columns, its rows left empty in the new ones.
 PREVIOUS_CSV_COLUMNS = [c for c in CSV_COLUMNS if c not in CARD_COLUMNS]
 PREVIOUS_CSV_COLUMN_SETS = (PREVIOUS_CSV_COLUMNS, [c for c in CSV_COLUMNS if c != "steps"])
 

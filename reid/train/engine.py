@@ -1,4 +1,4 @@
-"""The training loop and `python -m reid train`.
+"""The training loop: `train(cfg, output_dir)` trains one config into one run folder.
 
 One step (Sec. 1.4 of the paper): the sampler's batch holds P ids x K visible + the same P ids x K
 infrared images; with `data.with_gray` their grayscale copies join the batch as extra samples with the
