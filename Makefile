@@ -1,7 +1,7 @@
 # The two commands of this repository (see README.md):
 #   make reproduce   synthetic data -> train -> evaluate -> results/ and figures/
 #   make test        unit tests + every notebook run top to bottom under nbval
-# and the ablation grid behind notebooks 05/06: make ablation (hours; its results are committed)
+# and the ablation grid behind notebooks 06/07: make ablation (hours; its results are committed)
 # Both create .venv and install the project into it when it is missing.
 
 PYTHON   ?= python3
@@ -28,7 +28,7 @@ reproduce: $(STAMP)
 	  $(if $(PRETRAINED),--set model.pretrained=$(PRETRAINED))
 
 # Tables 3 and 4 and the budget curve at the profile's full budget: every row and seed as its own
-# single-thread job, JOBS at a time (about 5 hours on 2 CPU cores); notebooks 05/06 then read the results.
+# single-thread job, JOBS at a time (about 5 hours on 2 CPU cores); notebooks 06/07 then read the results.
 JOBS ?= 2
 ablation: $(STAMP)
 	for grid in table3 table4 budget budget_long; do \

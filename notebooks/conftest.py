@@ -2,7 +2,7 @@
 
 nbval waits at most 5 s (hard-coded, `IPyNbCell.output_timeout`) between the output messages of a cell that
 has finished, and fails the cell when the kernel is slower than that to flush a long training cell's output
-(seen intermittently in notebook 05; nbval issues #136 and #231 ask for the value to be configurable).
+(seen intermittently in notebook 06; nbval issues #136 and #231 ask for the value to be configurable).
 A minute is generous for a flush and still fails a kernel that really hangs.
 """
 

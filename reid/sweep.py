@@ -41,7 +41,7 @@ METRICS = ("rank1", "rank10", "rank20", "mAP", "mINP")
 REGDB_SPLIT = 1  # a sweep trains RegDB's split 1 (one model); the protocol's 10 splits belong to reproduce
 
 
-# The grids of the paper's ablations on a profile: `python -m reid sweep --grid NAME` and notebooks 05/06.
+# The grids of the paper's ablations on a profile: `python -m reid sweep --grid NAME` and notebooks 06/07.
 # "budgets: None" is the profile's own number of steps (3600 on smoke). Rows carry their own seeds after ':'.
 TABLE3_ROWS = ["table3_baseline:0-4", "table3_ta", "table3_crossvit", "table3_csa", "table3_ta_crossvit",
                "table3_ta_crossvit_csa", "table3_full:0-4", "table3_full_csa7"]
@@ -631,7 +631,7 @@ def settings_grid(S, name: str) -> Grid:
 
 
 def notebook_sweep(S, name: str, parallel: int | None = None):
-    """Notebooks 05/06: the grid's results as a DataFrame (a row per entry and protocol). Committed results
+    """Notebooks 06/07: the grid's results as a DataFrame (a row per entry and protocol). Committed results
     of the same settings are read (`collect`); only the missing jobs are trained, in parallel
     single-thread jobs, and recorded, or every job with REID_RETRAIN=1. Prints what it read and trained."""
     import pandas as pd

@@ -3,7 +3,7 @@
 Grad-CAM explains a *score*. A classifier has one per class; a re-ID model at test time outputs
 an embedding, and what matters is how similar two embeddings are. So the score explained here is
 the cosine similarity between an image's embedding and a reference embedding that the caller gives,
-one per image. Notebook 07 pairs each IR query with one RGB gallery image of the same identity and
+one per image. Notebook 08 pairs each IR query with one RGB gallery image of the same identity and
 explains each against the other's embedding, so the map shows which regions make the *cross-modal
 match*.
 
