@@ -366,7 +366,7 @@ def settings(environ=None) -> Settings:
     REID_STEPS_CAP                   at most this many steps per epoch in every run: a test budget that only
                                      checks the notebooks run (`make test` sets it; default 0 = no cap)
     REID_RETRAIN                     1: notebooks 06/07 train every row instead of reading committed results
-    REID_MISSING                     train (default) | skip: 05/06 leave jobs without a committed result out
+    REID_MISSING                     train (default) | skip: 06/07 leave jobs without a committed result out
                                      of their tables (labelled partial) instead of training them
     REID_OUTPUT_DIR                  where results/ and figures/ are written (default: the repository)
     REID_PRETRAINED                  ImageNet weights: a checkpoint file, timm, or none (default: the config's)

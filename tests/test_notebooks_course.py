@@ -5,6 +5,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
@@ -18,7 +20,7 @@ def _student_copies():
 def test_student_copies_are_in_step_with_the_originals():
     copies = _student_copies()
     originals = copies.originals()
-    assert len(originals) == 8
+    assert len(originals) == 9
     assert sorted(p.name for p in (NOTEBOOKS / "clean").glob("*.ipynb")) == [p.name for p in originals]
     for path in originals:
         expected = copies.render(copies.student_copy(path))
@@ -53,7 +55,7 @@ def test_every_number_an_answer_quotes_is_in_its_notebook():
     """An answer's decimal numbers appear in its notebook's committed outputs or text, or in those of a
     notebook it names ("notebook 07"), or are derived (above)."""
     answers = sorted((NOTEBOOKS / "answers").glob("[0-9][0-9]_*.md"))
-    assert len(answers) == 8
+    assert len(answers) == 9
     missing = []
     for answer in answers:
         body = answer.read_text(encoding="utf-8")
@@ -64,3 +66,35 @@ def test_every_number_an_answer_quotes_is_in_its_notebook():
             if number not in derived and not re.search(rf"(?<![\d.]){re.escape(number)}(?!\d)", text):
                 missing.append(f"{answer.name}: {number}")
     assert not missing, "answers quote numbers their notebooks no longer show: " + ", ".join(missing)
+
+
+def test_every_notebook_opens_with_the_one_setup_call():
+    """The first code cell is the library's setup (install, this repository's reid, the switch), nothing else."""
+    copies = _student_copies()
+    for path in copies.originals():
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        first = next(c for c in cells if c["cell_type"] == "code")
+        lines = "".join(first["source"]).splitlines()
+        assert lines[-1].startswith("from reid.notebook import setup; S = setup()"), path.name
+        assert len(lines) <= 4 and not any("pip" in line for line in lines), path.name
+
+
+def test_setup_refuses_the_reid_of_another_repository(tmp_path):
+    from reid.notebook import ROOT, check_this_repository
+
+    check_this_repository(ROOT / "notebooks")  # this repository: fine
+    other = tmp_path / "other-clone"
+    (other / "notebooks").mkdir(parents=True)
+    (other / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    with pytest.raises(ImportError, match="not this repository's"):
+        check_this_repository(other / "notebooks")
+
+
+def test_setup_reads_the_switch_and_sets_a_readable_figure_size(capsys):
+    import matplotlib.pyplot as plt
+
+    from reid.notebook import setup
+
+    S = setup(inline_dpi=100, threads=1, environ={"REID_SEEDS": "0,1"})
+    assert S.seeds == (0, 1) and plt.rcParams["figure.dpi"] == 100
+    assert "seeds: (0, 1)" in capsys.readouterr().out

@@ -1,0 +1,65 @@
+"""The first cell of every notebook: find this repository, install what a bare Jupyter lacks, read the switch.
+
+    %matplotlib inline
+    import os, sys; sys.path.insert(0, os.path.abspath(".." if os.path.isfile("../pyproject.toml") else "../.."))
+    from reid.notebook import setup; S = setup()
+
+The path line puts this repository's `reid` first (a notebook runs from notebooks/, a student copy from
+notebooks/clean/). `setup()` then
+- installs the package and what it needs (timm, grad-cam, ...) when they are missing, as on Colab or in a
+  bare Jupyter, keeping the torch already there (in `make lab`'s .venv there is nothing to do);
+- refuses a `reid` that is not this repository's (PyPI's `reid` is another project, or another clone's);
+- sets one figure style at a readable on-screen size and torch's threads;
+- reads the one switch (`reid.experiments.settings`: REID_SYSU_ROOT, REID_REGDB_ROOT, REID_PROFILE,
+  REID_SEEDS, REID_REGDB_SPLITS, REID_RETRAIN, REID_ABLATION_BATCHES, REID_STEPS_CAP, REID_OUTPUT_DIR,
+  REID_PRETRAINED, REID_WORKERS; README, "Notebooks") and prints what it selected.
+
+Only the standard library is imported before the install step, so this module loads in a bare Python.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NEEDED = ("timm", "pytorch_grad_cam", "yaml", "pandas", "matplotlib", "seaborn")
+
+
+def install_missing(root: Path = ROOT) -> bool:
+    """`pip install -e root` when a needed module is missing (torch itself is never replaced); True if it ran."""
+    if all(importlib.util.find_spec(name) is not None for name in NEEDED):
+        return False
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(root)], check=True)
+    return True
+
+
+def check_this_repository(cwd: str | Path | None = None) -> None:
+    """The imported `reid` must be the one of the repository the notebook sits in."""
+    here = Path(cwd or os.getcwd()).resolve()
+    repo = next((p for p in (here, *here.parents) if (p / "pyproject.toml").is_file()), None)
+    if repo is not None and repo != ROOT:
+        raise ImportError(f"`import reid` gave {ROOT / 'reid'}, not this repository's ({repo / 'reid'}): "
+                          "restart the kernel and run the first cell first, or `pip uninstall reid`")
+
+
+def setup(inline_dpi: int = 100, threads: int | None = None, environ=None):
+    """Install if needed, check the package, set the figure style and threads; the notebook's `Settings`."""
+    install_missing()
+    check_this_repository()
+    import torch
+
+    from reid.experiments import settings
+    from reid.viz import use_style
+
+    use_style(inline_dpi=inline_dpi)
+    torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
+    S = settings(environ)
+    print("data:", S.data_label, "| profile:", S.profile, "| seeds:", S.seeds, "| RegDB splits:", S.regdb_splits,
+          "| committed results:", "ignored (REID_RETRAIN=1)" if S.retrain else "read",
+          "| ablation batches/epoch:", S.ablation_batches or "as the profile",
+          *(["| test budget: at most", S.steps_cap, "steps per epoch"] if S.steps_cap else []))
+    return S
