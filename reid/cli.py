@@ -160,7 +160,8 @@ def add_analyse(p: argparse.ArgumentParser) -> None:
                                                 "analysis.json")
     p.add_argument("--mode", default="all", choices=["all", "indoor"], help="SYSU-MM01 search mode")
     p.add_argument("--split", default=1, type=int, help="RegDB split")
-    p.add_argument("--max-ids", default=40, type=int, help="identities on the t-SNE map (first ones, sorted)")
+    p.add_argument("--max-ids", default=10, type=int,
+                   help="identities on the t-SNE map (first ones, sorted; up to 10 get colours one can tell apart)")
     p.add_argument("--test-feature", choices=["after_bn", "before_bn"], default=None,
                    help="embedding to use (default: the checkpoint's model config)")
     p.add_argument("--flip", action="store_true", help="average the embeddings of each image and its mirror")

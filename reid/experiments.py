@@ -44,7 +44,6 @@ from reid.utils.errors import UserError
 
 PAPER_PROFILES = ("paper", "paper_literal", "paper_literal_batch")  # paper_literal_batch: P4K4
 SMOKE_REGDB_SPLITS = 1  # RegDB splits trained on a CPU profile (the protocol has 10; CI time)
-SMOKE_ABLATION_BATCHES = 60  # batches per epoch of a Table 3/4 row on the smoke profile (540 steps)
 PROTOCOLS = ("sysu-all", "sysu-indoor", "regdb-v2t", "regdb-t2v")
 
 
@@ -259,7 +258,6 @@ class Settings:
     profile: str = "smoke"
     seeds: tuple[int, ...] = (0,)
     regdb_splits: int = SMOKE_REGDB_SPLITS  # RegDB splits trained and tested (the protocol: 10)
-    ablation_batches: int = 0  # batches per epoch of a Table 3/4 row; 0 = the profile as it is
     steps_cap: int = 0  # at most this many steps per epoch in every run (make test's budget); 0 = no cap
     pretrained: str | None = None  # model.pretrained for every run (a file, "timm", "none"); None: the config's
     workers: int | None = None  # data.workers for every run; None: the config's
@@ -284,27 +282,29 @@ class Settings:
             raise UserError(f"no {dataset} data in these settings")
         return root
 
-    def ablation_overrides(self) -> list[str]:
-        """What keeps a Table 3/4 row's CPU run short: fewer batches per epoch, same epochs and schedule."""
-        return [f"data.batches_per_epoch={self.ablation_batches}"] if self.ablation_batches > 0 else []
-
     def run_overrides(self) -> list[str]:
         """What these settings change in every run: ImageNet weights, loader workers (not the budget)."""
         return [*([f"model.pretrained={self.pretrained}"] if self.pretrained else []),
                 *([f"data.workers={self.workers}"] if self.workers is not None else [])]
 
-    def train(self, dataset: str, row: str | None = None, seed: int | None = None, ablation: bool = False,
-              overrides=(), device=None) -> list[Path]:
-        """The runs of the profile's full model (`row=None`) or of a table row on one dataset: one run on
-        SYSU-MM01, one per split on RegDB. `ablation=True` applies the ablation budget."""
+    def train(self, dataset: str, row: str | None = None, seed: int | None = None, overrides=(),
+              device=None) -> list[Path]:
+        """The runs of the profile's full model (`row=None`) or of a table row on one dataset, at the
+        profile's budget: one run on SYSU-MM01, one per split on RegDB."""
         seed = self.seeds[0] if seed is None else seed
-        sets = [*(self.ablation_overrides() if ablation else []),
-                *([f"train.max_steps_per_epoch={self.steps_cap}"] if self.steps_cap else []),
+        sets = [*([f"train.max_steps_per_epoch={self.steps_cap}"] if self.steps_cap else []),
                 *self.run_overrides(), *overrides]
         cfg = resolve(row, dataset, self.root(dataset), seed=seed, profile=self.profile, overrides=sets)
         if dataset == "sysu":
             return [train_run(cfg, self.runs_dir, device)]
         return train_splits(cfg, self.runs_dir, self.regdb_splits, device)
+
+    def baseline_and_full(self, seed: int | None = None, device=None) -> dict[str, Path]:
+        """The two SYSU-MM01 runs Figs. 3-4 (notebooks 08, 09) compare, at the same (the profile's full)
+        budget: Table 3's baseline and the profile's full model (notebook 03's run, which is Table 3's
+        full row in all but its name)."""
+        return {"baseline": self.train("sysu", row="table3_baseline", seed=seed, device=device)[0],
+                "full model": self.train("sysu", seed=seed, device=device)[0]}
 
     def evaluate(self, runs: list[Path], protocol: str, weights: str = "trained", device=None,
                  record_as: str | None = None) -> dict:
@@ -351,10 +351,6 @@ def default_regdb_splits(profile: str) -> int:
     return 10 if profile in PAPER_PROFILES else SMOKE_REGDB_SPLITS
 
 
-def default_ablation_batches(profile: str) -> int:
-    return SMOKE_ABLATION_BATCHES if profile == "smoke" else 0
-
-
 def settings(environ=None) -> Settings:
     """The notebooks' switch, read from the environment in this one place:
 
@@ -362,7 +358,6 @@ def settings(environ=None) -> Settings:
     REID_PROFILE                     smoke (default, CPU) | paper | paper_literal | paper_literal_batch
     REID_SEEDS                       training seeds of the table rows, e.g. 0,1,2 (default 0)
     REID_REGDB_SPLITS                RegDB splits to train and test (default 10 on paper, 1 otherwise)
-    REID_ABLATION_BATCHES            batches per epoch of a Table 3/4 row (default 60 on smoke; 0 = as is)
     REID_STEPS_CAP                   at most this many steps per epoch in every run: a test budget that only
                                      checks the notebooks run (`make test` sets it; default 0 = no cap)
     REID_RETRAIN                     1: notebooks 06/07 train every row instead of reading committed results
@@ -407,7 +402,6 @@ def settings(environ=None) -> Settings:
     return Settings(
         sysu_root, regdb_root, synthetic, profile, seeds,
         regdb_splits=_env_int(environ, "REID_REGDB_SPLITS", default_regdb_splits(profile), 1, 10),
-        ablation_batches=_env_int(environ, "REID_ABLATION_BATCHES", default_ablation_batches(profile), 0, 10**6),
         steps_cap=_env_int(environ, "REID_STEPS_CAP", 0, 0, 10**6),
         pretrained=environ.get("REID_PRETRAINED") or None,
         workers=_env_int(environ, "REID_WORKERS", 0, 0, 64) if "REID_WORKERS" in environ or sys.platform in (

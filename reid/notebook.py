@@ -11,7 +11,7 @@ notebooks/clean/). `setup()` then
 - refuses a `reid` that is not this repository's (PyPI's `reid` is another project, or another clone's);
 - sets one figure style at a readable on-screen size and torch's threads;
 - reads the one switch (`reid.experiments.settings`: REID_SYSU_ROOT, REID_REGDB_ROOT, REID_PROFILE,
-  REID_SEEDS, REID_REGDB_SPLITS, REID_RETRAIN, REID_ABLATION_BATCHES, REID_STEPS_CAP, REID_OUTPUT_DIR,
+  REID_SEEDS, REID_REGDB_SPLITS, REID_RETRAIN, REID_MISSING, REID_STEPS_CAP, REID_OUTPUT_DIR,
   REID_PRETRAINED, REID_WORKERS; README, "Notebooks") and prints what it selected.
 
 Only the standard library is imported before the install step, so this module loads in a bare Python.
@@ -60,6 +60,5 @@ def setup(inline_dpi: int = 100, threads: int | None = None, environ=None):
     S = settings(environ)
     print("data:", S.data_label, "| profile:", S.profile, "| seeds:", S.seeds, "| RegDB splits:", S.regdb_splits,
           "| committed results:", "ignored (REID_RETRAIN=1)" if S.retrain else "read",
-          "| ablation batches/epoch:", S.ablation_batches or "as the profile",
           *(["| test budget: at most", S.steps_cap, "steps per epoch"] if S.steps_cap else []))
     return S

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reid.experiments import Settings, chance, default_ablation_batches, default_regdb_splits
+from reid.experiments import Settings, chance, default_regdb_splits
 from reid.utils.atomic import atomic_outputs, write_text_atomically
 from reid.utils.errors import UserError
 
@@ -127,6 +127,5 @@ def run(profile: str = "smoke", data: str | None = None, dataset: str | None = N
     # What the data say, as results do: `--data` pointing at (a link to) the synthetic set is synthetic.
     labelled_synthetic = any(is_synthetic(root) for root in roots.values())
     s = Settings(roots.get("sysu"), roots.get("regdb"), synthetic=labelled_synthetic, profile=profile,
-                 regdb_splits=splits, ablation_batches=default_ablation_batches(profile),
-                 runs_dir=Path(runs_dir), results_dir=Path(results_dir), figures_dir=Path(figures_dir))
+                 regdb_splits=splits, runs_dir=Path(runs_dir), results_dir=Path(results_dir), figures_dir=Path(figures_dir))
     return reproduce(s, overrides, device)

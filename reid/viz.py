@@ -83,7 +83,7 @@ def _frame(ax, color: str | None, width: float = 4.0) -> None:
             spine.set_linewidth(width)
 
 
-def _show(ax, image, title: str | None = None, color: str | None = None, fontsize: int = 8) -> None:
+def _show(ax, image, title: str | None = None, color: str | None = None, fontsize: int = 10) -> None:
     """Show a PIL image, uint8/float array, or a normalised (3, H, W) tensor on `ax`."""
     import torch
 
@@ -97,6 +97,11 @@ def _show(ax, image, title: str | None = None, color: str | None = None, fontsiz
         ax.set_title(title, fontsize=fontsize)
 
 
+def _row_title(ax, title: str) -> None:
+    """A row's title left of its first image, written horizontally (a rotated label is unreadable at grid size)."""
+    ax.set_ylabel(title, rotation=0, ha="right", va="center", fontsize=11, labelpad=6)
+
+
 def show_identities(items_by_camera: dict, pids: list[int], ir_cameras, max_cameras: int = 6,
                     out_png: str | Path | None = None):
     """A grid: one row per identity, one column per camera (first image of that id in that camera).
@@ -106,17 +111,17 @@ def show_identities(items_by_camera: dict, pids: list[int], ir_cameras, max_came
     from reid.data import read_image
 
     cams = sorted(items_by_camera)[:max_cameras]
-    fig, axes = plt.subplots(len(pids), len(cams), figsize=(1.25 * len(cams), 2.3 * len(pids)), squeeze=False)
+    fig, axes = plt.subplots(len(pids), len(cams), figsize=(1.6 * len(cams), 2.9 * len(pids)), squeeze=False)
     for r, pid in enumerate(pids):
         for c, cam in enumerate(cams):
             ax = axes[r][c]
             paths = sorted(p for p, q, _ in items_by_camera[cam] if q == pid)
             kind = "IR" if cam in ir_cameras else "RGB"
             if paths:
-                _show(ax, read_image(paths[0]), f"id {pid} · cam{cam}" + (f" ({kind})" if r == 0 else ""))
+                _show(ax, read_image(paths[0]), f"id {pid}\ncam{cam} ({kind})")
             else:
                 ax.set_axis_off()
-                ax.set_title(f"cam{cam}: absent", fontsize=8)
+                ax.set_title(f"id {pid}\ncam{cam}: absent", fontsize=10)
     fig.tight_layout()
     _save(fig, out_png)
     return fig
@@ -135,7 +140,7 @@ def show_tensor_grid(rows: list[list], row_titles: list[str] | None = None, col_
                 continue
             _show(ax, row[c], col_titles[c] if (col_titles and r == 0) else None)
             if c == 0 and row_titles:
-                ax.set_ylabel(row_titles[r], fontsize=9)
+                _row_title(ax, row_titles[r])
     fig.tight_layout()
     _save(fig, out_png)
     return fig
@@ -151,14 +156,14 @@ def plot_retrieval(queries: list, galleries: list[list], correct: list[list[bool
     fig, axes = plt.subplots(len(queries), k + 1, figsize=(0.95 * (k + 1), 2.0 * len(queries)), squeeze=False)
     for r, (query, gallery) in enumerate(zip(queries, galleries)):
         _show(axes[r][0], query, "query" if r == 0 else None, color="#1f4e9c")
-        axes[r][0].set_ylabel(row_titles[r], fontsize=8)
+        _row_title(axes[r][0], row_titles[r])
         for c in range(k):
             ax = axes[r][c + 1]
             if c < len(gallery):
                 color = None if correct is None else "#1a9a3a" if correct[r][c] else "#d62728"
                 _show(ax, gallery[c], f"{c + 1}" if r == 0 else None, color=color)
                 if captions is not None:
-                    ax.set_xlabel(captions[r][c], fontsize=7)
+                    ax.set_xlabel(captions[r][c], fontsize=9)
             else:
                 ax.set_axis_off()
     if title:
@@ -176,13 +181,20 @@ def _save(fig, out_png) -> None:
 
 # ------------------------------------------------------------------------------ paper vs ours tables
 
+# The paper's own method is "Ours (paper)" in its transcribed tables: shown under its authors' name, so that
+# "ours" never means two things in one table.
+PAPER_MODEL = "Huang et al. 2024 (the paper's model)"
+
+
 def measured_row(name: str, results: dict, metrics=("rank1", "rank10", "rank20", "mAP")) -> dict:
     """One row of measured numbers for `paper_table`: {"method": name, (setting, metric): "mean ± std"},
-    from {setting: result} (results of `reid.experiments.evaluate_runs`)."""
+    from {setting: result} (results of `reid.experiments.evaluate_runs`, or `chance`'s Rank-1 and mAP: a
+    metric a result lacks stays empty)."""
     row = {"method": name}
     for setting, r in results.items():
         for m in metrics:
-            row[(setting, m)] = f"{r[m]:.2f} ± {r['std'][m]:.2f}" if r.get("std") else f"{r[m]:.2f}"
+            if m in r:
+                row[(setting, m)] = f"{r[m]:.2f} ± {r['std'][m]:.2f}" if r.get("std") else f"{r[m]:.2f}"
     return row
 
 
@@ -192,7 +204,7 @@ def paper_table(table: str, extra_rows: list[dict] | None = None) -> pd.DataFram
     Columns are (setting, metric); a `source` column says which rows are the paper's and which are ours.
     `extra_rows` are dicts {"method": name, (setting, metric): value-or-"mean ± std"}.
     """
-    paper = paper_rows(table)
+    paper = paper_rows(table).replace({"method": {"Ours (paper)": PAPER_MODEL}})
     wide = paper.pivot_table(index="method", columns=["setting", "metric"], values="value", sort=False)
     wide = wide.map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
     wide.insert(0, ("", "source"), "paper")
@@ -216,7 +228,7 @@ def plot_paper_vs_ours(table: str, ours: dict, ours_label: str, metrics=("rank1"
     """
     import seaborn as sns
 
-    paper = paper_rows(table)
+    paper = paper_rows(table).replace({"method": {"Ours (paper)": PAPER_MODEL}})
     paper = paper[paper.metric.isin(metrics)].assign(source="paper")
     mine = pd.DataFrame([{"method": ours_label, "setting": s, "metric": m, "value": r[m], "source": "ours"}
                          for s, r in ours.items() for m in metrics])

@@ -105,7 +105,7 @@ def test_analyse_command_writes_both_figures_and_numbers(synthetic_root, checkpo
                 str(synthetic_root / folder), "--out", str(out), "--batch-size", "16", "--device", "cpu"]) == 0
     assert (out / "embedding_map.png").stat().st_size > 0 and (out / "distance_histograms.png").stat().st_size > 0
     record = json.loads((out / "analysis.json").read_text())
-    assert record["data"]["kind"] == "synthetic" and record["tsne"]["ids"] == record["num_ids"] <= 40
+    assert record["data"]["kind"] == "synthetic" and record["tsne"]["ids"] == min(10, record["num_ids"])
     for row in record["distances"].values():
         assert 0 <= row["mean_intra"] <= 2 and 0 <= row["intra_below_inter"] <= 1
     printed = capsys.readouterr().out

@@ -142,20 +142,17 @@ def test_the_cli_and_the_notebooks_train_and_record_a_row_under_one_name(synthet
 
 def test_settings_read_every_switch_in_one_place(monkeypatch):
     s = settings({})
-    assert (s.profile, s.seeds, s.regdb_splits, s.ablation_batches) == ("smoke", (0,), 1, 60)
+    assert (s.profile, s.seeds, s.regdb_splits) == ("smoke", (0,), 1)
     assert s.synthetic and s.datasets() == ["sysu", "regdb"]
-    assert s.ablation_overrides() == ["data.batches_per_epoch=60"]
     paper = settings({"REID_PROFILE": "paper", "REID_SEEDS": "0,1,2"})
-    assert (paper.regdb_splits, paper.ablation_batches, paper.seeds) == (10, 0, (0, 1, 2))
-    assert paper.ablation_overrides() == []
-    assert settings({"REID_REGDB_SPLITS": "1", "REID_ABLATION_BATCHES": "0"}).ablation_overrides() == []
+    assert (paper.regdb_splits, paper.seeds) == (10, (0, 1, 2))
+    assert settings({"REID_PROFILE": "paper", "REID_REGDB_SPLITS": "1"}).regdb_splits == 1
     assert s.steps_cap == 0 and s.figures_dir == s.runs_dir.parent / "figures"
     budget = settings({"REID_STEPS_CAP": "25", "REID_OUTPUT_DIR": "runs/make-test"})
     assert budget.steps_cap == 25
     assert (budget.results_dir, budget.figures_dir) == (s.runs_dir / "make-test" / "results",
                                                        s.runs_dir / "make-test" / "figures")
     for env, name in [({"REID_SEEDS": "a"}, "REID_SEEDS"), ({"REID_REGDB_SPLITS": "11"}, "REID_REGDB_SPLITS"),
-                      ({"REID_ABLATION_BATCHES": "-3"}, "REID_ABLATION_BATCHES"),
                       ({"REID_STEPS_CAP": "few"}, "REID_STEPS_CAP"),
                       ({"REID_SYSU_ROOT": "/x"}, "REID_REGDB_ROOT")]:
         with pytest.raises(UserError, match=name):
@@ -180,9 +177,9 @@ def test_settings_steps_cap_reaches_every_run(monkeypatch, synthetic_root):
 
     seen = []
     monkeypatch.setattr(experiments, "train_run", lambda cfg, runs_dir, device=None: seen.append(cfg) or runs_dir)
-    s = Settings(sysu_root=synthetic_root / "SYSU-MM01", regdb_root=None, synthetic=True, ablation_batches=60,
-                 steps_cap=25)
-    s.train("sysu")
-    s.train("sysu", row="table3_baseline", ablation=True)
+    s = Settings(sysu_root=synthetic_root / "SYSU-MM01", regdb_root=None, synthetic=True, steps_cap=25)
+    runs = s.baseline_and_full()
     assert [c.train.max_steps_per_epoch for c in seen] == [25, 25]
-    assert seen[1].data.batches_per_epoch == 60  # the ablation budget still applies under the cap
+    # Figs. 3-4 compare the two at the same budget: the same config but for the model and loss rows
+    assert [c.name for c in seen] == ["table3_baseline@smoke", "smoke"] and list(runs) == ["baseline", "full model"]
+    assert seen[0].train.epochs == seen[1].train.epochs and seen[0].data.batches_per_epoch == seen[1].data.batches_per_epoch

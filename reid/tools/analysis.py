@@ -36,7 +36,9 @@ MODALITIES = ("visible", "infrared")
 PAIRS = (("ir_to_rgb", "IR→RGB", True, False), ("rgb_to_rgb", "RGB→RGB", False, False),
          ("ir_to_ir", "IR→IR", True, True))
 MARKERS = {"visible": "o", "infrared": "^"}
-MAX_IDS, MAX_PER_ID = 40, 20  # the t-SNE map's subset: seconds on a CPU
+# The t-SNE map's subset: seconds on a CPU, and few enough identities that each has a colour one can
+# tell apart (tab10); more ids (--max-ids) get tab20, then hues that blur into each other.
+MAX_IDS, MAX_PER_ID = 10, 20
 
 
 def _inputs(features, pids, modalities) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,7 +88,8 @@ def embedding_map(features, pids, modalities, max_ids: int = MAX_IDS, max_per_id
                 random_state=seed)
     xy = tsne.fit_transform(feats[subset])
     ids = np.unique(pids[subset])
-    palette = dict(zip(ids.tolist(), sns.color_palette("husl", len(ids))))
+    colours = "tab10" if len(ids) <= 10 else "tab20" if len(ids) <= 20 else "husl"
+    palette = dict(zip(ids.tolist(), sns.color_palette(colours, len(ids))))
     use_style()
     fig, ax = plt.subplots(figsize=(7.0, 6.4))
     for modality, infrared in (("visible", False), ("infrared", True)):
