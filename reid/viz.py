@@ -44,7 +44,7 @@ def plot_training_curves(log_csv: str | Path, out_png: str | Path | None = None,
 
     log = pd.read_csv(log_csv)
     use_style()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.3))
     losses = log.melt(id_vars="epoch", value_vars=["loss", "loss_id", "loss_metric"], var_name="part",
                       value_name="value")
     sns.lineplot(data=losses, x="epoch", y="value", hue="part", marker="o", ax=axes[0])
@@ -153,7 +153,7 @@ def plot_retrieval(queries: list, galleries: list[list], correct: list[list[bool
     or red (wrong identity). `correct=None` (unlabelled images, `python -m reid search`) draws no frames;
     `captions` (e.g. distances) go under the gallery images."""
     k = max(len(g) for g in galleries)
-    fig, axes = plt.subplots(len(queries), k + 1, figsize=(0.95 * (k + 1), 2.0 * len(queries)), squeeze=False)
+    fig, axes = plt.subplots(len(queries), k + 1, figsize=(0.82 * (k + 1), 1.75 * len(queries)), squeeze=False)
     for r, (query, gallery) in enumerate(zip(queries, galleries)):
         _show(axes[r][0], query, "query" if r == 0 else None, color="#1f4e9c")
         _row_title(axes[r][0], row_titles[r])
@@ -235,7 +235,7 @@ def plot_paper_vs_ours(table: str, ours: dict, ours_label: str, metrics=("rank1"
     data = pd.concat([paper, mine], ignore_index=True)
     settings = list(dict.fromkeys(data.setting))
     use_style()
-    fig, axes = plt.subplots(1, len(settings), figsize=(6.5 * len(settings), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.9 * len(settings), 4.6), squeeze=False)
     for ax, setting in zip(axes[0], settings):
         part = data[data.setting == setting]
         sns.barplot(data=part, y="method", x="value", hue="metric", ax=ax, orient="h")

@@ -150,7 +150,7 @@ def distance_histograms(features, pids, modalities, bins: int = 50, out_png: str
     pair (IR->RGB, RGB->RGB, IR->IR). Returns the figure; writes `out_png` if given."""
     feats, pids, is_ir = _inputs(features, pids, modalities)
     use_style()
-    fig, axes = plt.subplots(1, len(PAIRS), figsize=(4.2 * len(PAIRS), 3.6))
+    fig, axes = plt.subplots(1, len(PAIRS), figsize=(3.3 * len(PAIRS), 3.2))
     for ax, (_, name, anchor_ir, other_ir) in zip(axes, PAIRS):
         dist, intra, inter = _pair_distances(feats, pids, is_ir, anchor_ir, other_ir)
         paired = dist[intra | inter]
