@@ -189,12 +189,14 @@ PAPER_MODEL = "Huang et al. 2024 (the paper's model)"
 def measured_row(name: str, results: dict, metrics=("rank1", "rank10", "rank20", "mAP")) -> dict:
     """One row of measured numbers for `paper_table`: {"method": name, (setting, metric): "mean ± std"},
     from {setting: result} (results of `reid.experiments.evaluate_runs`, or `chance`'s Rank-1 and mAP: a
-    metric a result lacks stays empty)."""
+    metric a result lacks stays empty). ± is the std over the result's SYSU-MM01 trials or RegDB splits, and
+    only where there are several: one split is one number, not a precise one."""
     row = {"method": name}
     for setting, r in results.items():
+        spread = r.get("std") and len(r.get("per_trial") or r.get("per_split") or []) > 1
         for m in metrics:
             if m in r:
-                row[(setting, m)] = f"{r[m]:.2f} ± {r['std'][m]:.2f}" if r.get("std") else f"{r[m]:.2f}"
+                row[(setting, m)] = f"{r[m]:.2f} ± {r['std'][m]:.2f}" if spread else f"{r[m]:.2f}"
     return row
 
 
@@ -235,7 +237,7 @@ def plot_paper_vs_ours(table: str, ours: dict, ours_label: str, metrics=("rank1"
     data = pd.concat([paper, mine], ignore_index=True)
     settings = list(dict.fromkeys(data.setting))
     use_style()
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.9 * len(settings), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(settings), figsize=(3.6 * len(settings) + 2.4, 4.6), squeeze=False, sharey=True)
     for ax, setting in zip(axes[0], settings):
         part = data[data.setting == setting]
         sns.barplot(data=part, y="method", x="value", hue="metric", ax=ax, orient="h")
@@ -272,12 +274,16 @@ def plot_paired_deltas(frame: pd.DataFrame, baseline: str, labels: dict, table: 
     rows = [labels[k] for k in labels if k != baseline]
     paper = paper_deltas(table, paper_baseline) if table and paper_baseline else None
     use_style()
-    fig, axes = plt.subplots(len(metrics), len(settings), squeeze=False,
-                             figsize=(4.8 * len(settings), 0.42 * len(rows) * len(metrics) + 2.2))
+    # At most two panels side by side (Table 4 has four settings): readable in a notebook column.
+    ncols = min(2, len(settings))
+    nrows = -(-len(metrics) * len(settings) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
+                             figsize=(4.8 * ncols, (0.42 * len(rows) + 1.1) * nrows + 1.1))
     for i, metric in enumerate(metrics):
         pairs = paired_frame(named, baseline, metric)
         for j, setting in enumerate(settings):
-            ax = axes[i][j]
+            k = i * len(settings) + j
+            ax = axes[k // ncols][k % ncols]
             part = pairs[pairs["protocol"].map(SETTING_OF) == setting] if len(pairs) else pairs
             for y, row in enumerate(rows):
                 hit = part[part["label"].map(labels) == row] if len(part) else part
@@ -295,9 +301,11 @@ def plot_paired_deltas(frame: pd.DataFrame, baseline: str, labels: dict, table: 
                     if len(p):
                         ax.plot(p["paper Δ"].iloc[0], y, "D", color="#d62728", label="paper: Δ (one run, real data)")
             ax.axvline(0, color="0.4", lw=0.8)
-            ax.set_yticks(range(len(rows)), rows if j == 0 else [""] * len(rows))
+            ax.set_yticks(range(len(rows)), rows if k % ncols == 0 else [""] * len(rows))
             ax.invert_yaxis()
             ax.set(title=f"{setting}: Δ {metric} vs {labels[baseline]}", xlabel=f"Δ {metric} (points)")
+    for ax in axes.flat[len(metrics) * len(settings):]:
+        ax.set_axis_off()
     handles, names = [], []
     for ax in axes.flat:
         for h, n in zip(*ax.get_legend_handles_labels()):
