@@ -1,7 +1,8 @@
 """The first cell of every notebook: find this repository, install what a bare Jupyter lacks, read the switch.
 
     %matplotlib inline
-    import os, sys; sys.path.insert(0, os.path.abspath(".." if os.path.isfile("../pyproject.toml") else "../.."))
+    import os, sys
+    sys.path.insert(0, os.path.abspath(".." if os.path.isfile("../pyproject.toml") else "../.."))
     from reid.notebook import setup; S = setup()
 
 The path line puts this repository's `reid` first (a notebook runs from notebooks/, a student copy from

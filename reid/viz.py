@@ -186,6 +186,10 @@ def _save(fig, out_png) -> None:
 PAPER_MODEL = "Huang et al. 2024 (the paper's model)"
 
 
+def _paper_rows(table: str) -> pd.DataFrame:
+    return paper_rows(table).replace({"method": {"Ours (paper)": PAPER_MODEL}})
+
+
 def measured_row(name: str, results: dict, metrics=("rank1", "rank10", "rank20", "mAP")) -> dict:
     """One row of measured numbers for `paper_table`: {"method": name, (setting, metric): "mean ± std"},
     from {setting: result} (results of `reid.experiments.evaluate_runs`, or `chance`'s Rank-1 and mAP: a
@@ -206,7 +210,7 @@ def paper_table(table: str, extra_rows: list[dict] | None = None) -> pd.DataFram
     Columns are (setting, metric); a `source` column says which rows are the paper's and which are ours.
     `extra_rows` are dicts {"method": name, (setting, metric): value-or-"mean ± std"}.
     """
-    paper = paper_rows(table).replace({"method": {"Ours (paper)": PAPER_MODEL}})
+    paper = _paper_rows(table)
     wide = paper.pivot_table(index="method", columns=["setting", "metric"], values="value", sort=False)
     wide = wide.map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
     wide.insert(0, ("", "source"), "paper")
@@ -230,7 +234,7 @@ def plot_paper_vs_ours(table: str, ours: dict, ours_label: str, metrics=("rank1"
     """
     import seaborn as sns
 
-    paper = paper_rows(table).replace({"method": {"Ours (paper)": PAPER_MODEL}})
+    paper = _paper_rows(table)
     paper = paper[paper.metric.isin(metrics)].assign(source="paper")
     mine = pd.DataFrame([{"method": ours_label, "setting": s, "metric": m, "value": r[m], "source": "ours"}
                          for s, r in ours.items() for m in metrics])

@@ -38,6 +38,7 @@ from tqdm import tqdm
 from reid.data.identity import describe_data
 from reid.eval.metrics import eval_regdb, eval_sysu
 from reid.eval.rerank import card_value, k_reciprocal_rerank, variant_name
+from reid.eval.rerank import label as rerank_label
 from reid.records.card import card_fields, card_lines, model_fields, sysu_sampler
 from reid.records.provenance import check_result_location, provenance, write_result
 from reid.utils.errors import UserError
@@ -190,9 +191,8 @@ def summary_text(result: dict) -> str:
 
 def _label(data: dict, setting: str, count: int, word: str, rerank: bool | str, flip: bool = False,
            test_feature: str | None = "after_bn") -> str:
-    reranked = {None: [], "released": ["re-ranked"], "eq7": ["re-ranked (literal Eq. 7)"]}[variant_name(rerank)]
     extras = [*(["before-BN feature"] if test_feature == "before_bn" else []), *(["flip"] if flip else []),
-              *reranked]
+              *([rerank_label(rerank)] if variant_name(rerank) else [])]
     return ", ".join([data["label"], setting, f"{count} {word}{'s' if count != 1 else ''}", *extras])
 
 
@@ -411,7 +411,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, root: str | Path, *, mode
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     try:
-        variant_name(rerank)
+        variant = variant_name(rerank)
     except ValueError as err:
         raise UserError(f"--rerank: {err}") from None
     check_device(device)
@@ -429,7 +429,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, root: str | Path, *, mode
         config = models.checkpoint_info["config"]
     name = name or "_".join([dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S"), dataset,
                              mode if dataset == "sysu" else direction,
-                             *({None: [], "released": ["rerank"], "eq7": ["rerank-eq7"]}[variant_name(rerank)])])
+                             *([] if variant is None else ["rerank" if variant == "released" else f"rerank-{variant}"])])
     check_result_location(results_dir, name, json_path)
     if json_path:
         from reid.records.provenance import check_output_file

@@ -53,6 +53,11 @@ def variant_name(rerank: bool | str | None) -> str | None:
     return rerank
 
 
+def label(rerank: bool | str | None) -> str | None:
+    """What a result's label says of its re-ranking: None when off."""
+    return {None: None, "released": "re-ranked", "eq7": "re-ranked (literal Eq. 7)"}[variant_name(rerank)]
+
+
 def card_value(rerank: bool | str | None) -> bool | str:
     """The protocol card's re-ranking field: False when off, else the variant and its parameters."""
     variant = variant_name(rerank)
