@@ -56,15 +56,30 @@ def add_synth(p: argparse.ArgumentParser) -> None:
     p.add_argument("--regdb-ids", type=int, default=None)
     p.add_argument("--height", type=int, default=None)
     p.add_argument("--width", type=int, default=None)
+    p.add_argument("--version", type=int, default=None,
+                   help="generator version (default: the current default; 4 = centred people on one background "
+                        "a camera, 5 = realistic capture, docs/synthetic.md)")
+    p.add_argument("--workers", type=int, default=1, help="processes rendering the images (same files for any number)")
+    p.add_argument("--measure", action="store_true",
+                   help="write nothing: print the realism table of --version (docs/synthetic.md) and stop")
 
 
 def synth(args) -> None:
-    from reid.data.synthetic import make_synthetic, summarize
+    from reid.data.synthetic import GENERATOR_VERSION, make_synthetic, summarize
 
+    version = GENERATOR_VERSION if args.version is None else args.version
+    if args.measure:
+        from reid.data.realism import realism_table
+
+        print(realism_table(version, seed=args.seed))
+        return
+    if args.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {args.workers}")
     sizes = {"sysu_train_ids": args.num_ids, "sysu_val_ids": args.val_ids, "sysu_test_ids": args.test_ids,
              "images_per_rgb_camera": args.images_per_camera, "images_per_ir_camera": args.ir_images_per_camera,
              "regdb_ids": args.regdb_ids, "height": args.height, "width": args.width}
-    root = make_synthetic(args.out, args.seed, args.small, **{k: v for k, v in sizes.items() if v is not None})
+    root = make_synthetic(args.out, args.seed, args.small, version, args.workers,
+                          **{k: v for k, v in sizes.items() if v is not None})
     print(summarize(root))
 
 

@@ -240,3 +240,68 @@ def test_masks_refuse_a_set_they_cannot_redraw_and_a_dataset_folder(tmp_path, ti
     for inside in (tiny, tiny / "SYSU-MM01", tiny / "RegDB" / "Thermal"):
         with pytest.raises(UserError, match="dataset folder"):
             write_masks(tiny, inside)
+
+
+# ------------------------------------------------------------------------------ version 5: realistic capture
+
+V5_SIZES = {"sysu_train_ids": 6, "sysu_val_ids": 2, "sysu_test_ids": 8, "images_per_rgb_camera": 2,
+            "images_per_ir_camera": 2, "regdb_ids": 6, "regdb_images": 2}
+
+
+@pytest.fixture(scope="module")
+def v5(tmp_path_factory) -> Path:
+    return make_synthetic(tmp_path_factory.mktemp("v5"), seed=SEED, version=5, **V5_SIZES)
+
+
+def test_version_5_is_written_in_the_same_layouts_and_says_so(v5):
+    assert json.loads((v5 / MANIFEST).read_text())["generator_version"] == 5
+    sysu, regdb = SYSUMM01(v5 / "SYSU-MM01"), RegDB(v5 / "RegDB", split=1)
+    assert len(sysu.test_ids) == 8 and len(regdb.query("v2t")) == 3 * 2
+    assert Sizes.preset(version=5).sysu_test_ids == 96 and Sizes.preset().sysu_test_ids == 30
+    assert Sizes.preset(small=True, version=5).sysu_test_ids == Sizes.preset(small=True).sysu_test_ids
+    with pytest.raises(UserError, match="version 7 does not exist"):
+        Sizes.preset(version=7)
+
+
+def test_version_5_files_do_not_depend_on_the_number_of_workers(tmp_path, v5):
+    other = make_synthetic(tmp_path / "w2", seed=SEED, version=5, workers=2, **V5_SIZES)
+    assert digest(other) == digest(v5)
+
+
+def test_version_5_masks_are_the_visible_person(v5, tmp_path):
+    """An occluder hides part of the person: the sidecar mask leaves it out, the whole-person mask does not;
+    and each mask is one of an image the generator drew (redrawn from the manifest)."""
+    masks = write_masks(v5, tmp_path / "m")
+    sizes = Sizes.preset(version=5, **V5_SIZES)
+    from reid.data.capture import CAPTURES
+
+    hidden = 0
+    for shot in sysu_shots(SEED, sizes, CAPTURES[5]):
+        seen = np.asarray(Image.open(mask_path(masks, "SYSU-MM01", shot.rel)))
+        assert np.array_equal(seen, shot.silhouette(sizes))
+        whole, occluded = shot.silhouette(sizes, visible=False), shot.frame(sizes).occluded
+        assert not (seen & occluded).any() and not (seen & ~whole).any()
+        hidden += bool((whole & occluded).any())
+    assert hidden > 0
+
+
+def test_version_5_lookalikes_share_an_outfit_within_a_split_and_differ_in_marks():
+    from reid.data.capture import CAPTURES
+    from reid.data.synthetic import _sysu_splits
+
+    sizes = Sizes.preset(version=5, sysu_train_ids=40, sysu_val_ids=4, sysu_test_ids=20, images_per_rgb_camera=1,
+                         images_per_ir_camera=1)
+    people = {int(s.rel.split("/")[1]): s.person for s in sysu_shots(SEED, sizes, CAPTURES[5])}
+    splits = _sysu_splits(SEED, sizes)
+    pairs = [(a, b) for a in people for b in people if a < b and people[a].top is people[b].top]
+    assert 0.2 < 2 * len(pairs) / len(people) < 0.4  # lookalike_share 0.3
+    for a, b in pairs:
+        assert any(a in ids and b in ids for ids in splits.values())  # they meet in one gallery
+        assert people[a].marks != people[b].marks or people[a].shoes.tolist() != people[b].shoes.tolist()
+
+
+def test_cli_synth_version_and_measure(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "bad"), "--version", "9"]) == 2
+    assert "version 9 does not exist" in capsys.readouterr().err
+    assert main(["synth", "--out", str(tmp_path / "w"), "--small", "--workers", "0"]) == 2
+    assert "--workers" in capsys.readouterr().err
