@@ -11,6 +11,7 @@
     export     reid.tools.export.export_command        a checkpoint's embedding network -> an ONNX file
     check-data reid.data.check.check_data              a SYSU-MM01 / RegDB copy vs the published facts
     sweep      reid.sweep.sweep_command                rows x seeds x datasets x budgets as parallel jobs
+    probe      reid.tools.probe.probe_command          a backbone start (pretrained or random), frozen, ranked by 1-NN
 
 Imports happen inside each command, so `python -m reid synth` does not pay for importing the model.
 Bad input is a `UserError`: one line on stderr, exit code 2, no traceback. Every command first checks that
@@ -37,6 +38,7 @@ EXAMPLES = {
     "embed": "python -m reid embed --checkpoint runs/sysu/best.pt --images day/ --out feats.npy",
     "export": "python -m reid export --checkpoint runs/sysu/best.pt --format onnx --out model.onnx",
     "check-data": "python -m reid check-data --dataset sysu --data /data/SYSU-MM01",
+    "probe": "python -m reid probe --data data/synthetic-v5 --pretrained weights.safetensors --random-seeds 0-2",
     "sweep": "python -m reid sweep --grid table3 --jobs 2   (or --name NAME --rows table3_baseline:0-4,"
              "table3_full --seeds 0-2 --budgets 540,3600)",
 }
@@ -381,6 +383,26 @@ def sweep(args) -> int:
 
 # ------------------------------------------------------------------------------------------- main
 
+# -------------------------------------------------------------------------------------------- probe
+
+def add_probe(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="folder with SYSU-MM01/ (e.g. a synthetic set)")
+    p.add_argument("--pretrained", action="append", default=[], metavar="FILE",
+                   help="a weights file to start from (repeatable)")
+    p.add_argument("--random-seeds", default=None, help="random starts to compare with, e.g. 0-2")
+    p.add_argument("--config", default="smoke", help="the config whose backbone is probed")
+    p.add_argument("--trials", type=int, default=10)
+    p.add_argument("--out", default=None, help="a JSON of the rows with their provenance")
+
+
+def probe(args) -> None:
+    from reid.sweep import parse_seeds
+    from reid.tools.probe import probe_command
+
+    seeds = parse_seeds(args.random_seeds, "--random-seeds") if args.random_seeds else []
+    probe_command(args.data, args.pretrained, seeds, args.config, args.trials, args.out)
+
+
 COMMANDS = {
     "synth": (add_synth, synth, "write the procedural synthetic dataset in the SYSU-MM01 and RegDB layouts"),
     "train": (add_train, train, "train a model from a config"),
@@ -395,6 +417,7 @@ COMMANDS = {
                    ("compare a SYSU-MM01 / RegDB copy with the published counts; list odd files; print a "
                     "fingerprint (exit 0: all match, 1: differences, 2: not such a dataset)")),
     "sweep": (add_sweep, sweep, "train and evaluate a grid of table rows x seeds x datasets x budgets as parallel jobs"),
+    "probe": (add_probe, probe, "what a backbone start knows before training: frozen features ranked by 1-NN"),
 }
 
 
