@@ -90,6 +90,24 @@ def test_rows_with_equal_settings_share_one_job(synthetic_root, tmp_path):
     assert [e["seed"] for e in grid.entries if e["label"] == "table3_baseline"] == [0, 1]
 
 
+@pytest.mark.parametrize("name", ["controls_loss", "recipe_parity"])
+def test_control_grids_resolve_every_row(name, synthetic_root, tmp_path):
+    """Issue 32's controls are defined, not run: every row resolves, each to a training of its own."""
+    from reid.sweep import GRIDS
+
+    spec = GRIDS[name]
+    grid = plan(spec["rows"], parse_seeds(spec["seeds"]), spec["datasets"], (3,), "smoke", _roots(synthetic_root),
+                TINY_GRID, tmp_path)
+    assert len(grid.jobs) == len(spec["rows"]) * len(parse_seeds(spec["seeds"]))
+
+
+def test_recipe_parity_asks_for_its_development_set(tmp_path, capsys):
+    code = main(["sweep", "--grid", "recipe_parity", "--runs-dir", str(tmp_path / "runs"),
+                 "--results-dir", str(tmp_path / "results")])
+    assert code == 2 and "python -m reid synth --out data/dev300 --seed 7" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("args,message", [
     (["--rows", "table3_nonexistent"], "table3_nonexistent"),
     (["--rows", "table3_full", "--seeds", "zero"], "--seeds"),
