@@ -17,6 +17,7 @@ from reid.sweep import (
     adopt_records,
     budget_overrides,
     committed_summaries,
+    committed_summary,
     finished_jobs,
     finished_twin,
     launch,
@@ -280,6 +281,7 @@ def test_finished_only_tabulates_what_has_finished_and_trains_nothing(synthetic_
     assert "1 of 2 jobs to run have a finished run" in out
     summary = (tmp_path / "results-b" / "part" / "summary.md").read_text()
     assert "**Partial**: 1 of 2 jobs" in summary and "seed 1 3 steps: not trained yet" in summary
+    assert committed_summary(tmp_path / "results-b" / "part") == summary  # --summary-only keeps the failures
     assert len(list((tmp_path / "runs").glob("table3_baseline*"))) == 1  # nothing new trained
     grid = json.loads((tmp_path / "results-b" / "part" / "grid.json").read_text())  # says where it came from
     assert grid["provenance"]["commit"] and "command" in grid["provenance"] and "hardware" in grid["provenance"]

@@ -314,7 +314,8 @@ def claims_markdown(root=None) -> str:
         "`summary.md`; *detectable at 80 % power* is the smallest true difference a paired t test at that n and sd "
         "finds 4 times in 5 (noncentral t, two-sided 0.05). SYSU all- and indoor-search (and RegDB V→T and T→V) "
         "are two evaluations of the same trained models: two rows that agree are one finding, not two. The "
-        "paper's numbers are one run each on the real data."),
+        "paper's numbers are one run each on the real data. Tables 3 and 4 are judged on mAP (Rank-1 beside it in "
+        "each sweep's `summary.md`); Table 3's row labels are a reading of Sec. 2.3.1 (`results/paper/README.md`)."),
         "",
         *_table(rows),
         "",
