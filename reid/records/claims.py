@@ -31,8 +31,9 @@ TABLE3_ROWS = {"table3_ta": "+TA", "table3_crossvit": "+CrossViT", "table3_csa":
 TABLE4_ROWS = {"table4_trihard": "L_trihard", "table4_center": "L_center"}
 PROTOCOLS = {"sysu-all": ("1", "sysu_all"), "sysu-indoor": ("1", "sysu_indoor"),
              "regdb-v2t": ("2", "regdb_v2t"), "regdb-t2v": ("2", "regdb_t2v")}
-# The synthetic generator behind a dataset fingerprint (the records carry the fingerprint, not the version;
-# results/README.md pairs them). A fingerprint not listed here is printed as "version not recorded".
+# The synthetic generator behind a dataset fingerprint: the records carry the fingerprint, not the version.
+# Both are the default set of generator version 4 (SYSU and RegDB layouts; results/README.md). A fingerprint not
+# listed here is printed as "version not recorded".
 GENERATOR_OF_FINGERPRINT = {"be782a5a8f4fe23c": 4, "0278718a96a8782d": 4}
 SUPPORTED, CONTRADICTED = "supported (synthetic)", "contradicted (synthetic)"
 UNTESTABLE = "untestable without real data"
@@ -273,11 +274,13 @@ def claims_markdown(root=None) -> str:
     t3_rows, t3 = gain_rows(root, "table3")
     t4_rows, t4 = gain_rows(root, "table4")
     rows = [*headline_rows(root), *sota_rows(root), *t3_rows, *t4_rows, *figure_rows(root, t3), attribution_row(t3, t4)]
-    records = [json.loads(p.read_text()) for p in sorted((root / "results" / "sweeps").glob("table[34]/*-sysu-all.json"))]
+    records = [json.loads(p.read_text()) for p in sorted((root / "results" / "sweeps").glob("table[34]/*.json"))
+               if p.name != "grid.json"]
     records += [json.loads(p.read_text()) for p in sorted((root / "results").glob("reproduce_smoke_*_trained.json"))]
     prints = _fingerprints(r["protocol"].get("fingerprint") for r in records)
     kinds = sorted({r["data"]["kind"] for r in records})
     pretrained = sorted({r["protocol"].get("pretrained") for r in records})
+    profiles = sorted({str(r["protocol"].get("config")).rpartition("@")[2] for r in records})
     full = t3[("table3_full", "sysu-all")]
     loss = t4[("table4_trihard", "sysu-all")]
     module_rows = [t3[(label, "sysu-all")] for label in TABLE3_ROWS if label != "table3_full"]
@@ -296,7 +299,7 @@ def claims_markdown(root=None) -> str:
         f"{counts['not resolved']} not resolved, {counts['untestable']} untestable without the real datasets "
         f"and {counts['open']} open. Every number of ours is on the synthetic stand-in (data kind: "
         f"{', '.join(kinds)}; dataset fingerprints {prints}), trained from scratch (pretrained: "
-        f"{', '.join(pretrained)}) at the CPU `smoke` profile: none is a SYSU-MM01 or RegDB number, so the paper's "
+        f"{', '.join(pretrained)}) at the CPU profile {', '.join(f'`{p}`' for p in profiles)}: none is a SYSU-MM01 or RegDB number, so the paper's "
         "headline numbers and its state-of-the-art claims are untestable here. What the synthetic set does show: "
         f"the full model is above the ViT baseline (all-search mAP {full['mean']:+.2f} "
         f"[{full['low']:+.2f}, {full['high']:+.2f}], n = {full['n']}, Holm p {p_text(full['p_holm'])}). "
