@@ -12,6 +12,7 @@
     check-data reid.data.check.check_data              a SYSU-MM01 / RegDB copy vs the published facts
     sweep      reid.sweep.sweep_command                rows x seeds x datasets x budgets as parallel jobs
     probe      reid.tools.probe.probe_command          a backbone start (pretrained or random), frozen, ranked by 1-NN
+    claims     reid.records.claims.write_claims        docs/claims.md: each claim of the paper, ours, a verdict
 
 Imports happen inside each command, so `python -m reid synth` does not pay for importing the model.
 Bad input is a `UserError`: one line on stderr, exit code 2, no traceback. Every command first checks that
@@ -41,6 +42,7 @@ EXAMPLES = {
     "probe": "python -m reid probe --data data/synthetic-v5 --pretrained weights.safetensors --random-seeds 0-2",
     "sweep": "python -m reid sweep --grid table3 --jobs 2   (or --name NAME --rows table3_baseline:0-4,"
              "table3_full --seeds 0-2 --budgets 540,3600)",
+    "claims": "python -m reid claims",
 }
 
 
@@ -296,8 +298,9 @@ def check_data(args) -> int:
 
 def add_sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", default=None,
-                   help="a named grid (table3, table4, budget, budget_long in reid/sweep.py): its name, rows, "
-                        "seeds, datasets and budgets, each of which a flag below can still override")
+                   help="a named grid (table3, table4, budget, budget_long, controls_loss, recipe_parity in "
+                        "reid/sweep.py): its name, rows, seeds, datasets and budgets, each of which a flag below "
+                        "can still override")
     p.add_argument("--name", default=None, help="the sweep's name: results in RESULTS_DIR/NAME (default: --grid)")
     p.add_argument("--rows", default=None,
                    help="comma list of configs (table rows, 'full' = the profile's own), each optionally with "
@@ -324,6 +327,9 @@ def add_sweep(p: argparse.ArgumentParser) -> None:
                    help="train nothing: record and tabulate the runs that have finished (a partial table)")
     p.add_argument("--retrain", action="store_true",
                    help="train every job, also those whose results are recorded already in RESULTS_DIR")
+    p.add_argument("--summary-only", action="store_true",
+                   help="train and read nothing: rewrite RESULTS_DIR/NAME/summary.md from its committed runs.csv "
+                        "with today's statistics")
     p.add_argument("--runs-dir", default="runs/sweeps")
     p.add_argument("--results-dir", default="results/sweeps")
 
@@ -346,6 +352,14 @@ def sweep(args) -> int:
     if args.budgets is None and spec.get("budgets"):
         args.budgets = ",".join(str(b) for b in spec["budgets"])
     baseline = args.baseline or spec.get("baseline")
+    if args.summary_only:
+        from reid.sweep import rewrite_summary
+
+        rewrite_summary(Path(args.results_dir) / name, baseline)
+        return 0
+    if spec.get("data") and not args.data:
+        raise UserError(f"--grid {args.grid} runs on {spec['data']}, not the default set: make it with "
+                        f"`{spec['data_command']}`, then add --data {spec['data']}")
     for d in datasets:
         if d not in PROTOCOLS_OF:
             raise UserError(f"--datasets {d!r}: expected sysu and/or regdb")
@@ -379,6 +393,18 @@ def sweep(args) -> int:
                            finished_only=args.finished_only, retrain=args.retrain)
     failed = [s for s in result["summaries"] if "error" in s and not s["error"].startswith("not trained yet")]
     return 1 if failed else 0
+
+
+# ------------------------------------------------------------------------------------------- claims
+
+def add_claims(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=None, help="where to write the page (default: docs/claims.md)")
+
+
+def claims(args) -> None:
+    from reid.records.claims import write_claims
+
+    write_claims(out=args.out)
 
 
 # ------------------------------------------------------------------------------------------- main
@@ -418,6 +444,7 @@ COMMANDS = {
                     "fingerprint (exit 0: all match, 1: differences, 2: not such a dataset)")),
     "sweep": (add_sweep, sweep, "train and evaluate a grid of table rows x seeds x datasets x budgets as parallel jobs"),
     "probe": (add_probe, probe, "what a backbone start knows before training: frozen features ranked by 1-NN"),
+    "claims": (add_claims, claims, "write docs/claims.md: each claim of the paper, our number, a verdict (from records)"),
 }
 
 

@@ -293,7 +293,8 @@ def plot_paired_deltas(frame: pd.DataFrame, baseline: str, labels: dict, table: 
                 hit = part[part["label"].map(labels) == row] if len(part) else part
                 if len(hit):
                     d = hit.iloc[0]
-                    color = "#08519c" if d["excludes_zero"] else "#6baed6"
+                    # dark: resolved by the Holm-adjusted p of its table (reid.records.stats), as the verdicts
+                    color = "#08519c" if d["p_holm"] < 0.05 else "#6baed6"
                     if d["n"] > 1:
                         ax.errorbar(d["mean"], y, xerr=[[d["mean"] - d["low"]], [d["high"] - d["mean"]]],
                                     fmt="o", color=color, capsize=3,

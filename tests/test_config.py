@@ -117,3 +117,27 @@ def test_round_trip_through_yaml_and_dict(tmp_path):
     assert config_from_dict(config_to_dict(cfg)) == cfg
     assert config_to_dict(ExperimentConfig()) == config_to_dict(config_from_dict({}))
     assert config_from_dict({}).model == ModelConfig()  # the model section is typed like the others
+
+
+def test_control_rows_change_only_the_loss_or_the_lr():
+    """Issue 32's controls (not run yet): on the smoke profile each differs from its Table row in one place."""
+    from reid.experiments import profile_config
+
+    smoke = profile_config("smoke", "sysu")
+    trihard = config_to_dict(load_config("table4_trihard", base=smoke))
+    baseline = config_to_dict(load_config("table3_baseline", base=smoke))
+    expected = {
+        "control_trihard_m01": (trihard, {("loss", "margin"): 0.1}),
+        "control_trihard_m03": (trihard, {("loss", "margin"): 0.3}),
+        "control_trihard_m05": (trihard, {("loss", "margin"): 0.5}),
+        "control_trihardw_soft": (trihard, {("loss", "metric"): "adaptive_triplet", ("loss", "soft_margin"): True}),
+        "control_baseline_lr5e4": (baseline, {("optim", "lr"): 5e-4}),
+        "control_baseline_lr2e3": (baseline, {("optim", "lr"): 2e-3}),
+        "control_baseline_lr4e3": (baseline, {("optim", "lr"): 4e-3}),
+    }
+    for name, (reference, changes) in expected.items():
+        row = config_to_dict(load_config(name, base=smoke))
+        differ = {(section, key) for section in ("model", "data", "loss", "optim", "train")
+                  for key in row[section] if row[section][key] != reference[section][key]}
+        assert differ == set(changes), (name, differ)
+        assert all(row[section][key] == value for (section, key), value in changes.items())

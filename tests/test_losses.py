@@ -101,6 +101,40 @@ def test_adaptive_triplet_matches_loop(soft_margin, reduction, seed):
     assert got.item() == pytest.approx(want, rel=1e-4, abs=1e-4)
 
 
+@pytest.mark.parametrize("margin", [0.1, 0.3, 1.0])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_adaptive_hinge_is_never_larger_than_batch_hard_at_equal_margin(margin, seed):
+    """The margin confound of Table 4 (issue 32): per anchor, Eq. 15's softmax-weighted positive distance is
+    at most the hardest (largest) positive distance of Eq. 14, its weighted negative distance at least the
+    hardest (smallest) negative, so [gap_15 + a]_+ <= [gap_14 + a]_+ anchor by anchor, hence in the mean."""
+    features, pids = batch(seed, ids=3, per_id=4)
+    assert AdaptiveTripletLoss(margin)(features, pids).item() <= HardTripletLoss(margin)(features, pids).item() + 1e-6
+    d = torch.cdist(features, features)
+    for a in range(len(pids)):  # anchor by anchor
+        pos = [j for j in range(len(pids)) if pids[j] == pids[a] and j != a]
+        neg = [j for j in range(len(pids)) if pids[j] != pids[a]]
+        hard = d[a, pos].max() - d[a, neg].min()
+        weighted = (torch.softmax(d[a, pos], 0) * d[a, pos]).sum() - (torch.softmax(-d[a, neg], 0) * d[a, neg]).sum()
+        assert weighted <= hard + 1e-6
+        assert max(0.0, weighted.item() + margin) <= max(0.0, hard.item() + margin) + 1e-6
+
+
+def test_soft_margin_is_agws_weighted_regularisation_triplet():
+    """control_trihardw_soft: softplus(sum_p w_p d_ap - sum_n w_n d_an), w = softmax(d) over the positives and
+    softmax(-d) over the negatives, no margin (AGW's WeightedRegularizedTriplet), on a toy batch by hand."""
+    features = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [0.0, 3.0]])
+    pids = torch.tensor([0, 0, 1, 1])
+    d = torch.cdist(features, features)
+    expected = []
+    for a in range(4):
+        pos = [j for j in range(4) if pids[j] == pids[a] and j != a]
+        neg = [j for j in range(4) if pids[j] != pids[a]]
+        wp, wn = torch.softmax(d[a, pos], 0), torch.softmax(-d[a, neg], 0)
+        expected.append(math.log1p(math.exp((wp * d[a, pos]).sum() - (wn * d[a, neg]).sum())))
+    got = AdaptiveTripletLoss(margin=5.0, soft_margin=True)(features, pids)  # the margin plays no part
+    assert got.item() == pytest.approx(sum(expected) / 4, rel=1e-5)
+
+
 def test_single_positive_per_anchor():
     """Two images per identity: each anchor has exactly one positive, whose weight is then 1."""
     features, pids = batch(3, ids=5, per_id=2)

@@ -17,6 +17,7 @@ from reid.sweep import (
     adopt_records,
     budget_overrides,
     committed_summaries,
+    committed_summary,
     finished_jobs,
     finished_twin,
     launch,
@@ -88,6 +89,24 @@ def test_rows_with_equal_settings_share_one_job(synthetic_root, tmp_path):
     assert len(grid.jobs) == 3 and len(grid.entries) == 4
     assert grid.entries[0]["job"] == grid.entries[1]["job"]
     assert [e["seed"] for e in grid.entries if e["label"] == "table3_baseline"] == [0, 1]
+
+
+@pytest.mark.parametrize("name", ["controls_loss", "recipe_parity"])
+def test_control_grids_resolve_every_row(name, synthetic_root, tmp_path):
+    """Issue 32's controls are defined, not run: every row resolves, each to a training of its own."""
+    from reid.sweep import GRIDS
+
+    spec = GRIDS[name]
+    grid = plan(spec["rows"], parse_seeds(spec["seeds"]), spec["datasets"], (3,), "smoke", _roots(synthetic_root),
+                TINY_GRID, tmp_path)
+    assert len(grid.jobs) == len(spec["rows"]) * len(parse_seeds(spec["seeds"]))
+
+
+def test_recipe_parity_asks_for_its_development_set(tmp_path, capsys):
+    code = main(["sweep", "--grid", "recipe_parity", "--runs-dir", str(tmp_path / "runs"),
+                 "--results-dir", str(tmp_path / "results")])
+    assert code == 2 and "python -m reid synth --out data/dev300 --seed 7" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("args,message", [
@@ -262,6 +281,7 @@ def test_finished_only_tabulates_what_has_finished_and_trains_nothing(synthetic_
     assert "1 of 2 jobs to run have a finished run" in out
     summary = (tmp_path / "results-b" / "part" / "summary.md").read_text()
     assert "**Partial**: 1 of 2 jobs" in summary and "seed 1 3 steps: not trained yet" in summary
+    assert committed_summary(tmp_path / "results-b" / "part") == summary  # --summary-only keeps the failures
     assert len(list((tmp_path / "runs").glob("table3_baseline*"))) == 1  # nothing new trained
     grid = json.loads((tmp_path / "results-b" / "part" / "grid.json").read_text())  # says where it came from
     assert grid["provenance"]["commit"] and "command" in grid["provenance"] and "hardware" in grid["provenance"]
