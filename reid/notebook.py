@@ -1,19 +1,17 @@
-"""The first cell of every notebook: find this repository, install what a bare Jupyter lacks, read the switch.
+"""The first cell of every notebook: find (or clone) this repository, install what is lacking, read the switch.
 
-    %matplotlib inline
-    import os, sys
-    sys.path.insert(0, os.path.abspath(".." if os.path.isfile("../pyproject.toml") else "../.."))
-    from reid.notebook import setup; S = setup()
-
-The path line puts this repository's `reid` first (a notebook runs from notebooks/, a student copy from
-notebooks/clean/). `setup()` then
-- installs the package and what it needs (timm, grad-cam, ...) when they are missing, as on Colab or in a
-  bare Jupyter, keeping the torch already there (in `make lab`'s .venv there is nothing to do);
+The cell (the same in all nine notebooks and their student copies; docs/notebooks.md, "The first cell, and
+Colab") runs before `reid` is importable: outside a clone of this repository (Colab, a notebook opened alone)
+it clones `$REID_REPO_URL` with the standard library and git and moves into the clone's notebooks/; then its
+path line puts this repository's `reid` first (a notebook runs from notebooks/, a student copy from
+notebooks/clean/) and its last line is `from reid.notebook import setup; S = setup()`. `setup()` then
+- installs the package (`pip install -e` of this repository) and what it needs (timm, grad-cam, ...) when
+  they are missing, as on Colab or in a bare Jupyter, keeping the torch already there (in `make lab`'s .venv
+  there is nothing to do);
 - refuses a `reid` that is not this repository's (PyPI's `reid` is another project, or another clone's);
 - sets one figure style at a readable on-screen size and torch's threads;
-- reads the one switch (`reid.experiments.settings`: REID_SYSU_ROOT, REID_REGDB_ROOT, REID_PROFILE,
-  REID_SEEDS, REID_REGDB_SPLITS, REID_RETRAIN, REID_MISSING, REID_STEPS_CAP, REID_OUTPUT_DIR,
-  REID_PRETRAINED, REID_WORKERS; README, "Notebooks") and prints what it selected.
+- reads the one switch (`reid.experiments.settings`, the `REID_*` variables; their one table is in
+  docs/notebooks.md, "The switch") and prints what it selected.
 
 Only the standard library is imported before the install step, so this module loads in a bare Python.
 """
@@ -35,6 +33,7 @@ def install_missing(root: Path = ROOT) -> bool:
     if all(importlib.util.find_spec(name) is not None for name in NEEDED):
         return False
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(root)], check=True)
+    importlib.invalidate_caches()  # this kernel's import system then finds what pip just installed
     return True
 
 
