@@ -96,7 +96,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
                         "(the name the notebooks record it under: table3_ta@smoke)")
     p.add_argument("--dataset", choices=["sysu", "regdb"], default=None, help="default: the config's data.dataset")
     p.add_argument("--data", default=None, help="dataset root (default: the synthetic set, made if missing)")
-    p.add_argument("--seed", type=int, default=0, help="train.seed")
+    p.add_argument("--seed", type=int, default=None,
+                   help="train.seed (default: a --set train.seed=S, else 0; both, differing: refused)")
     p.add_argument("--runs-dir", default="runs",
                    help="runs go to RUNS_DIR/<config>-<dataset>[-split<n>]-seed<s>-<hash> (the notebooks' folder "
                         "for the same row): a finished run is reused, an unfinished one resumed")

@@ -54,16 +54,38 @@ def profile_config(profile: str, dataset: str) -> str:
     return f"{profile}_{dataset}" if profile in PAPER_PROFILES else profile
 
 
-def resolve(config: str | None, dataset: str, root: str | Path, *, seed: int = 0, split: int | None = None,
-            profile: str | None = None, overrides=()):
+def override_seed(overrides) -> int | None:
+    """The seed a `--set train.seed=S` among `overrides` asks for (the last one wins, as for any key); None
+    when there is none. A value that is not an integer is left to the config's own check."""
+    value = None
+    for item in overrides:
+        key, sep, text = str(item).partition("=")
+        if sep and key.strip() == "train.seed":
+            try:
+                value = int(text.strip())
+            except ValueError:
+                value = None
+    return value
+
+
+def resolve(config: str | None, dataset: str, root: str | Path, *, seed: int | None = None,
+            split: int | None = None, profile: str | None = None, overrides=()):
     """The fully resolved `ExperimentConfig` of one run.
 
     `config` is a table row (or any config name / YAML path); None means the profile's own config (the full
     model). With a `profile`, a row's `base:` is swapped for the profile's config. `split` is a RegDB split.
+    `seed` is `train.seed`; None: a `train.seed=S` among `overrides`, else 0. A `seed` and an override of
+    another seed are refused (`--seed 0 --set train.seed=1`: which one was meant?), never one silently dropped.
     """
 
     if config is None and profile is None:
         raise UserError("resolve: name a config, a profile, or both")
+    asked = override_seed(overrides)
+    if seed is None:
+        seed = 0 if asked is None else asked
+    elif asked is not None and asked != seed:
+        raise UserError(f"--set train.seed={asked} and seed {seed} (--seed / --seeds / REID_SEEDS) disagree: "
+                        "give the seed once")
     base = profile_config(profile, dataset) if profile else None
     sets = [*overrides, f"data.dataset={dataset}", f"data.root={Path(root).resolve()}", f"train.seed={seed}"]
     if split is not None:
@@ -208,7 +230,8 @@ def chance(protocol: str, root: str | Path) -> dict:
 
 # ---------------------------------------------------------------------------------- the CLI's `train`
 
-def train_command(config: str | None, dataset: str, root: str | Path | None, *, profile: str | None = None, seed: int = 0,
+def train_command(config: str | None, dataset: str, root: str | Path | None, *, profile: str | None = None,
+                  seed: int | None = None,
                   overrides=(), runs_dir: str | Path = "runs", output_dir: str | Path | None = None,
                   resume: bool = False, splits: int | None = None, results_dir: str | Path = "results",
                   device=None) -> list[Path]:

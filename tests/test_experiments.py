@@ -183,3 +183,27 @@ def test_settings_steps_cap_reaches_every_run(monkeypatch, synthetic_root):
     # Figs. 3-4 compare the two at the same budget: the same config but for the model and loss rows
     assert [c.name for c in seen] == ["table3_baseline@smoke", "smoke"] and list(runs) == ["baseline", "full model"]
     assert seen[0].train.epochs == seen[1].train.epochs and seen[0].data.batches_per_epoch == seen[1].data.batches_per_epoch
+
+
+def test_set_train_seed_is_honoured_or_refused_never_dropped(synthetic_root, monkeypatch, capsys):
+    """Issue 34, case 0: `--set train.seed=S` was replaced by `train`'s `--seed` default (0)."""
+    from reid import experiments
+    from reid.cli import main
+
+    root = synthetic_root / "SYSU-MM01"
+    assert [resolve(None, "sysu", root, profile="smoke", overrides=[f"train.seed={s}"]).train.seed
+            for s in (0, 1, 2)] == [0, 1, 2]
+    assert resolve(None, "sysu", root, profile="smoke").train.seed == 0
+    assert resolve(None, "sysu", root, seed=2, profile="smoke", overrides=["train.seed=2"]).train.seed == 2
+    with pytest.raises(UserError, match="train.seed=1 and seed 0"):
+        resolve(None, "sysu", root, seed=0, profile="smoke", overrides=["train.seed=1"])
+    seen = []
+    monkeypatch.setattr(experiments, "train_run", lambda cfg, runs_dir, device=None: seen.append(cfg) or [])
+    sets = [arg for item in TINY for arg in ("--set", item)]
+    for seed in (1, 2):
+        assert main(["train", "--data", str(root), "--set", f"train.seed={seed}", *sets]) == 0
+    assert [c.train.seed for c in seen] == [1, 2]
+    assert main(["train", "--data", str(root), "--seed", "0", "--set", "train.seed=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "train.seed=1" in err and len(err.splitlines()) == 1
+    assert len(seen) == 2
