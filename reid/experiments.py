@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reid.config import config_from_dict, config_to_dict, load_config, resolve_config_path
+from reid.config import MAX_WORKERS, config_from_dict, config_to_dict, load_config, resolve_config_path
 from reid.data import SYSUMM01, RegDB, dataset_root, ensure_synthetic
 from reid.data.identity import is_synthetic, synthetic_manifest
 from reid.eval.evaluate import evaluate_regdb, evaluate_sysu, load_model, load_untrained
@@ -427,7 +427,7 @@ def settings(environ=None) -> Settings:
         regdb_splits=_env_int(environ, "REID_REGDB_SPLITS", default_regdb_splits(profile), 1, 10),
         steps_cap=_env_int(environ, "REID_STEPS_CAP", 0, 0, 10**6),
         pretrained=environ.get("REID_PRETRAINED") or None,
-        workers=_env_int(environ, "REID_WORKERS", 0, 0, 64) if "REID_WORKERS" in environ or sys.platform in (
+        workers=_env_int(environ, "REID_WORKERS", 0, 0, MAX_WORKERS) if "REID_WORKERS" in environ or sys.platform in (
             "win32", "darwin") else None,
         seeds_given="REID_SEEDS" in environ, retrain=_env_int(environ, "REID_RETRAIN", 0, 0, 1) == 1,
         missing=_env_choice(environ, "REID_MISSING", "train", ("train", "skip")),
