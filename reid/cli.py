@@ -339,7 +339,7 @@ def sweep(args) -> int:
     import os
     from pathlib import Path
 
-    from reid.sweep import PROTOCOLS_OF, grid_spec, parse_seeds, profile_budget, sweep_command
+    from reid.sweep import PROTOCOLS_OF, grid_spec, parse_budgets, parse_seeds, profile_budget, sweep_command
 
     spec = grid_spec(args.grid) if args.grid else {}
     name = args.name or args.grid
@@ -371,10 +371,7 @@ def sweep(args) -> int:
         if 0 in budgets:
             raise UserError(f"--budgets: profile {args.profile} has no fixed number of steps; give --budgets")
     else:
-        try:
-            budgets = tuple(int(b) for b in args.budgets.split(","))
-        except ValueError:
-            raise UserError(f"--budgets {args.budgets!r}: expected a comma list of step counts") from None
+        budgets = parse_budgets(args.budgets)
     if args.data:
         root = Path(args.data)
         if not root.is_dir():

@@ -129,9 +129,10 @@ def is_finished(run: Path, cfg) -> bool:
     return last.is_file() and load_checkpoint(last)["epoch"] >= cfg.train.epochs
 
 
-def train_run(cfg, runs_dir: str | Path, device=None) -> Path:
-    """Train `cfg` into its run folder unless a finished run is there (an unfinished one is resumed)."""
-    out = run_dir(runs_dir, cfg)
+def train_run(cfg, runs_dir: str | Path, device=None, folder: str | Path | None = None) -> Path:
+    """Train `cfg` into its run folder (`folder`, when given, instead) unless a finished run is there (an
+    unfinished one is resumed)."""
+    out = Path(folder) if folder is not None else run_dir(runs_dir, cfg)
     if is_finished(out, cfg):
         print(f"{out.name}: trained already, reusing it")
         repair_best_checkpoint(out)  # a kill after the last last.pt, before its best.pt: evaluation needs it
@@ -338,6 +339,43 @@ class Settings:
                              results_dir=self.results_dir if record_as else None, name=record_as)
 
 
+def _flagged(flag: str, text: str) -> str:
+    return f"{flag}{'' if flag.endswith('=') else ' '}{text!r}"
+
+
+def parse_seeds(text: str, flag: str = "--seeds") -> tuple[int, ...]:
+    """'0-4' | '0,1,2' | '0-2,7' -> (0, 1, 2, ...); anything else (a repeat too) is a UserError naming `flag`
+    and `text`. The one rule for `sweep --seeds`, a row's own seeds, `probe --random-seeds` and REID_SEEDS."""
+    seeds: list[int] = []
+    try:
+        for part in str(text).split(","):
+            low, dash, high = part.strip().partition("-")
+            first, last = int(low), int(high) if dash else int(low)
+            if first < 0 or last < first:
+                raise ValueError
+            seeds.extend(range(first, last + 1))
+    except ValueError:
+        raise UserError(f"{_flagged(flag, text)}: expected non-negative integers such as 0-4 or 0,1,2") from None
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"{_flagged(flag, text)}: a seed appears twice")
+    return tuple(seeds)
+
+
+def parse_budgets(text: str, flag: str = "--budgets") -> tuple[int, ...]:
+    """'540,3600' -> (540, 3600): total training steps, each >= 1 (0 used to mean the profile's own budget,
+    silently: leave the flag out for that), none twice."""
+    try:
+        budgets = tuple(int(b) for b in str(text).split(","))
+    except ValueError:
+        raise UserError(f"{_flagged(flag, text)}: expected a comma list of step counts, e.g. 540,3600") from None
+    if min(budgets) < 1:
+        raise UserError(f"{_flagged(flag, text)}: a budget is a number of training steps >= 1 (leave the flag "
+                        "out for the profile's own)")
+    if len(set(budgets)) != len(budgets):
+        raise UserError(f"{_flagged(flag, text)}: a budget appears twice")
+    return budgets
+
+
 def _env_int(environ, name: str, default: int, low: int, high: int) -> int:
     text = environ.get(name)
     if text is None:
@@ -415,13 +453,7 @@ def settings(environ=None) -> Settings:
     profile = environ.get("REID_PROFILE", "smoke")
     check_profile(profile, "REID_PROFILE=")
     outputs = root / environ.get("REID_OUTPUT_DIR", ".")  # relative to the repository; absolute paths stay
-    seeds_text = environ.get("REID_SEEDS", "0")
-    try:
-        seeds = tuple(int(s) for s in seeds_text.split(","))
-    except ValueError:
-        seeds = ()
-    if not seeds or min(seeds) < 0:  # train.seed >= 0: say so here, naming the variable, not at first use
-        raise UserError(f"REID_SEEDS={seeds_text!r}: expected a comma list of integers >= 0, e.g. 0,1,2")
+    seeds = parse_seeds(environ.get("REID_SEEDS", "0"), "REID_SEEDS=")  # the rule of --seeds: here, not at first use
     return Settings(
         sysu_root, regdb_root, synthetic, profile, seeds,
         regdb_splits=_env_int(environ, "REID_REGDB_SPLITS", default_regdb_splits(profile), 1, 10),

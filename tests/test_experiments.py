@@ -207,3 +207,10 @@ def test_set_train_seed_is_honoured_or_refused_never_dropped(synthetic_root, mon
     err = capsys.readouterr().err.strip()
     assert "train.seed=1" in err and len(err.splitlines()) == 1
     assert len(seen) == 2
+
+
+def test_reid_seeds_follow_the_rule_of_sweep_seeds():
+    """Issue 34, case 6: REID_SEEDS=0,0 listed every entry twice; `--seeds 0,0` was refused already."""
+    with pytest.raises(UserError, match="REID_SEEDS='0,0': a seed appears twice"):
+        settings({"REID_SEEDS": "0,0"})
+    assert settings({"REID_SEEDS": "0-2"}).seeds == (0, 1, 2)
