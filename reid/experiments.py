@@ -37,7 +37,13 @@ from reid.data import SYSUMM01, RegDB, dataset_root, ensure_synthetic
 from reid.data.identity import is_synthetic, synthetic_manifest
 from reid.eval.evaluate import evaluate_regdb, evaluate_sysu, load_model, load_untrained
 from reid.eval.metrics import chance_level
-from reid.records.provenance import check_result_location, provenance, repo_root, write_result
+from reid.records.provenance import (
+    check_result_location,
+    check_writable_folder,
+    provenance,
+    repo_root,
+    write_result,
+)
 from reid.train.engine import repair_best_checkpoint, train
 from reid.utils.checkpoint import load_checkpoint
 from reid.utils.errors import UserError
@@ -453,6 +459,8 @@ def settings(environ=None) -> Settings:
     profile = environ.get("REID_PROFILE", "smoke")
     check_profile(profile, "REID_PROFILE=")
     outputs = root / environ.get("REID_OUTPUT_DIR", ".")  # relative to the repository; absolute paths stay
+    for folder in (outputs / "results", outputs / "figures"):  # a file, or no write access: say so here
+        check_writable_folder(folder, "REID_OUTPUT_DIR")
     seeds = parse_seeds(environ.get("REID_SEEDS", "0"), "REID_SEEDS=")  # the rule of --seeds: here, not at first use
     return Settings(
         sysu_root, regdb_root, synthetic, profile, seeds,

@@ -214,3 +214,20 @@ def test_reid_seeds_follow_the_rule_of_sweep_seeds():
     with pytest.raises(UserError, match="REID_SEEDS='0,0': a seed appears twice"):
         settings({"REID_SEEDS": "0,0"})
     assert settings({"REID_SEEDS": "0-2"}).seeds == (0, 1, 2)
+
+
+def test_reid_output_dir_must_be_a_writable_folder(tmp_path, monkeypatch):
+    """Issue 34, case 14: a REID_OUTPUT_DIR that is a file (or unwritable) was accepted by `settings()`."""
+    import os
+
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(UserError, match=f"REID_OUTPUT_DIR {afile}/results: {afile} exists and is not a folder"):
+        settings({"REID_OUTPUT_DIR": str(afile)})
+    (tmp_path / "out" / "figures").parent.mkdir()
+    (tmp_path / "out" / "figures").write_text("x")
+    with pytest.raises(UserError, match="REID_OUTPUT_DIR .*figures.* exists and is not a folder"):
+        settings({"REID_OUTPUT_DIR": str(tmp_path / "out")})
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as a user without write access (tests run as root)
+    with pytest.raises(UserError, match="REID_OUTPUT_DIR .*permission denied"):
+        settings({"REID_OUTPUT_DIR": str(tmp_path / "new")})
