@@ -328,6 +328,9 @@ def add_sweep(p: argparse.ArgumentParser) -> None:
                    help="train nothing: record and tabulate the runs that have finished (a partial table)")
     p.add_argument("--retrain", action="store_true",
                    help="train every job, also those whose results are recorded already in RESULTS_DIR")
+    p.add_argument("--check", action="store_true",
+                   help="train and write nothing: validate the whole sweep (rows, seeds, budgets, data, launcher, "
+                        "baseline, results folder) and stop (make ablation checks every grid first)")
     p.add_argument("--summary-only", action="store_true",
                    help="train and read nothing: rewrite RESULTS_DIR/NAME/summary.md from its committed runs.csv "
                         "with today's statistics")
@@ -388,7 +391,7 @@ def sweep(args) -> int:
     slurm = {"partition": args.partition, "gpus": args.gpus_per_job, "cpus": args.cpus_per_job}
     result = sweep_command(rows, seeds, datasets, budgets, args.profile, roots, args.overrides, args.launcher,
                            parallel, name, args.runs_dir, args.results_dir, baseline, slurm, args.time,
-                           finished_only=args.finished_only, retrain=args.retrain)
+                           finished_only=args.finished_only, retrain=args.retrain, check_only=args.check)
     failed = [s for s in result["summaries"] if "error" in s and not s["error"].startswith("not trained yet")]
     return 1 if failed else 0
 

@@ -605,11 +605,12 @@ def finished_jobs(grid: Grid) -> list[int]:
 
 def sweep_command(rows, seeds, datasets, budgets, profile, roots, overrides, launcher, parallel, name,
                   runs_dir, results_dir, baseline=None, slurm=None, timeout_min=24 * 60,
-                  finished_only: bool = False, retrain: bool = False) -> dict:
+                  finished_only: bool = False, retrain: bool = False, check_only: bool = False) -> dict:
     """`python -m reid sweep`: validate everything, run the jobs with a progress bar, record, tabulate.
     Jobs whose results are recorded already (in this sweep's folder, or in another sweep's beside it with
     the same settings: `adopt_records`) are read, not trained again, unless `retrain`.
-    `finished_only`: train nothing; record and tabulate the runs that have finished (the rest: "not run")."""
+    `finished_only`: train nothing; record and tabulate the runs that have finished (the rest: "not run").
+    `check_only`: validate everything a sweep checks before its first job, then stop (nothing trained or written)."""
     from tqdm.auto import tqdm
 
     from reid.records.provenance import check_name, check_result_location
@@ -621,6 +622,9 @@ def sweep_command(rows, seeds, datasets, budgets, profile, roots, overrides, lau
     # runs are shared by every sweep (the same row another sweep trained is reused); job logs are the sweep's own
     grid = plan(rows, seeds, datasets, budgets, profile, roots, overrides, runs_dir)
     check_baseline(baseline, grid)
+    if check_only:
+        print(f"sweep {name}: {len(grid.entries)} entries -> {len(grid.jobs)} jobs; checked, nothing run")
+        return {"grid": grid, "summaries": []}
     if retrain:  # a fresh run folder each: the finished runs (and the records naming them) stay as they are
         grid.jobs = [replace(job, fresh=True) for job in grid.jobs]
     summaries: list = [None] * len(grid.jobs)

@@ -287,6 +287,22 @@ def test_retrain_trains_into_a_fresh_run_folder(synthetic_root, tmp_path, monkey
     assert [j.fresh for j in launched] == [True]
 
 
+def test_check_validates_a_whole_grid_and_runs_nothing(synthetic_root, tmp_path, capsys):
+    """Issue 34, case 10: `make ablation` validated each grid only when its turn came (hours in). `--check`
+    validates a grid and stops; the Makefile checks every grid before the first trains."""
+    from pathlib import Path
+
+    args = ["sweep", "--grid", "table4", "--check", "--data", str(synthetic_root), "--runs-dir",
+            str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    assert main(args) == 0
+    assert "sweep table4: 18 entries -> 18 jobs; checked, nothing run" in capsys.readouterr().out
+    assert main([*args, "--baseline", "table3_nope"]) == 2
+    assert not (tmp_path / "runs").exists() and not list((tmp_path / "results").rglob("*.json"))
+    recipe = Path(__file__).resolve().parents[1].joinpath("Makefile").read_text().split("\nablation:")[1]
+    checks, trains = recipe.index("--check"), recipe.index("--jobs $(JOBS)")
+    assert checks < trains, "make ablation must check every grid before the first one trains"
+
+
 def _metrics(summaries):
     return [s["results"] for s in summaries]
 
