@@ -321,7 +321,9 @@ class Settings:
               device=None) -> list[Path]:
         """The runs of the profile's full model (`row=None`) or of a table row on one dataset, at the
         profile's budget: one run on SYSU-MM01, one per split on RegDB."""
-        seed = self.seeds[0] if seed is None else seed
+        if seed is None:  # a --set train.seed=S (reproduce --set) is honoured; against REID_SEEDS, refused
+            asked = override_seed(overrides)
+            seed = asked if asked is not None and not self.seeds_given else self.seeds[0]
         sets = [*([f"train.max_steps_per_epoch={self.steps_cap}"] if self.steps_cap else []),
                 *self.run_overrides(), *overrides]
         cfg = resolve(row, dataset, self.root(dataset), seed=seed, profile=self.profile, overrides=sets)

@@ -207,6 +207,13 @@ def test_set_train_seed_is_honoured_or_refused_never_dropped(synthetic_root, mon
     err = capsys.readouterr().err.strip()
     assert "train.seed=1" in err and len(err.splitlines()) == 1
     assert len(seen) == 2
+    # make reproduce's --set reaches the notebooks' runner too; against REID_SEEDS it is refused
+    s = Settings(sysu_root=root, regdb_root=None, synthetic=True)
+    s.train("sysu", overrides=[*TINY, "train.seed=2"])
+    assert seen[-1].train.seed == 2
+    with pytest.raises(UserError, match="train.seed=2 and seed 1"):
+        Settings(sysu_root=root, regdb_root=None, synthetic=True, seeds=(1,), seeds_given=True).train(
+            "sysu", overrides=["train.seed=2"])
 
 
 def test_reid_seeds_follow_the_rule_of_sweep_seeds():
