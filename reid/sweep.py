@@ -546,7 +546,10 @@ def committed_summary(out: str | Path, baseline: str | None = None) -> str:
     jobs = [Job(**{**j, "overrides": tuple(j.get("overrides", ()))}) for j in record.get("jobs", [])]
     summaries = record.get("summaries", [None] * len(jobs))
     failed = [(j, s) for j, s in zip(jobs, summaries) if not s or "error" in s]
-    return summary_text(frame, failed, len(jobs), baseline or (frame["label"].iloc[0] if len(frame) else None))
+    labels = list(dict.fromkeys(frame["label"])) if len(frame) else []
+    if baseline is not None and baseline not in labels:
+        raise UserError(f"--baseline {baseline!r}: not a row of {out}/runs.csv (its rows: {', '.join(labels)})")
+    return summary_text(frame, failed, len(jobs), baseline or (labels[0] if labels else None))
 
 
 def rewrite_summary(out: str | Path, baseline: str | None = None) -> Path:

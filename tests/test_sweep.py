@@ -450,6 +450,8 @@ def test_finished_only_tabulates_what_has_finished_and_trains_nothing(synthetic_
     summary = (tmp_path / "results-b" / "part" / "summary.md").read_text()
     assert "**Partial**: 1 of 2 jobs" in summary and "seed 1 3 steps: not trained yet" in summary
     assert committed_summary(tmp_path / "results-b" / "part") == summary  # --summary-only keeps the failures
+    with pytest.raises(UserError, match="--baseline 'table3_nope': not a row of"):  # issue 34, case 7
+        committed_summary(tmp_path / "results-b" / "part", "table3_nope")
     assert len(list((tmp_path / "runs").glob("table3_baseline*"))) == 1  # nothing new trained
     grid = json.loads((tmp_path / "results-b" / "part" / "grid.json").read_text())  # says where it came from
     assert grid["provenance"]["commit"] and "command" in grid["provenance"] and "hardware" in grid["provenance"]
