@@ -30,8 +30,12 @@ reproduce: $(STAMP)
 # Tables 3 and 4 and the budget curve at the profile's full budget: every row and seed as its own
 # single-thread job, JOBS at a time (about 5 hours on 2 CPU cores); notebooks 06/07 then read the results.
 JOBS ?= 2
+# Every grid is checked (--check: nothing trained) before the first one trains: a bad grid fails in seconds.
+ABLATION_GRIDS := table3 table4 budget budget_long
 ablation: $(STAMP)
-	for grid in table3 table4 budget budget_long; do \
+	for grid in $(ABLATION_GRIDS); do \
+	  $(PY) -m reid sweep --grid $$grid --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --check || exit 1; done
+	for grid in $(ABLATION_GRIDS); do \
 	  $(PY) -m reid sweep --grid $$grid --profile $(PROFILE) --jobs $(JOBS) $(if $(DATA),--data $(DATA)) || exit 1; done
 
 # The notebooks run at a test budget (REID_STEPS_CAP steps per epoch, one seed): this checks that they run top

@@ -7,7 +7,9 @@ originals; `tests/test_notebooks_course.py` fails when a copy is out of step wit
     python notebooks/student_copies.py            # (re)write notebooks/clean/*.ipynb
 """
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -39,11 +41,35 @@ def render(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb) + "\n"
 
 
-def main(out: Path = HERE / "clean") -> int:
+def write_atomically(path: Path, text: str) -> None:
+    """`text` into `path` whole or not at all: a hidden temporary file beside it, renamed at the end."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the copy private
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(out: Path = HERE / "clean", folder: Path = HERE) -> int:
+    """Every copy is made (each original read and validated) before the first one is written, and each is
+    written atomically: a damaged original is one line naming it, and no copy is touched."""
+    copies = {}
+    for path in originals(folder):
+        try:
+            copies[path.name] = render(student_copy(path))
+        except Exception as err:  # noqa: BLE001 -- nbformat raises JSON, validation and OS errors alike
+            text = str(err).strip().splitlines()
+            print(f"error: {path}: not a readable notebook ({type(err).__name__}: {text[0] if text else ''}); "
+                  "no student copy was written", file=sys.stderr)
+            return 2
     out.mkdir(exist_ok=True)
-    for path in originals():
-        (out / path.name).write_text(render(student_copy(path)), encoding="utf-8")
-    print(f"{len(originals())} student copies in {out}")
+    for name, text in copies.items():
+        write_atomically(out / name, text)
+    print(f"{len(copies)} student copies in {out}")
     return 0
 
 

@@ -96,7 +96,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
                         "(the name the notebooks record it under: table3_ta@smoke)")
     p.add_argument("--dataset", choices=["sysu", "regdb"], default=None, help="default: the config's data.dataset")
     p.add_argument("--data", default=None, help="dataset root (default: the synthetic set, made if missing)")
-    p.add_argument("--seed", type=int, default=0, help="train.seed")
+    p.add_argument("--seed", type=int, default=None,
+                   help="train.seed (default: a --set train.seed=S, else 0; both, differing: refused)")
     p.add_argument("--runs-dir", default="runs",
                    help="runs go to RUNS_DIR/<config>-<dataset>[-split<n>]-seed<s>-<hash> (the notebooks' folder "
                         "for the same row): a finished run is reused, an unfinished one resumed")
@@ -327,6 +328,9 @@ def add_sweep(p: argparse.ArgumentParser) -> None:
                    help="train nothing: record and tabulate the runs that have finished (a partial table)")
     p.add_argument("--retrain", action="store_true",
                    help="train every job, also those whose results are recorded already in RESULTS_DIR")
+    p.add_argument("--check", action="store_true",
+                   help="train and write nothing: validate the whole sweep (rows, seeds, budgets, data, launcher, "
+                        "baseline, results folder) and stop (make ablation checks every grid first)")
     p.add_argument("--summary-only", action="store_true",
                    help="train and read nothing: rewrite RESULTS_DIR/NAME/summary.md from its committed runs.csv "
                         "with today's statistics")
@@ -338,7 +342,7 @@ def sweep(args) -> int:
     import os
     from pathlib import Path
 
-    from reid.sweep import PROTOCOLS_OF, grid_spec, parse_seeds, profile_budget, sweep_command
+    from reid.sweep import PROTOCOLS_OF, grid_spec, parse_budgets, parse_seeds, profile_budget, sweep_command
 
     spec = grid_spec(args.grid) if args.grid else {}
     name = args.name or args.grid
@@ -370,10 +374,7 @@ def sweep(args) -> int:
         if 0 in budgets:
             raise UserError(f"--budgets: profile {args.profile} has no fixed number of steps; give --budgets")
     else:
-        try:
-            budgets = tuple(int(b) for b in args.budgets.split(","))
-        except ValueError:
-            raise UserError(f"--budgets {args.budgets!r}: expected a comma list of step counts") from None
+        budgets = parse_budgets(args.budgets)
     if args.data:
         root = Path(args.data)
         if not root.is_dir():
@@ -390,7 +391,7 @@ def sweep(args) -> int:
     slurm = {"partition": args.partition, "gpus": args.gpus_per_job, "cpus": args.cpus_per_job}
     result = sweep_command(rows, seeds, datasets, budgets, args.profile, roots, args.overrides, args.launcher,
                            parallel, name, args.runs_dir, args.results_dir, baseline, slurm, args.time,
-                           finished_only=args.finished_only, retrain=args.retrain)
+                           finished_only=args.finished_only, retrain=args.retrain, check_only=args.check)
     failed = [s for s in result["summaries"] if "error" in s and not s["error"].startswith("not trained yet")]
     return 1 if failed else 0
 

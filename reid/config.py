@@ -231,10 +231,13 @@ def _check_types(cfg: ExperimentConfig, source: str) -> None:
 
 # Words a numeric field accepts besides its numbers (resolved where the value is used).
 WORD_VALUES = {("data", "workers"): ("auto",)}
+# Data-loader worker processes per rank: the one bound of `data.workers` (any config, `--set`, a sweep's
+# rows) and of the notebooks' REID_WORKERS, checked before a worker starts (100000 forked until the OOM killer).
+MAX_WORKERS = 64
 
 # (key, test, what is expected): value checks run on every config before any work starts.
 RANGES = [
-    ("data.workers", lambda v: v == "auto" or v >= 0, ">= 0 or auto"),
+    ("data.workers", lambda v: v == "auto" or 0 <= v <= MAX_WORKERS, f"0..{MAX_WORKERS} or auto"),
     ("data.test_batch_size", lambda v: v >= 1, ">= 1"),
     ("data.random_erasing", lambda v: 0.0 <= v <= 1.0, "a probability, 0 <= p <= 1"),
     ("loss.epsilon", lambda v: 0.0 <= v < 1.0, "0 <= epsilon < 1"),
@@ -270,6 +273,10 @@ def _validate(cfg: ExperimentConfig, source: str) -> None:
     d, t = cfg.data, cfg.train
     if min(d.height, d.width, d.num_ids, d.num_instances, t.epochs, t.eval_every) < 1:
         raise UserError(f"{source}: sizes, batch P/K, epochs and eval_every must be positive")
+    if d.num_ids < 2 and cfg.loss.metric_weight > 0:  # one id a batch: no negatives, no centre to tell apart
+        raise UserError(f"data.num_ids={d.num_ids} in {source}: the metric loss ({cfg.loss.metric}, weight "
+                        f"{cfg.loss.metric_weight}) needs P >= 2 identities a batch (with 1 it is 0 for the whole "
+                        "run); set data.num_ids >= 2, or loss.metric_weight=0")
     if d.pad < 0 or d.batches_per_epoch < 0:
         raise UserError(f"{source}: data.pad and data.batches_per_epoch must be >= 0")
     if not 0.0 <= d.val_fraction < 1.0:

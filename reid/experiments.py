@@ -32,12 +32,18 @@ from pathlib import Path
 
 import numpy as np
 
-from reid.config import config_from_dict, config_to_dict, load_config, resolve_config_path
+from reid.config import MAX_WORKERS, config_from_dict, config_to_dict, load_config, resolve_config_path
 from reid.data import SYSUMM01, RegDB, dataset_root, ensure_synthetic
 from reid.data.identity import is_synthetic, synthetic_manifest
 from reid.eval.evaluate import evaluate_regdb, evaluate_sysu, load_model, load_untrained
 from reid.eval.metrics import chance_level
-from reid.records.provenance import check_result_location, provenance, repo_root, write_result
+from reid.records.provenance import (
+    check_result_location,
+    check_writable_folder,
+    provenance,
+    repo_root,
+    write_result,
+)
 from reid.train.engine import repair_best_checkpoint, train
 from reid.utils.checkpoint import load_checkpoint
 from reid.utils.errors import UserError
@@ -54,16 +60,38 @@ def profile_config(profile: str, dataset: str) -> str:
     return f"{profile}_{dataset}" if profile in PAPER_PROFILES else profile
 
 
-def resolve(config: str | None, dataset: str, root: str | Path, *, seed: int = 0, split: int | None = None,
-            profile: str | None = None, overrides=()):
+def override_seed(overrides) -> int | None:
+    """The seed a `--set train.seed=S` among `overrides` asks for (the last one wins, as for any key); None
+    when there is none. A value that is not an integer is left to the config's own check."""
+    value = None
+    for item in overrides:
+        key, sep, text = str(item).partition("=")
+        if sep and key.strip() == "train.seed":
+            try:
+                value = int(text.strip())
+            except ValueError:
+                value = None
+    return value
+
+
+def resolve(config: str | None, dataset: str, root: str | Path, *, seed: int | None = None,
+            split: int | None = None, profile: str | None = None, overrides=()):
     """The fully resolved `ExperimentConfig` of one run.
 
     `config` is a table row (or any config name / YAML path); None means the profile's own config (the full
     model). With a `profile`, a row's `base:` is swapped for the profile's config. `split` is a RegDB split.
+    `seed` is `train.seed`; None: a `train.seed=S` among `overrides`, else 0. A `seed` and an override of
+    another seed are refused (`--seed 0 --set train.seed=1`: which one was meant?), never one silently dropped.
     """
 
     if config is None and profile is None:
         raise UserError("resolve: name a config, a profile, or both")
+    asked = override_seed(overrides)
+    if seed is None:
+        seed = 0 if asked is None else asked
+    elif asked is not None and asked != seed:
+        raise UserError(f"--set train.seed={asked} and seed {seed} (--seed / --seeds / REID_SEEDS) disagree: "
+                        "give the seed once")
     base = profile_config(profile, dataset) if profile else None
     sets = [*overrides, f"data.dataset={dataset}", f"data.root={Path(root).resolve()}", f"train.seed={seed}"]
     if split is not None:
@@ -107,9 +135,10 @@ def is_finished(run: Path, cfg) -> bool:
     return last.is_file() and load_checkpoint(last)["epoch"] >= cfg.train.epochs
 
 
-def train_run(cfg, runs_dir: str | Path, device=None) -> Path:
-    """Train `cfg` into its run folder unless a finished run is there (an unfinished one is resumed)."""
-    out = run_dir(runs_dir, cfg)
+def train_run(cfg, runs_dir: str | Path, device=None, folder: str | Path | None = None) -> Path:
+    """Train `cfg` into its run folder (`folder`, when given, instead) unless a finished run is there (an
+    unfinished one is resumed)."""
+    out = Path(folder) if folder is not None else run_dir(runs_dir, cfg)
     if is_finished(out, cfg):
         print(f"{out.name}: trained already, reusing it")
         repair_best_checkpoint(out)  # a kill after the last last.pt, before its best.pt: evaluation needs it
@@ -208,7 +237,8 @@ def chance(protocol: str, root: str | Path) -> dict:
 
 # ---------------------------------------------------------------------------------- the CLI's `train`
 
-def train_command(config: str | None, dataset: str, root: str | Path | None, *, profile: str | None = None, seed: int = 0,
+def train_command(config: str | None, dataset: str, root: str | Path | None, *, profile: str | None = None,
+                  seed: int | None = None,
                   overrides=(), runs_dir: str | Path = "runs", output_dir: str | Path | None = None,
                   resume: bool = False, splits: int | None = None, results_dir: str | Path = "results",
                   device=None) -> list[Path]:
@@ -291,7 +321,9 @@ class Settings:
               device=None) -> list[Path]:
         """The runs of the profile's full model (`row=None`) or of a table row on one dataset, at the
         profile's budget: one run on SYSU-MM01, one per split on RegDB."""
-        seed = self.seeds[0] if seed is None else seed
+        if seed is None:  # a --set train.seed=S (reproduce --set) is honoured; against REID_SEEDS, refused
+            asked = override_seed(overrides)
+            seed = asked if asked is not None and not self.seeds_given else self.seeds[0]
         sets = [*([f"train.max_steps_per_epoch={self.steps_cap}"] if self.steps_cap else []),
                 *self.run_overrides(), *overrides]
         cfg = resolve(row, dataset, self.root(dataset), seed=seed, profile=self.profile, overrides=sets)
@@ -313,6 +345,43 @@ class Settings:
         dataset, _ = _check_protocol(protocol)
         return evaluate_runs(runs, protocol, self.root(dataset), trials=10, weights=weights, device=device,
                              results_dir=self.results_dir if record_as else None, name=record_as)
+
+
+def _flagged(flag: str, text: str) -> str:
+    return f"{flag}{'' if flag.endswith('=') else ' '}{text!r}"
+
+
+def parse_seeds(text: str, flag: str = "--seeds") -> tuple[int, ...]:
+    """'0-4' | '0,1,2' | '0-2,7' -> (0, 1, 2, ...); anything else (a repeat too) is a UserError naming `flag`
+    and `text`. The one rule for `sweep --seeds`, a row's own seeds, `probe --random-seeds` and REID_SEEDS."""
+    seeds: list[int] = []
+    try:
+        for part in str(text).split(","):
+            low, dash, high = part.strip().partition("-")
+            first, last = int(low), int(high) if dash else int(low)
+            if first < 0 or last < first:
+                raise ValueError
+            seeds.extend(range(first, last + 1))
+    except ValueError:
+        raise UserError(f"{_flagged(flag, text)}: expected non-negative integers such as 0-4 or 0,1,2") from None
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"{_flagged(flag, text)}: a seed appears twice")
+    return tuple(seeds)
+
+
+def parse_budgets(text: str, flag: str = "--budgets") -> tuple[int, ...]:
+    """'540,3600' -> (540, 3600): total training steps, each >= 1 (0 used to mean the profile's own budget,
+    silently: leave the flag out for that), none twice."""
+    try:
+        budgets = tuple(int(b) for b in str(text).split(","))
+    except ValueError:
+        raise UserError(f"{_flagged(flag, text)}: expected a comma list of step counts, e.g. 540,3600") from None
+    if min(budgets) < 1:
+        raise UserError(f"{_flagged(flag, text)}: a budget is a number of training steps >= 1 (leave the flag "
+                        "out for the profile's own)")
+    if len(set(budgets)) != len(budgets):
+        raise UserError(f"{_flagged(flag, text)}: a budget appears twice")
+    return budgets
 
 
 def _env_int(environ, name: str, default: int, low: int, high: int) -> int:
@@ -392,19 +461,15 @@ def settings(environ=None) -> Settings:
     profile = environ.get("REID_PROFILE", "smoke")
     check_profile(profile, "REID_PROFILE=")
     outputs = root / environ.get("REID_OUTPUT_DIR", ".")  # relative to the repository; absolute paths stay
-    seeds_text = environ.get("REID_SEEDS", "0")
-    try:
-        seeds = tuple(int(s) for s in seeds_text.split(","))
-    except ValueError:
-        seeds = ()
-    if not seeds or min(seeds) < 0:  # train.seed >= 0: say so here, naming the variable, not at first use
-        raise UserError(f"REID_SEEDS={seeds_text!r}: expected a comma list of integers >= 0, e.g. 0,1,2")
+    for folder in (outputs / "results", outputs / "figures"):  # a file, or no write access: say so here
+        check_writable_folder(folder, "REID_OUTPUT_DIR")
+    seeds = parse_seeds(environ.get("REID_SEEDS", "0"), "REID_SEEDS=")  # the rule of --seeds: here, not at first use
     return Settings(
         sysu_root, regdb_root, synthetic, profile, seeds,
         regdb_splits=_env_int(environ, "REID_REGDB_SPLITS", default_regdb_splits(profile), 1, 10),
         steps_cap=_env_int(environ, "REID_STEPS_CAP", 0, 0, 10**6),
         pretrained=environ.get("REID_PRETRAINED") or None,
-        workers=_env_int(environ, "REID_WORKERS", 0, 0, 64) if "REID_WORKERS" in environ or sys.platform in (
+        workers=_env_int(environ, "REID_WORKERS", 0, 0, MAX_WORKERS) if "REID_WORKERS" in environ or sys.platform in (
             "win32", "darwin") else None,
         seeds_given="REID_SEEDS" in environ, retrain=_env_int(environ, "REID_RETRAIN", 0, 0, 1) == 1,
         missing=_env_choice(environ, "REID_MISSING", "train", ("train", "skip")),

@@ -30,9 +30,10 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from reid.experiments import parse_budgets, parse_seeds  # noqa: F401 -- the one rule for each, shared
 from reid.utils.errors import UserError
 
 LAUNCHERS = ("local", "slurm")
@@ -88,6 +89,7 @@ class Job:
     runs_dir: str
     trials: int = 10
     threads: int = 1
+    fresh: bool = False  # --retrain: train into a fresh run folder beside the finished one (`fresh_run_dir`)
 
 
 @dataclass
@@ -96,23 +98,6 @@ class Grid:
 
     jobs: list[Job]
     entries: list[dict] = field(default_factory=list)  # {"label", "dataset", "budget", "seed", "job"}
-
-
-def parse_seeds(text: str, flag: str = "--seeds") -> tuple[int, ...]:
-    """'0-4' | '0,1,2' | '0-2,7' -> (0, 1, 2, ...); anything else is a UserError naming `text`."""
-    seeds: list[int] = []
-    try:
-        for part in str(text).split(","):
-            low, dash, high = part.strip().partition("-")
-            first, last = int(low), int(high) if dash else int(low)
-            if first < 0 or last < first:
-                raise ValueError
-            seeds.extend(range(first, last + 1))
-    except ValueError:
-        raise UserError(f"{flag} {text!r}: expected non-negative integers such as 0-4 or 0,1,2") from None
-    if len(set(seeds)) != len(seeds):
-        raise UserError(f"{flag} {text!r}: a seed appears twice")
-    return tuple(seeds)
 
 
 def parse_row(text: str) -> tuple[str, tuple[int, ...] | None]:
@@ -186,6 +171,10 @@ def plan(rows: list[str], seeds: tuple[int, ...], datasets: tuple[str, ...], bud
     each distinct training one job. A row may carry its own seeds ('table3_full:0-4')."""
     if not rows:
         raise UserError("--rows: name at least one config")
+    if not datasets:
+        raise UserError("--datasets: name sysu and/or regdb")
+    if not budgets:
+        raise UserError("--budgets: name at least one budget")
     for dataset in datasets:
         if dataset not in PROTOCOLS_OF:
             raise UserError(f"--datasets {dataset!r}: expected sysu and/or regdb")
@@ -248,13 +237,16 @@ def run_job(job: Job) -> dict:
     cfg = job_config(job)
     from reid.experiments import is_finished, run_dir
 
-    twin = None if is_finished(run_dir(job.runs_dir, cfg), cfg) else finished_twin(job, cfg)
-    if twin is not None:
-        from reid.train.engine import repair_best_checkpoint
+    if job.fresh:  # --retrain: never the finished run; a fresh folder beside it (an unfinished one resumes)
+        run = train_run(cfg, job.runs_dir, folder=fresh_run_dir(run_dir(job.runs_dir, cfg), cfg))
+    else:
+        twin = None if is_finished(run_dir(job.runs_dir, cfg), cfg) else finished_twin(job, cfg)
+        if twin is not None:
+            from reid.train.engine import repair_best_checkpoint
 
-        print(f"{run_dir(job.runs_dir, cfg).name}: the same settings trained already as {twin.name}, reusing it")
-        repair_best_checkpoint(twin)
-    run = twin or train_run(cfg, job.runs_dir)
+            print(f"{run_dir(job.runs_dir, cfg).name}: the same settings trained already as {twin.name}, reusing it")
+            repair_best_checkpoint(twin)
+        run = twin or train_run(cfg, job.runs_dir)
     trained = time.perf_counter() - start
     results = {p: evaluate_runs([run], p, job.root, trials=job.trials) for p in PROTOCOLS_OF[job.dataset]}
     steps = {r["protocol"].get("steps") for r in results.values()}
@@ -267,21 +259,42 @@ def run_job(job: Job) -> dict:
             "results": {p: {m: r.get(m) for m in METRICS} for p, r in results.items()}}
 
 
+def fresh_run_dir(run: Path, cfg) -> Path:
+    """Where `--retrain` trains the run `run` again: `<run>-retrain<k>`, the first such folder that holds no
+    finished run (an unfinished one, of a retrain that was stopped, is resumed). Nothing is deleted: the
+    finished run stays where it is, for the records that name it."""
+    from reid.experiments import is_finished
+
+    k = 1
+    while is_finished(run.with_name(f"{run.name}-retrain{k}"), cfg):
+        k += 1
+    return run.with_name(f"{run.name}-retrain{k}")
+
+
 # -------------------------------------------------------------------------------------- launchers
 
-def check_launcher(launcher: str, parallel: int) -> None:
-    """Before any job: the launcher exists, is installed, and has something to run on."""
+def check_launcher(launcher: str, parallel: int, timeout_min: int = 24 * 60, slurm: dict | None = None) -> None:
+    """Before any job: the launcher exists, is installed, and has something to run on; the time limit and
+    the SLURM resources asked for are possible."""
     if launcher not in LAUNCHERS:
         raise UserError(f"--launcher {launcher!r}: expected one of {list(LAUNCHERS)}")
     if parallel < 1:
         raise UserError(f"--jobs {parallel}: expected at least 1 job at a time")
+    if timeout_min < 1:
+        raise UserError(f"--time {timeout_min}: expected the minutes a job may run, at least 1")
+    slurm = slurm or {}
+    if slurm.get("gpus", 0) < 0:
+        raise UserError(f"--gpus-per-job {slurm['gpus']}: expected 0 or more GPUs")
+    if slurm.get("cpus", 1) < 1:
+        raise UserError(f"--cpus-per-job {slurm['cpus']}: expected at least 1 CPU")
     try:
         import submitit  # noqa: F401
     except ImportError:
         raise UserError(f"--launcher {launcher}: needs submitit (pip install submitit)") from None
-    if launcher == "slurm" and shutil.which("sbatch") is None:
-        raise UserError("--launcher slurm: no sbatch on this machine's PATH (run the sweep on the cluster's "
-                        "login node, or use --launcher local)")
+    for command in ("sbatch", "srun") if launcher == "slurm" else ():  # submitit needs both
+        if shutil.which(command) is None:
+            raise UserError(f"--launcher slurm: no {command} on this machine's PATH (run the sweep on the "
+                            "cluster's login node, or use --launcher local)")
 
 
 def _executor(launcher: str, folder: Path, parallel: int, slurm: dict | None, timeout_min: int):
@@ -315,18 +328,48 @@ def launch(grid: Grid, launcher: str = "local", parallel: int = 1, folder: str |
            slurm: dict | None = None, timeout_min: int = 24 * 60, on_done=None, poll_s: float = 2.0) -> list:
     """Run `grid.jobs` through submitit, at most `parallel` at a time; returns one summary per job (a dict
     from `run_job`, or {"error": one line} for a job that failed). `on_done(index, summary)` is called in
-    this process as each job ends (the sweep's line per job and its records)."""
-    check_launcher(launcher, parallel)
+    this process as each job ends (the sweep's line per job and its records).
+
+    Stopping the sweep stops its jobs: Ctrl-C, a SIGTERM, or a failure here (a record that cannot be
+    written: a full disk) cancels every job still running (they resume from their last epoch when the sweep
+    is started again), never leaving one training on, orphaned."""
+    import signal
+    import threading
+
+    check_launcher(launcher, parallel, timeout_min, slurm)
     # submitit's workers inherit this process's environment at submission: one thread each, then restored
     threads, before = str(grid.jobs[0].threads if grid.jobs else 1), os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = threads
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+
+    def terminated(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if main_thread:
+        signal.signal(signal.SIGTERM, terminated)
     try:
         return _launch(grid, launcher, parallel, folder, slurm, timeout_min, on_done, poll_s)
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         if before is None:
             os.environ.pop("OMP_NUM_THREADS", None)
         else:
             os.environ["OMP_NUM_THREADS"] = before
+
+
+def _stop(running: dict) -> int:
+    """Cancel every job still running (submitit: SIGINT to a local worker, scancel on SLURM); how many."""
+    stopped = 0
+    for handle in running.values():
+        try:
+            handle.cancel(check=False)
+            stopped += 1
+        except Exception as err:  # noqa: BLE001 -- stop the others all the same
+            print(f"warning: could not cancel job {getattr(handle, 'job_id', '?')}: {err}")
+    running.clear()
+    return stopped
 
 
 def _launch(grid: Grid, launcher: str, parallel: int, folder, slurm, timeout_min: int, on_done, poll_s: float):
@@ -343,27 +386,69 @@ def _launch(grid: Grid, launcher: str, parallel: int, folder, slurm, timeout_min
         except (FailedJobError, UncompletedJobError) as err:  # a failed job is reported, the sweep goes on
             summaries[index] = {"error": _failure(err), "log": str(handle.paths.stderr)}
         if on_done is not None:
-            on_done(index, summaries[index])
+            try:
+                on_done(index, summaries[index])
+            except Exception as err:  # noqa: BLE001 -- one line, and no job left behind
+                stopped = _stop(running)
+                text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise UserError(f"job {index + 1} of {len(grid.jobs)} ended but its result could not be recorded "
+                                f"({text}); the sweep stopped{f' and cancelled its {stopped} running jobs' if stopped else ''}"
+                                " (started again, it resumes them and records this one from its run)") from None
 
-    if launcher == "slurm":  # one job array; SLURM keeps `parallel` of them running
-        with executor.batch():
-            handles = [executor.submit(run_job, grid.jobs[i]) for i in pending]
-        running = dict(zip(pending, handles))
-        pending = []
-    while pending or running:
-        while launcher == "local" and pending and len(running) < parallel:
-            index = pending.pop(0)
-            running[index] = executor.submit(run_job, grid.jobs[index])
-        for index, handle in list(running.items()):
-            if handle.done():
-                del running[index]
-                finish(index, handle)
+    try:
+        if launcher == "slurm":  # one job array; SLURM keeps `parallel` of them running
+            try:
+                with executor.batch():
+                    handles = [executor.submit(run_job, grid.jobs[i]) for i in pending]
+            except (FailedJobError, OSError, RuntimeError) as err:
+                text = [line for line in str(err).splitlines() if line.strip()]
+                raise UserError(f"--launcher slurm: sbatch refused the job array: "
+                                f"{text[-1].strip() if text else type(err).__name__}") from None
+            running = dict(zip(pending, handles))
+            pending = []
+        while pending or running:
+            while launcher == "local" and pending and len(running) < parallel:
+                index = pending.pop(0)
+                running[index] = executor.submit(run_job, grid.jobs[index])
+            for index, handle in list(running.items()):
+                if handle.done():
+                    del running[index]
+                    finish(index, handle)
+            if running:
+                time.sleep(poll_s)
+    except BaseException:
         if running:
-            time.sleep(poll_s)
+            print(f"stopping the sweep: cancelling its {_stop(running)} running jobs", flush=True)
+        raise
     return summaries
 
 
 # -------------------------------------------------------------------------------------- recording
+
+def is_temporary(path: Path) -> bool:
+    """A hidden file: the temporary of an atomic write (`.NAME.json.PID-HEX.tmp.json`, left by a kill)."""
+    return path.name.startswith(".")
+
+
+def read_record(path: Path, warn: bool = True) -> dict | None:
+    """A sweep record (a result JSON with its `sweep` and `protocol` parts), or None when there is none, or
+    when the file is damaged (truncated, not JSON, of another shape): then a warning names it and it counts as
+    missing, so one damaged file never blocks the rest (a sweep records that entry again)."""
+    path = Path(path)
+    if is_temporary(path) or not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        problem = None if isinstance(record, dict) and isinstance(record.get("sweep", {}), dict) and \
+            isinstance(record.get("protocol", {}), dict) else "not a result record"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        record, problem = None, f"unreadable ({type(err).__name__}: {err})"
+    if problem is None:
+        return {**record, "sweep": record.get("sweep", {}), "protocol": record.get("protocol", {})}
+    if warn:
+        print(f"warning: {path}: {problem}; treated as missing")
+    return None
+
 
 def entry_name(entry: dict, protocol: str) -> str:
     label = entry["label"].replace(" ", "_")
@@ -383,9 +468,8 @@ def record_job(grid: Grid, index: int, summary: dict, results_dir: str | Path) -
     for entry in (e for e in grid.entries if e["job"] == index):
         for protocol in summary["results"]:
             name = entry_name(entry, protocol)
-            path = Path(results_dir) / f"{name}.json"
-            if path.is_file() and json.loads(path.read_text()).get("runs") == [run.name] and \
-                    "training_key" in json.loads(path.read_text()).get("sweep", {}):
+            old = read_record(Path(results_dir) / f"{name}.json")
+            if old is not None and old.get("runs") == [run.name] and "training_key" in old["sweep"]:
                 continue
             cache = sorted((run / "results").glob(f"{protocol}-t*-trained.json") if protocol.startswith("sysu")
                            else (run / "results").glob(f"{protocol}-splits1-*-trained.json"))
@@ -455,11 +539,17 @@ def committed_summary(out: str | Path, baseline: str | None = None) -> str:
     if not (out / "runs.csv").is_file():
         raise UserError(f"{out}: no runs.csv (the sweep has not been tabulated yet)")
     frame = pd.read_csv(out / "runs.csv")
-    record = json.loads((out / "grid.json").read_text()) if (out / "grid.json").is_file() else {}
+    try:
+        record = json.loads((out / "grid.json").read_text()) if (out / "grid.json").is_file() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{out / 'grid.json'}: unreadable ({type(err).__name__}: {err}); restore it from git") from None
     jobs = [Job(**{**j, "overrides": tuple(j.get("overrides", ()))}) for j in record.get("jobs", [])]
     summaries = record.get("summaries", [None] * len(jobs))
     failed = [(j, s) for j, s in zip(jobs, summaries) if not s or "error" in s]
-    return summary_text(frame, failed, len(jobs), baseline or (frame["label"].iloc[0] if len(frame) else None))
+    labels = list(dict.fromkeys(frame["label"])) if len(frame) else []
+    if baseline is not None and baseline not in labels:
+        raise UserError(f"--baseline {baseline!r}: not a row of {out}/runs.csv (its rows: {', '.join(labels)})")
+    return summary_text(frame, failed, len(jobs), baseline or (labels[0] if labels else None))
 
 
 def rewrite_summary(out: str | Path, baseline: str | None = None) -> Path:
@@ -478,13 +568,21 @@ def write_grid(grid: Grid, summaries: list, out: Path) -> Path:
     from reid.records.provenance import provenance
     from reid.utils.atomic import write_text_atomically
 
-    trained = sorted({json.loads(p.read_text()).get("provenance", {}).get("commit", "unknown")
-                      for p in out.glob("*.json") if p.name != "grid.json"})
+    records = (read_record(p) for p in out.glob("*.json") if p.name != "grid.json")
+    trained = sorted({(r.get("provenance") if isinstance(r.get("provenance"), dict) else {}).get("commit", "unknown")
+                      for r in records if r is not None})
     roots = {job.dataset: job.root for job in grid.jobs}
     record = {"provenance": provenance(), "data": {d: describe_data(r, d) for d, r in roots.items()},
               "trained_at_commits": trained, "jobs": [asdict(j) for j in grid.jobs], "entries": grid.entries,
               "summaries": summaries}
     return write_text_atomically(out / "grid.json", json.dumps(record, indent=1, default=str) + "\n", "grid.json")
+
+
+def check_baseline(baseline: str | None, grid: Grid) -> None:
+    """`--baseline` names one of the grid's rows (its label), checked before any job."""
+    labels = list(dict.fromkeys(e["label"] for e in grid.entries))
+    if baseline is not None and baseline not in labels:
+        raise UserError(f"--baseline {baseline!r}: not a row of this sweep (its rows: {', '.join(labels)})")
 
 
 def describe(job: Job, summary: dict) -> str:
@@ -510,20 +608,28 @@ def finished_jobs(grid: Grid) -> list[int]:
 
 def sweep_command(rows, seeds, datasets, budgets, profile, roots, overrides, launcher, parallel, name,
                   runs_dir, results_dir, baseline=None, slurm=None, timeout_min=24 * 60,
-                  finished_only: bool = False, retrain: bool = False) -> dict:
+                  finished_only: bool = False, retrain: bool = False, check_only: bool = False) -> dict:
     """`python -m reid sweep`: validate everything, run the jobs with a progress bar, record, tabulate.
     Jobs whose results are recorded already (in this sweep's folder, or in another sweep's beside it with
     the same settings: `adopt_records`) are read, not trained again, unless `retrain`.
-    `finished_only`: train nothing; record and tabulate the runs that have finished (the rest: "not run")."""
+    `finished_only`: train nothing; record and tabulate the runs that have finished (the rest: "not run").
+    `check_only`: validate everything a sweep checks before its first job, then stop (nothing trained or written)."""
     from tqdm.auto import tqdm
 
-    from reid.records.provenance import check_result_location
+    from reid.records.provenance import check_name, check_result_location
 
-    check_launcher(launcher, parallel)
+    check_launcher(launcher, parallel, timeout_min, slurm)
+    check_name(name)  # inside --results-dir: no '/', no '..'
     out = Path(results_dir) / name
     check_result_location(out, "probe")  # writable, and any results.csv there has our columns
     # runs are shared by every sweep (the same row another sweep trained is reused); job logs are the sweep's own
     grid = plan(rows, seeds, datasets, budgets, profile, roots, overrides, runs_dir)
+    check_baseline(baseline, grid)
+    if check_only:
+        print(f"sweep {name}: {len(grid.entries)} entries -> {len(grid.jobs)} jobs; checked, nothing run")
+        return {"grid": grid, "summaries": []}
+    if retrain:  # a fresh run folder each: the finished runs (and the records naming them) stay as they are
+        grid.jobs = [replace(job, fresh=True) for job in grid.jobs]
     summaries: list = [None] * len(grid.jobs)
     if not retrain:
         adopted = adopt_records(grid, out)
@@ -580,8 +686,7 @@ def _entry_records(grid: Grid, results_dir: str | Path):
         job = grid.jobs[entry["job"]]
         found = []
         for protocol in PROTOCOLS_OF[entry["dataset"]]:
-            path = Path(results_dir) / f"{entry_name(entry, protocol)}.json"
-            record = json.loads(path.read_text()) if path.is_file() else {}
+            record = read_record(Path(results_dir) / f"{entry_name(entry, protocol)}.json") or {}
             if record.get("sweep", {}).get("training_key") != keys[entry["job"]] or \
                     record.get("protocol", {}).get("fingerprint") != prints[job.root]:
                 break
@@ -641,8 +746,8 @@ def adopt_records(grid: Grid, results_dir: str | Path) -> list[Path]:
             for path in sorted(out.parent.glob(pattern)):
                 if path.parent.resolve() == out.resolve():
                     continue
-                record = json.loads(path.read_text())
-                if record.get("sweep", {}).get("training_key") != key or \
+                record = read_record(path)
+                if record is None or record["sweep"].get("training_key") != key or \
                         record.get("protocol", {}).get("fingerprint") != fingerprint:
                     continue
                 record["sweep"] = {**record["sweep"], "label": entry["label"],
@@ -699,7 +804,7 @@ def notebook_sweep(S, name: str, parallel: int | None = None):
                           for i in missing))
         return pd.DataFrame(rows)
     if missing:
-        todo = Grid(jobs=[grid.jobs[i] for i in missing],
+        todo = Grid(jobs=[replace(grid.jobs[i], fresh=S.retrain) for i in missing],
                     entries=[{**e, "job": missing.index(e["job"])} for e in grid.entries if e["job"] in missing])
         parallel = parallel or max(1, min(len(todo.jobs), os.cpu_count() or 1))
 

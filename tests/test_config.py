@@ -141,3 +141,27 @@ def test_control_rows_change_only_the_loss_or_the_lr():
                   for key in row[section] if row[section][key] != reference[section][key]}
         assert differ == set(changes), (name, differ)
         assert all(row[section][key] == value for (section, key), value in changes.items())
+
+
+def test_workers_have_one_upper_bound_everywhere(monkeypatch):
+    """Issue 34, case 1: `--set data.workers=100000` forked until the OOM killer; REID_WORKERS was 0..64."""
+    from reid.config import MAX_WORKERS
+    from reid.experiments import settings
+
+    assert load_config("smoke", overrides=[f"data.workers={MAX_WORKERS}"]).data.workers == MAX_WORKERS
+    assert load_config("smoke", overrides=["data.workers=auto"]).data.workers == "auto"
+    for bad in (MAX_WORKERS + 1, 100000, -1):
+        with pytest.raises(UserError, match=f"data.workers={bad}.*0..{MAX_WORKERS}"):
+            load_config("smoke", overrides=[f"data.workers={bad}"])
+    with pytest.raises(UserError, match=f"REID_WORKERS={MAX_WORKERS + 1}: expected an integer from 0 to {MAX_WORKERS}"):
+        settings({"REID_WORKERS": str(MAX_WORKERS + 1)})
+
+
+def test_a_metric_loss_needs_two_identities_a_batch():
+    """Issue 34, case 16: `data.num_ids=1` made the triplet loss 0 for the whole run."""
+    with pytest.raises(UserError, match="data.num_ids=1 .*P >= 2"):
+        load_config("smoke", overrides=["data.num_ids=1"])
+    with pytest.raises(UserError, match="data.num_ids=1"):
+        load_config("table4_center", overrides=["data.num_ids=1"])
+    assert load_config("smoke", overrides=["data.num_ids=1", "loss.metric_weight=0"]).data.num_ids == 1
+    assert load_config("smoke", overrides=["data.num_ids=2"]).data.num_ids == 2

@@ -166,3 +166,45 @@ def test_missing_checkpoint_exits_without_traceback(data, tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "gone.pt" in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
+
+
+def _copy_without(data, tmp_path, drop, manifest=True):
+    """A copy of the small synthetic SYSU-MM01 without the folders `drop` (relative paths; globs)."""
+    import shutil
+
+    root = tmp_path / "SYSU-MM01"
+    shutil.copytree(data / "SYSU-MM01", root)
+    for pattern in drop:
+        for path in root.glob(pattern):
+            shutil.rmtree(path)
+    if not manifest:
+        (root / "synthetic.json").unlink()
+    return root
+
+
+@pytest.mark.parametrize("drop,camera", [(["cam5"], "cam5"), (["cam2/*"], "cam2")])
+def test_a_missing_or_emptied_protocol_camera(tiny, data, tmp_path, capsys, drop, camera):
+    """Issue 34, case 2: a camera folder removed (or every identity in it) shrank the gallery without a word,
+    and a copy without synthetic.json recorded the number as real SYSU-MM01. Real: one line; synthetic: a warning."""
+    real = _copy_without(data, tmp_path / "real", drop, manifest=False)
+    with pytest.raises(UserError, match=f"{camera} has no image folder .* all-search protocol"):
+        evaluate_sysu(tiny[0], real, mode="all", trials=1, batch_size=8, device="cpu")
+    synthetic = _copy_without(data, tmp_path / "synthetic", drop)
+    result = evaluate_sysu(tiny[0], synthetic, mode="all", trials=1, batch_size=8, device="cpu")
+    assert any(camera in w for w in result["warnings"])
+    assert f"warning: {synthetic}: {camera}" in capsys.readouterr().err
+    if camera == "cam5":  # indoor search does not use cam5
+        indoor = evaluate_sysu(tiny[0], real, mode="indoor", trials=1, batch_size=8, device="cpu")
+        assert not any("cam5" in w for w in indoor.get("warnings", []))
+
+
+def test_a_missing_camera_refuses_training_on_real_data(data, tmp_path):
+    """Issue 34, case 2, training: `TrainData` checks the cameras before any step."""
+    from reid.config import load_config
+    from reid.data.train_data import TrainData
+    from tests.conftest import TINY
+
+    real = _copy_without(data, tmp_path, ["cam2/*"], manifest=False)
+    cfg = load_config("smoke", [*TINY, f"data.root={real}"])
+    with pytest.raises(UserError, match="cam2 has no image folder .* training"):
+        TrainData(cfg)

@@ -183,3 +183,58 @@ def test_settings_steps_cap_reaches_every_run(monkeypatch, synthetic_root):
     # Figs. 3-4 compare the two at the same budget: the same config but for the model and loss rows
     assert [c.name for c in seen] == ["table3_baseline@smoke", "smoke"] and list(runs) == ["baseline", "full model"]
     assert seen[0].train.epochs == seen[1].train.epochs and seen[0].data.batches_per_epoch == seen[1].data.batches_per_epoch
+
+
+def test_set_train_seed_is_honoured_or_refused_never_dropped(synthetic_root, monkeypatch, capsys):
+    """Issue 34, case 0: `--set train.seed=S` was replaced by `train`'s `--seed` default (0)."""
+    from reid import experiments
+    from reid.cli import main
+
+    root = synthetic_root / "SYSU-MM01"
+    assert [resolve(None, "sysu", root, profile="smoke", overrides=[f"train.seed={s}"]).train.seed
+            for s in (0, 1, 2)] == [0, 1, 2]
+    assert resolve(None, "sysu", root, profile="smoke").train.seed == 0
+    assert resolve(None, "sysu", root, seed=2, profile="smoke", overrides=["train.seed=2"]).train.seed == 2
+    with pytest.raises(UserError, match="train.seed=1 and seed 0"):
+        resolve(None, "sysu", root, seed=0, profile="smoke", overrides=["train.seed=1"])
+    seen = []
+    monkeypatch.setattr(experiments, "train_run", lambda cfg, runs_dir, device=None: seen.append(cfg) or [])
+    sets = [arg for item in TINY for arg in ("--set", item)]
+    for seed in (1, 2):
+        assert main(["train", "--data", str(root), "--set", f"train.seed={seed}", *sets]) == 0
+    assert [c.train.seed for c in seen] == [1, 2]
+    assert main(["train", "--data", str(root), "--seed", "0", "--set", "train.seed=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "train.seed=1" in err and len(err.splitlines()) == 1
+    assert len(seen) == 2
+    # make reproduce's --set reaches the notebooks' runner too; against REID_SEEDS it is refused
+    s = Settings(sysu_root=root, regdb_root=None, synthetic=True)
+    s.train("sysu", overrides=[*TINY, "train.seed=2"])
+    assert seen[-1].train.seed == 2
+    with pytest.raises(UserError, match="train.seed=2 and seed 1"):
+        Settings(sysu_root=root, regdb_root=None, synthetic=True, seeds=(1,), seeds_given=True).train(
+            "sysu", overrides=["train.seed=2"])
+
+
+def test_reid_seeds_follow_the_rule_of_sweep_seeds():
+    """Issue 34, case 6: REID_SEEDS=0,0 listed every entry twice; `--seeds 0,0` was refused already."""
+    with pytest.raises(UserError, match="REID_SEEDS='0,0': a seed appears twice"):
+        settings({"REID_SEEDS": "0,0"})
+    assert settings({"REID_SEEDS": "0-2"}).seeds == (0, 1, 2)
+
+
+def test_reid_output_dir_must_be_a_writable_folder(tmp_path, monkeypatch):
+    """Issue 34, case 14: a REID_OUTPUT_DIR that is a file (or unwritable) was accepted by `settings()`."""
+    import os
+
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(UserError, match=f"REID_OUTPUT_DIR {afile}/results: {afile} exists and is not a folder"):
+        settings({"REID_OUTPUT_DIR": str(afile)})
+    (tmp_path / "out" / "figures").parent.mkdir()
+    (tmp_path / "out" / "figures").write_text("x")
+    with pytest.raises(UserError, match="REID_OUTPUT_DIR .*figures.* exists and is not a folder"):
+        settings({"REID_OUTPUT_DIR": str(tmp_path / "out")})
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as a user without write access (tests run as root)
+    with pytest.raises(UserError, match="REID_OUTPUT_DIR .*permission denied"):
+        settings({"REID_OUTPUT_DIR": str(tmp_path / "new")})

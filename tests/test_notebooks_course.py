@@ -98,3 +98,24 @@ def test_setup_reads_the_switch_and_sets_a_readable_figure_size(capsys):
     S = setup(inline_dpi=100, threads=1, environ={"REID_SEEDS": "0,1"})
     assert S.seeds == (0, 1) and plt.rcParams["figure.dpi"] == 100
     assert "seeds: (0, 1)" in capsys.readouterr().out
+
+
+def test_student_copies_validate_every_original_before_writing(tmp_path, capsys):
+    """Issue 34, case 15: a damaged notebook was a traceback naming no file, after earlier copies had been
+    rewritten in place."""
+    copies = _student_copies()
+    folder, out = tmp_path / "notebooks", tmp_path / "clean"
+    folder.mkdir()
+    out.mkdir()
+    first = copies.originals()[0]
+    (folder / first.name).write_text(first.read_text(encoding="utf-8"), encoding="utf-8")
+    (folder / "99_damaged.ipynb").write_text('{"cells": [', encoding="utf-8")
+    (out / first.name).write_text("the earlier copy", encoding="utf-8")
+    assert copies.main(out, folder) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{folder / '99_damaged.ipynb'}: not a readable notebook" in err and len(err.splitlines()) == 1
+    assert (out / first.name).read_text(encoding="utf-8") == "the earlier copy"  # nothing written
+    (folder / "99_damaged.ipynb").unlink()
+    assert copies.main(out, folder) == 0
+    assert (out / first.name).read_text(encoding="utf-8") == copies.render(copies.student_copy(first))
+    assert sorted(p.name for p in out.iterdir()) == [first.name]  # no temporary file left

@@ -1,6 +1,7 @@
 """`python -m reid sweep`: planning, bad input, paired intervals, and a tiny grid through submitit's local
 executor (run, run again: reused; killed mid-way and started again: same numbers)."""
 
+import dataclasses
 import json
 import math
 import os
@@ -118,6 +119,16 @@ def test_recipe_parity_asks_for_its_development_set(tmp_path, capsys):
     (["--rows", "table3_full", "--budgets", "5"], "below one step per epoch"),
     (["--rows", "table3_full", "--budgets", "many"], "--budgets"),
     (["--rows", "table3_full", "--datasets", "market"], "--datasets 'market'"),
+    # issue 34: case 3 (0 silently trained the profile's full budget), 6 (repeats), 7, 9 and the low ones
+    (["--rows", "table3_full", "--budgets", "0"], "--budgets '0': a budget is a number of training steps >= 1"),
+    (["--rows", "table3_full", "--budgets", "3,3"], "--budgets '3,3': a budget appears twice"),
+    (["--rows", "table3_full", "--budgets", "9", "--baseline", "table3_nope"], "--baseline 'table3_nope'"),
+    (["--rows", "table3_full", "--time", "0"], "--time 0"),
+    (["--rows", "table3_full", "--time", "-5"], "--time -5"),
+    (["--rows", "table3_full", "--datasets", ""], "--datasets: name sysu and/or regdb"),
+    (["--rows", "table3_full", "--name", "../../x"], "--name '../../x'"),
+    (["--rows", "table3_full", "--gpus-per-job", "-1"], "--gpus-per-job -1"),
+    (["--rows", "table3_full", "--cpus-per-job", "0"], "--cpus-per-job 0"),
 ])
 def test_bad_input_is_one_line_before_any_job(args, message, synthetic_root, tmp_path, capsys):
     runs = tmp_path / "runs"
@@ -133,6 +144,163 @@ def test_slurm_launcher_needs_sbatch(synthetic_root, tmp_path, capsys, monkeypat
     code = main(["sweep", "--name", "bad", "--rows", "table3_full", "--launcher", "slurm", "--data",
                  str(synthetic_root), "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "r")])
     assert code == 2 and "sbatch" in capsys.readouterr().err
+
+
+def test_slurm_launcher_needs_srun_and_a_one_line_sbatch_refusal(synthetic_root, tmp_path, capsys, monkeypatch):
+    """Issue 34, case 8: a missing srun, or an sbatch that refuses the job, was a 30-line traceback."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: gpu' >&2\nexit 1\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.path.dirname(sys.executable)}")
+    args = ["sweep", "--name", "bad", "--rows", "table3_full", "--budgets", "3", "--launcher", "slurm", "--data",
+            str(synthetic_root), "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "r"),
+            *[a for item in TINY_GRID for a in ("--set", item)]]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no srun" in err and len(err.splitlines()) == 1, err
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "srun").chmod(0o755)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    errors = [line for line in err.splitlines() if line.startswith("error:")]  # submitit relays sbatch's stderr
+    refused = "error: --launcher slurm: sbatch refused the job array: sbatch: error: invalid partition specified: gpu"
+    assert errors == [refused] and "Traceback" not in err, err
+
+
+class _FakeJob:
+    """A submitit job handle that ends when told to; records its cancellation."""
+
+    def __init__(self, index, done_after):
+        self.index, self.polls, self.done_after, self.cancelled = index, 0, done_after, False
+        self.job_id = str(index)
+
+    def done(self):
+        self.polls += 1
+        return self.done_after is not None and self.polls > self.done_after
+
+    def result(self):
+        return {"run": f"run{self.index}", "train_s": 0, "steps": 3, "results": {}}
+
+    def cancel(self, check=True):
+        self.cancelled = True
+
+
+class _FakeExecutor:
+    def __init__(self, plan_of_jobs):
+        self.plan, self.jobs = plan_of_jobs, []
+
+    def submit(self, fn, job):
+        self.jobs.append(_FakeJob(len(self.jobs), self.plan[len(self.jobs)]))
+        return self.jobs[-1]
+
+
+def _fake_grid(n):
+    from reid.sweep import Grid, Job
+
+    return Grid(jobs=[Job("table3_full", "sysu", "/x", seed, 3, "smoke", (), "runs") for seed in range(n)])
+
+
+def test_a_failed_record_write_stops_the_other_jobs_not_orphans_them(monkeypatch):
+    """Issue 34, case 5: `on_done` raising (a full results disk) ended the sweep while its other job trained on."""
+    from reid import sweep
+
+    executor = _FakeExecutor([0, None, None])  # job 0 ends at once, job 1 trains on, job 2 waits its turn
+    monkeypatch.setattr(sweep, "_executor", lambda *a, **k: executor)
+
+    def full_disk(index, summary):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(UserError, match=r"job 1 of 3 ended but its result could not be recorded .*No space left.*"
+                                        r"cancelled its 1 running jobs"):
+        launch(_fake_grid(3), "local", 2, "unused", on_done=full_disk, poll_s=0)
+    assert [j.cancelled for j in executor.jobs] == [False, True]  # job 2 never started
+
+
+def test_sigterm_stops_the_sweep_and_its_jobs(monkeypatch):
+    """Issue 34, case 4: a SIGTERM ended the sweep but its submitit worker kept training."""
+    from reid import sweep
+
+    executor = _FakeExecutor([None, None])
+    monkeypatch.setattr(sweep, "_executor", lambda *a, **k: executor)
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(sweep.time, "sleep", lambda s: os.kill(os.getpid(), signal.SIGTERM))
+    with pytest.raises(KeyboardInterrupt):
+        launch(_fake_grid(2), "local", 2, "unused", poll_s=0)
+    assert [j.cancelled for j in executor.jobs] == [True, True]
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the caller's again
+
+
+def test_a_damaged_record_is_named_and_treated_as_missing(synthetic_root, tmp_path, capsys):
+    """Issue 34, cases 12 and 13: a truncated record (here or in a sibling sweep), one of another shape, or a
+    hidden temp file left by a kill crashed every sweep and notebooks 06/07 with an error naming no file."""
+    from reid.sweep import collect, entry_name, write_grid
+
+    grid = plan(["table3_full"], (0,), ("sysu",), (3,), "smoke", _roots(synthetic_root), TINY_GRID, tmp_path)
+    out, sibling = tmp_path / "sweeps" / "this", tmp_path / "sweeps" / "other"
+    out.mkdir(parents=True)
+    sibling.mkdir()
+    mine = out / f"{entry_name(grid.entries[0], 'sysu-all')}.json"
+    mine.write_text('{"rank1": 12.5, "sweep": {"trai')  # cut short
+    (sibling / f"{entry_name(grid.entries[0], 'sysu-all')}.json").write_text('{"sweep": "not a mapping"}')
+    (sibling / f"{entry_name(grid.entries[0], 'sysu-indoor')}.json").write_text("[1, 2")
+    (out / f".{mine.name}.1234-abcd.tmp.json").write_text('{"provenance": ')  # a kill during a write
+    assert adopt_records(grid, out) == []
+    assert collect(grid, out) == ([], [0]) and committed_summaries(grid, out) == {}
+    text = capsys.readouterr().out
+    assert f"warning: {mine}: unreadable (JSONDecodeError" in text and "treated as missing" in text
+    assert "other/table3_full-sysu-seed0-3steps-sysu-all.json: not a result record" in text
+    record = write_grid(grid, [None], out)
+    assert json.loads(record.read_text())["trained_at_commits"] == []
+
+
+def test_retrain_trains_into_a_fresh_run_folder(synthetic_root, tmp_path, monkeypatch):
+    """Issue 34, case 11: `--retrain` reused the finished run folder. It now trains `<run>-retrain<k>` beside it
+    (the finished run, and the records naming it, are left alone; a stopped retrain resumes its folder)."""
+    from reid import experiments, sweep
+    from reid.experiments import run_dir
+    from reid.utils.checkpoint import save_checkpoint
+
+    grid = plan(["table3_full"], (0,), ("sysu",), (3,), "smoke", _roots(synthetic_root), TINY_GRID, tmp_path)
+    cfg = sweep.job_config(grid.jobs[0])
+    run = run_dir(tmp_path, cfg)
+    save_checkpoint({"model": {}, "epoch": cfg.train.epochs}, run / "last.pt")  # a finished run
+    assert sweep.fresh_run_dir(run, cfg) == run.with_name(f"{run.name}-retrain1")
+    save_checkpoint({"model": {}, "epoch": cfg.train.epochs}, run.with_name(f"{run.name}-retrain1") / "last.pt")
+    save_checkpoint({"model": {}, "epoch": 1}, run.with_name(f"{run.name}-retrain2") / "last.pt")  # a stopped retrain
+    assert sweep.fresh_run_dir(run, cfg) == run.with_name(f"{run.name}-retrain2")
+    trained = []
+
+    def fake_train_run(cfg, runs_dir, device=None, folder=None):
+        trained.append(folder)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(experiments, "train_run", fake_train_run)
+    with pytest.raises(RuntimeError, match="stop here"):
+        run_job(dataclasses.replace(grid.jobs[0], fresh=True))
+    assert trained == [run.with_name(f"{run.name}-retrain2")]
+    launched = []
+    monkeypatch.setattr(sweep, "launch", lambda todo, *a, **k: launched.extend(todo.jobs) or
+                        [{"error": "stopped"} for _ in todo.jobs])
+    sweep.sweep_command(["table3_full"], (0,), ("sysu",), (3,), "smoke", _roots(synthetic_root), TINY_GRID,
+                        "local", 1, "again", tmp_path, tmp_path / "results", retrain=True)
+    assert [j.fresh for j in launched] == [True]
+
+
+def test_check_validates_a_whole_grid_and_runs_nothing(synthetic_root, tmp_path, capsys):
+    """Issue 34, case 10: `make ablation` validated each grid only when its turn came (hours in). `--check`
+    validates a grid and stops; the Makefile checks every grid before the first trains."""
+    from pathlib import Path
+
+    args = ["sweep", "--grid", "table4", "--check", "--data", str(synthetic_root), "--runs-dir",
+            str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    assert main(args) == 0
+    assert "sweep table4: 18 entries -> 18 jobs; checked, nothing run" in capsys.readouterr().out
+    assert main([*args, "--baseline", "table3_nope"]) == 2
+    assert not (tmp_path / "runs").exists() and not list((tmp_path / "results").rglob("*.json"))
+    recipe = Path(__file__).resolve().parents[1].joinpath("Makefile").read_text().split("\nablation:")[1]
+    checks, trains = recipe.index("--check"), recipe.index("--jobs $(JOBS)")
+    assert checks < trains, "make ablation must check every grid before the first one trains"
 
 
 def _metrics(summaries):
@@ -282,6 +450,8 @@ def test_finished_only_tabulates_what_has_finished_and_trains_nothing(synthetic_
     summary = (tmp_path / "results-b" / "part" / "summary.md").read_text()
     assert "**Partial**: 1 of 2 jobs" in summary and "seed 1 3 steps: not trained yet" in summary
     assert committed_summary(tmp_path / "results-b" / "part") == summary  # --summary-only keeps the failures
+    with pytest.raises(UserError, match="--baseline 'table3_nope': not a row of"):  # issue 34, case 7
+        committed_summary(tmp_path / "results-b" / "part", "table3_nope")
     assert len(list((tmp_path / "runs").glob("table3_baseline*"))) == 1  # nothing new trained
     grid = json.loads((tmp_path / "results-b" / "part" / "grid.json").read_text())  # says where it came from
     assert grid["provenance"]["commit"] and "command" in grid["provenance"] and "hardware" in grid["provenance"]

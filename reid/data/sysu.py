@@ -12,6 +12,7 @@ Python's ``random`` seeded by ``trial``, choosing over the sorted file names. Th
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 
 from reid.data.dataset import Item, read_text_file, relabel_pids
@@ -80,6 +81,27 @@ class SYSUMM01:
     def uses_rand_perm_cam(self) -> bool:
         """Galleries from the official permutation file rather than the seeded draw (the result card says which)."""
         return self._perm is not None
+
+    def empty_cameras(self, ids, cameras=ALL_CAMERAS) -> list[int]:
+        """The cameras of `cameras` in which none of `ids` has an image folder (a camera folder removed, or
+        every identity folder in it)."""
+        return [c for c in cameras if not any((self.root / f"cam{c}" / f"{pid:04d}").is_dir() for pid in ids)]
+
+    def check_cameras(self, ids, cameras, what: str, synthetic: bool) -> list[str]:
+        """Every camera of a protocol (`what`: its name) holds some of `ids`: otherwise its gallery or query,
+        or the training set, silently shrinks. On data labelled real a one-line `UserError`; on synthetic
+        data a warning (printed to stderr and returned, for the result's `warnings`)."""
+        empty = self.empty_cameras(ids, cameras)
+        if not empty:
+            return []
+        names = ", ".join(f"cam{c}" for c in empty)
+        line = (f"{self.root}: {names} {'has' if len(empty) == 1 else 'have'} no image folder of any of the "
+                f"{len(ids)} identities {what} uses (missing or emptied camera folder; "
+                f"python -m reid check-data)")
+        if not synthetic:
+            raise UserError(line)
+        print(f"warning: {line}", file=sys.stderr)
+        return [line]
 
     def files(self, cam: int, pid: int) -> list[str]:
         """Sorted image paths of one identity in one camera; [] when the id never passed that camera."""

@@ -155,6 +155,11 @@ class TrainData:
         d = cfg.data
         self.root = dataset_root(d.dataset, d.root)
         dataset = open_dataset(d.dataset, self.root, d.regdb_split)
+        if isinstance(dataset, SYSUMM01):  # a camera gone: one line on real data, a warning on synthetic
+            from reid.data.identity import is_synthetic
+            from reid.data.sysu import ALL_CAMERAS
+
+            dataset.check_cameras(dataset.train_ids, ALL_CAMERAS, "training", is_synthetic(self.root))
         self.ir_cameras = dataset.ir_cameras
         self.train_items, self.val_query, self.val_gallery = carve_validation(
             dataset.train, dataset.ir_cameras, val_fraction=d.val_fraction, seed=cfg.train.seed)

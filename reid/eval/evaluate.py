@@ -216,10 +216,14 @@ def evaluate_sysu(
 ) -> dict:
     """The SYSU-MM01 protocol: IR queries vs a redrawn RGB gallery per trial (trial seeds 0..trials-1)."""
     from reid.data.dataset import ImageCache
-    from reid.data.sysu import SYSUMM01
+    from reid.data.sysu import IR_CAMERAS, RGB_CAMERAS, SYSUMM01
 
     _check_count(trials, SYSU_TRIALS, "--trials")
     dataset = root_or_dataset if isinstance(root_or_dataset, SYSUMM01) else SYSUMM01(root_or_dataset)
+    data = describe_data(dataset.root, "sysu", synthetic)
+    # Every camera of the protocol holds test ids: a missing one shrinks the gallery (or the query) silently
+    camera_warnings = dataset.check_cameras(dataset.test_ids, (*RGB_CAMERAS[mode], *IR_CAMERAS),
+                                            f"the {mode}-search protocol", data.get("kind") != "real")
     query = dataset.query(mode)
     galleries = [dataset.gallery(mode, trial, shots) for trial in range(trials)]
     if not query or not any(galleries):
@@ -242,9 +246,11 @@ def evaluate_sysu(
         per_trial.append({"trial": trial, "num_query": len(query), "num_gallery": len(gallery),
                           **_percent(cmc, mAP, mINP)})
 
-    data = describe_data(dataset.root, "sysu", synthetic)
-    warnings = published_count_warnings(data, {"IR queries, all-search (test ids, cameras 3, 6)": len(query),
-                                               "test identities (exp/test_id.txt)": len(dataset.test_ids)})
+    counts = {"IR queries, all-search (test ids, cameras 3, 6)": len(query),
+              "test identities (exp/test_id.txt)": len(dataset.test_ids)}
+    if mode == "all" and shots == 1 and not dataset.uses_rand_perm_cam:
+        counts["single-shot all-search gallery per trial"] = len(galleries[0])
+    warnings = camera_warnings + published_count_warnings(data, counts)
     setting = f"{'all' if mode == 'all' else 'indoor'}-search, {'single' if shots == 1 else f'{shots}'}-shot"
     return {
         "label": _label(data, setting, trials, "trial", rerank, flip, model.cfg.test_feature),

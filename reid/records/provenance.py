@@ -168,13 +168,18 @@ def _csv_row(name: str, result: dict) -> dict:
     return row
 
 
+def check_name(name: str, flag: str = "--name") -> None:
+    """A result's (or a sweep's) name is a plain file name: it stays inside its results folder."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
+        raise UserError(f"{flag} {name!r}: expected a plain file name (no '/', not starting with '.')")
+
+
 def check_result_location(results_dir: str | Path, name: str, json_path: str | Path | None = None) -> None:
     """Everything `write_result` (and an extra `--json` copy) will need, checked before any work: `name` is
     a plain file name, `results_dir` is (or can be created as) a writable folder, its results.csv has our
     columns, every row of it parses (so the tables can be rewritten after the new row) and it can be
     appended to, and neither output path is a folder. Writes nothing but the folder's lock file."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
-        raise UserError(f"--name {name!r}: expected a plain file name (no '/', not starting with '.')")
+    check_name(name)
     results_dir = Path(results_dir)
     check_writable_folder(results_dir, "--results-dir")
     json_file, csv_path = results_dir / f"{name}.json", results_dir / "results.csv"
