@@ -11,6 +11,7 @@
     export     reid.tools.export.export_command        a checkpoint's embedding network -> an ONNX file
     check-data reid.data.check.check_data              a SYSU-MM01 / RegDB copy vs the published facts
     sweep      reid.sweep.sweep_command                rows x seeds x datasets x budgets as parallel jobs
+    pretrain   reid.train.pretrain.pretrain            the backbone pretrained on FractalDB-style images
 
 Imports happen inside each command, so `python -m reid synth` does not pay for importing the model.
 Bad input is a `UserError`: one line on stderr, exit code 2, no traceback. Every command first checks that
@@ -39,6 +40,7 @@ EXAMPLES = {
     "check-data": "python -m reid check-data --dataset sysu --data /data/SYSU-MM01",
     "sweep": "python -m reid sweep --grid table3 --jobs 2   (or --name NAME --rows table3_baseline:0-4,"
              "table3_full --seeds 0-2 --budgets 540,3600)",
+    "pretrain": "python -m reid pretrain --out results/pretrained/fractal_micro_conv_96x48 --steps 9000",
 }
 
 
@@ -364,6 +366,34 @@ def sweep(args) -> int:
     return 1 if failed else 0
 
 
+# ----------------------------------------------------------------------------------------- pretrain
+
+def add_pretrain(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=None,
+                   help="writes OUT.safetensors (the backbone) and OUT.json (provenance); default: the "
+                        "repository's results/pretrained/fractal_micro_conv_96x48 (FRACTAL_WEIGHTS)")
+    p.add_argument("--preset", default="micro", help="backbone preset (model.preset)")
+    p.add_argument("--conv-stem", choices=["yes", "no"], default="yes", help="model.conv_stem")
+    p.add_argument("--height", type=int, default=96)
+    p.add_argument("--width", type=int, default=48)
+    p.add_argument("--classes", type=int, default=1000, help="fractal categories")
+    p.add_argument("--images-per-class", type=int, default=64, help="training instances per category")
+    p.add_argument("--held-out-per-class", type=int, default=5, help="held-out instances per category")
+    p.add_argument("--steps", type=int, default=9000)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate (warm-up, then cosine)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def pretrain(args) -> None:
+    from reid.train.pretrain import pretrain as pretrain_backbone
+
+    pretrain_backbone(args.out, preset=args.preset, conv_stem=args.conv_stem == "yes", height=args.height,
+                      width=args.width, classes=args.classes, images_per_class=args.images_per_class,
+                      held_out_per_class=args.held_out_per_class, steps=args.steps, batch_size=args.batch_size,
+                      lr=args.lr, seed=args.seed)
+
+
 # ------------------------------------------------------------------------------------------- main
 
 COMMANDS = {
@@ -380,6 +410,7 @@ COMMANDS = {
                    ("compare a SYSU-MM01 / RegDB copy with the published counts; list odd files; print a "
                     "fingerprint (exit 0: all match, 1: differences, 2: not such a dataset)")),
     "sweep": (add_sweep, sweep, "train and evaluate a grid of table rows x seeds x datasets x budgets as parallel jobs"),
+    "pretrain": (add_pretrain, pretrain, "pretrain the backbone on FractalDB-style images (a stand-in for ImageNet)"),
 }
 
 
