@@ -2,7 +2,7 @@
 
 Formula-driven supervised learning (Kataoka et al., "Pre-training without Natural Images", ACCV 2020)
 labels images by the formula that drew them: each *category* is an iterated function system (IFS), a
-few random 2-D affine maps w_i(p) = A_i p + b_i, and an image of it is the set of points the "chaos game"
+few random 2-D affine maps w_i(p) = A_i p + b_i (we keep contractive ones), and an image of it is the set of points the "chaos game"
 visits (start anywhere, repeatedly apply a map picked at random, with probability proportional to
 |det A_i|). Categories whose points fill too little of their frame (a line, a dot) are rejected by a
 *filling rate* threshold; *instances* of a category vary one map parameter by a small weight and the
@@ -10,7 +10,7 @@ rendering (flip, colour, placement). Nakashima et al. ("Can Vision Transformers 
 Images?", AAAI 2022) pretrained ViTs on such images. The pictures contain no person and no natural image,
 so nothing in them can leak the synthetic re-ID stand-in's identities (reid/data/synthetic.py).
 
-Everything is drawn from `numpy.random.default_rng([seed, what, category, instance])`, so an image is the
+Everything is drawn from `numpy.random.default_rng([seed, stream, category, instance or attempt])`, so an image is the
 same bytes whatever else was drawn before it, in any order, in any process. Our sizes and thresholds are
 our choices for a CPU-sized model (docs/pretraining.md says why), not the papers' FractalDB-1k settings.
 
@@ -33,7 +33,7 @@ FILL_THRESHOLD = 0.2  # categories filling less of their frame are rejected
 MAX_ATTEMPTS = 1000  # draws per category before giving up (in practice a few dozen suffice)
 CHAINS, BURN_IN, STEPS = 256, 20, 60  # chaos game: independent walkers, steps dropped, steps kept
 WEIGHT_RANGE = (0.8, 1.2)  # the instance weight on one map parameter
-SCALE_RANGE = (0.7, 1.0)  # the fractal's size relative to the largest that fits the image
+SCALE_RANGE = (0.7, 1.0)  # each side of the box a fractal is drawn into, as a share of the image's side
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ def chaos_game(ifs: IFS, rng: np.random.Generator) -> np.ndarray:
     kept = []
     for step, pick in enumerate(picks):
         points = np.einsum("cij,cj->ci", linear[pick], points) + shift[pick]
-        # A map that expands (allowed: the set is contractive on average) can throw a walker far away;
-        # clipping keeps the numbers finite, and the percentile frame of `frame` ignores such outliers.
+        # A category's maps contract, but an instance's weight (up to x1.2) can make one expand a little and
+        # throw a walker far away: clipping keeps the numbers finite, `frame`'s percentiles ignore outliers.
         points = np.clip(points, -1e6, 1e6)
         if step >= BURN_IN:
             kept.append(points)
