@@ -13,6 +13,7 @@
     sweep      reid.sweep.sweep_command                rows x seeds x datasets x budgets as parallel jobs
     probe      reid.tools.probe.probe_command          a backbone start (pretrained or random), frozen, ranked by 1-NN
     claims     reid.records.claims.write_claims        docs/claims.md: each claim of the paper, ours, a verdict
+    pretrain   reid.train.pretrain.pretrain            the backbone pretrained on FractalDB-style images
 
 Imports happen inside each command, so `python -m reid synth` does not pay for importing the model.
 Bad input is a `UserError`: one line on stderr, exit code 2, no traceback. Every command first checks that
@@ -43,6 +44,7 @@ EXAMPLES = {
     "sweep": "python -m reid sweep --grid table3 --jobs 2   (or --name NAME --rows table3_baseline:0-4,"
              "table3_full --seeds 0-2 --budgets 540,3600)",
     "claims": "python -m reid claims",
+    "pretrain": "python -m reid pretrain --out results/pretrained/fractal_micro_conv_96x48 --steps 9000",
 }
 
 
@@ -408,6 +410,34 @@ def claims(args) -> None:
     write_claims(out=args.out)
 
 
+# ----------------------------------------------------------------------------------------- pretrain
+
+def add_pretrain(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=None,
+                   help="writes OUT.safetensors (the backbone) and OUT.json (provenance); default: the "
+                        "repository's results/pretrained/fractal_micro_conv_96x48 (FRACTAL_WEIGHTS)")
+    p.add_argument("--preset", default="micro", help="backbone preset (model.preset)")
+    p.add_argument("--conv-stem", choices=["yes", "no"], default="yes", help="model.conv_stem")
+    p.add_argument("--height", type=int, default=96)
+    p.add_argument("--width", type=int, default=48)
+    p.add_argument("--classes", type=int, default=1000, help="fractal categories")
+    p.add_argument("--images-per-class", type=int, default=64, help="training instances per category")
+    p.add_argument("--held-out-per-class", type=int, default=5, help="held-out instances per category")
+    p.add_argument("--steps", type=int, default=9000)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate (warm-up, then cosine)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def pretrain(args) -> None:
+    from reid.train.pretrain import pretrain as pretrain_backbone
+
+    pretrain_backbone(args.out, preset=args.preset, conv_stem=args.conv_stem == "yes", height=args.height,
+                      width=args.width, classes=args.classes, images_per_class=args.images_per_class,
+                      held_out_per_class=args.held_out_per_class, steps=args.steps, batch_size=args.batch_size,
+                      lr=args.lr, seed=args.seed)
+
+
 # ------------------------------------------------------------------------------------------- main
 
 # -------------------------------------------------------------------------------------------- probe
@@ -446,6 +476,7 @@ COMMANDS = {
     "sweep": (add_sweep, sweep, "train and evaluate a grid of table rows x seeds x datasets x budgets as parallel jobs"),
     "probe": (add_probe, probe, "what a backbone start knows before training: frozen features ranked by 1-NN"),
     "claims": (add_claims, claims, "write docs/claims.md: each claim of the paper, our number, a verdict (from records)"),
+    "pretrain": (add_pretrain, pretrain, "pretrain the backbone on FractalDB-style images (a stand-in for ImageNet)"),
 }
 
 

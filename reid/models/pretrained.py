@@ -17,6 +17,10 @@ sees 240x240 -> a 20x20 grid, the coarse branch (patch 16) sees 224x224 -> 14x14
 24x12 and 18x9 grids, so each branch's position embedding is resampled (bicubic, CLS entry kept) with
 `timm.layers.resample_abs_pos_embed`, passing both grid sizes (the new grids are not square).
 The classifier heads are dropped; every other tensor must match exactly.
+
+A relative file path is read from the repository root (`weights_file`), whatever the working directory
+(a notebook runs in notebooks/), so a config can name a committed file such as `FRACTAL_WEIGHTS`, the
+CPU profile's FractalDB-pretrained backbone (docs/pretraining.md; `python -m reid pretrain` writes it).
 """
 
 from __future__ import annotations
@@ -31,14 +35,27 @@ from torch import nn
 from reid.utils.errors import UserError
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+REPOSITORY = Path(__file__).resolve().parents[2]  # reid/models/ -> the repository (an editable install)
+# The one home of the default FractalDB-pretrained backbone of the smoke profile (micro preset, conv stem,
+# 96x48), relative to the repository: `python -m reid pretrain` writes it (and its .json) by default.
+FRACTAL_WEIGHTS = "results/pretrained/fractal_micro_conv_96x48.safetensors"
+
+
+def weights_file(source: str | Path) -> Path:
+    """The file `model.pretrained` names: an absolute path as is, a relative one from the repository root
+    (not the working directory), so one config means one file from the command line and the notebooks."""
+    path = Path(source).expanduser()
+    return path if path.is_absolute() else REPOSITORY / path
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state_dict from .pth/.pt/.bin (torch, weights only) or .safetensors; unwrap the usual
-    {"model": ...} / {"state_dict": ...} containers and a DDP "module." prefix."""
-    path = Path(path)
+    {"model": ...} / {"state_dict": ...} containers and a DDP "module." prefix. A relative `path` is read
+    from the repository root (`weights_file`)."""
+    given, path = str(path), weights_file(path)
     if not path.is_file():
-        raise UserError(f"model pretrained={str(path)!r}: no such file")
+        where = "" if Path(given).is_absolute() else f" ({path}: a relative path is read from the repository root)"
+        raise UserError(f"model pretrained={given!r}: no such file{where}")
     if path.suffix not in WEIGHT_SUFFIXES:
         raise UserError(f"model pretrained={str(path)!r}: expected one of {list(WEIGHT_SUFFIXES)}")
     try:
@@ -114,7 +131,7 @@ def load_pretrained_backbone(backbone: nn.Module, source: str | Path, preset: st
     """Load timm ImageNet weights (a file, or "timm") into `backbone.vit` (a CrossViTBackbone or
     ViTBackbone), resampling the position embeddings named in `backbone.pos_embed_names` to
     `backbone.grid_sizes`. A CrossViT checkpoint given to the ViT baseline loads its coarse branch."""
-    path = Path(source)
+    path = weights_file(source)
     state = timm_state_dict(preset, conv_stem) if str(source) == "timm" else read_state_dict(path)
     # The original IBM checkpoints name the per-branch tensors "pos_embed.0"; timm names them "pos_embed_0".
     state = {
