@@ -421,22 +421,9 @@ def default_regdb_splits(profile: str) -> int:
 
 
 def settings(environ=None) -> Settings:
-    """The notebooks' switch, read from the environment in this one place:
-
-    REID_SYSU_ROOT, REID_REGDB_ROOT  real data (both; default: the synthetic set, made when missing)
-    REID_PROFILE                     smoke (default, CPU) | paper | paper_literal | paper_literal_batch
-    REID_SEEDS                       training seeds of the table rows, e.g. 0,1,2 (default 0)
-    REID_REGDB_SPLITS                RegDB splits to train and test (default 10 on paper, 1 otherwise)
-    REID_STEPS_CAP                   at most this many steps per epoch in every run: a test budget that only
-                                     checks the notebooks run (`make test` sets it; default 0 = no cap)
-    REID_RETRAIN                     1: notebooks 06/07 train every row instead of reading committed results
-    REID_MISSING                     train (default) | skip: 06/07 leave jobs without a committed result out
-                                     of their tables (labelled partial) instead of training them
-    REID_OUTPUT_DIR                  where results/ and figures/ are written (default: the repository)
-    REID_PRETRAINED                  ImageNet weights: a checkpoint file, timm, or none (default: the config's)
-    REID_WORKERS                     data-loader worker processes (default: 0 on Windows and macOS, where
-                                     workers started from a notebook hang; elsewhere the config's)
-    """
+    """The notebooks' switch, read from the environment in this one place. Its variables (REID_SYSU_ROOT,
+    REID_PROFILE, REID_SEEDS, ...) are tabled once, in docs/notebooks.md ("The switch"; a test holds that table
+    to the variables this function reads)."""
     environ = os.environ if environ is None else environ
     root = repo_root()
     sysu, regdb = environ.get("REID_SYSU_ROOT"), environ.get("REID_REGDB_ROOT")
