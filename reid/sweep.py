@@ -225,6 +225,9 @@ def finished_twin(job: Job, cfg=None) -> Path | None:
     return None
 
 
+SWEEP_RESUME = "re-run the same sweep command, which resumes its unfinished runs from their last epoch"
+
+
 def run_job(job: Job) -> dict:
     """Train (or reuse, or resume) one run and evaluate it under its dataset's protocols; in a worker."""
     os.environ["OMP_NUM_THREADS"] = str(job.threads)
@@ -236,17 +239,20 @@ def run_job(job: Job) -> dict:
     start = time.perf_counter()
     cfg = job_config(job)
     from reid.experiments import is_finished, run_dir
+    from reid.train.engine import RESUME_ADVICE, repair_best_checkpoint
 
-    if job.fresh:  # --retrain: never the finished run; a fresh folder beside it (an unfinished one resumes)
-        run = train_run(cfg, job.runs_dir, folder=fresh_run_dir(run_dir(job.runs_dir, cfg), cfg))
-    else:
-        twin = None if is_finished(run_dir(job.runs_dir, cfg), cfg) else finished_twin(job, cfg)
-        if twin is not None:
-            from reid.train.engine import repair_best_checkpoint
-
-            print(f"{run_dir(job.runs_dir, cfg).name}: the same settings trained already as {twin.name}, reusing it")
-            repair_best_checkpoint(twin)
-        run = twin or train_run(cfg, job.runs_dir)
+    try:
+        if job.fresh:  # --retrain: never the finished run; a fresh folder beside it (an unfinished one resumes)
+            run = train_run(cfg, job.runs_dir, folder=fresh_run_dir(run_dir(job.runs_dir, cfg), cfg))
+        else:
+            twin = None if is_finished(run_dir(job.runs_dir, cfg), cfg) else finished_twin(job, cfg)
+            if twin is not None:
+                print(f"{run_dir(job.runs_dir, cfg).name}: the same settings trained already as {twin.name}, "
+                      "reusing it")
+                repair_best_checkpoint(twin)
+            run = twin or train_run(cfg, job.runs_dir)
+    except UserError as err:  # a full disk: sweep has no --resume; the same sweep command resumes the run
+        raise UserError(str(err).replace(RESUME_ADVICE, SWEEP_RESUME)) from None
     trained = time.perf_counter() - start
     results = {p: evaluate_runs([run], p, job.root, trials=job.trials) for p in PROTOCOLS_OF[job.dataset]}
     steps = {r["protocol"].get("steps") for r in results.values()}
