@@ -265,6 +265,26 @@ def run_job(job: Job) -> dict:
             "results": {p: {m: r.get(m) for m in METRICS} for p, r in results.items()}}
 
 
+def check_devices(jobs: list[Job], launcher: str) -> None:
+    """What every job of a local sweep would refuse on this machine (`check_gpu_run`: a paper-sized model on
+    real data and no GPU), refused once, before any job starts. Only jobs that will train count (a finished
+    run or its twin is reused); a SLURM sweep's jobs run on the nodes it asks for, not here."""
+    if launcher != "local":
+        return
+    import torch
+
+    from reid.data import dataset_root
+    from reid.data.identity import is_synthetic
+    from reid.experiments import is_finished, run_dir
+    from reid.train.engine import check_gpu_run
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    for job in jobs:
+        cfg = job_config(job)
+        if job.fresh or not (is_finished(run_dir(job.runs_dir, cfg), cfg) or finished_twin(job, cfg)):
+            check_gpu_run(cfg, None, device, is_synthetic(dataset_root(cfg.data.dataset, cfg.data.root)))
+
+
 def fresh_run_dir(run: Path, cfg) -> Path:
     """Where `--retrain` trains the run `run` again: `<run>-retrain<k>`, the first such folder that holds no
     finished run (an unfinished one, of a retrain that was stopped, is resumed). Nothing is deleted: the
@@ -654,6 +674,8 @@ def sweep_command(rows, seeds, datasets, budgets, profile, roots, overrides, lau
             if i not in finished:
                 summaries[i] = {"error": "not trained yet (--finished-only)"}
         todo_index = [i for i in todo_index if i in finished]
+    if not finished_only:  # a job that would refuse this machine: said once, before any starts
+        check_devices([grid.jobs[i] for i in todo_index], launcher)
     print(f"sweep {name}: {len(grid.entries)} entries -> {len(grid.jobs)} jobs, {len(todo_index)} to run, "
           f"{parallel} at a time ({launcher}); results in {out}")
     bar = tqdm(total=len(grid.jobs), initial=len(grid.jobs) - len(todo_index), desc=f"sweep {name}", unit="job")

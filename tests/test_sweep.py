@@ -481,3 +481,28 @@ def test_a_full_disk_in_a_sweep_job_advises_the_sweep_command_not_resume(synthet
     line = str(err.value)
     assert "No space left" in line and "--resume" not in line
     assert "re-run the same sweep command" in line and "resume" in line
+
+
+def test_a_paper_sweep_on_real_data_without_a_gpu_is_refused_before_any_job(synthetic_root, tmp_path, monkeypatch,
+                                                                             capsys):
+    """Issue 34: every job started, then each refused (`check_gpu_run`); the sweep now checks once, first."""
+    import shutil
+
+    import torch
+
+    from reid import sweep
+    from reid.data.synthetic import MANIFEST
+
+    real = shutil.copytree(synthetic_root, tmp_path / "real")  # labelled real: no synthetic manifest
+    for manifest in real.rglob(MANIFEST):
+        manifest.unlink()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    launched = []
+    monkeypatch.setattr(sweep, "launch", lambda todo, *a, **k: launched.extend(todo.jobs) or [])
+    args = [["table3_full"], (0,), ("sysu",), (100,), "paper", _roots(real), ("model.pretrained=none",), "local", 1,
+            "gpu", tmp_path / "runs", tmp_path / "results"]
+    with pytest.raises(UserError, match="no CUDA GPU found.*model preset .* on real data"):
+        sweep.sweep_command(*args)
+    assert launched == [] and not (tmp_path / "runs").exists()
+    sweep.sweep_command(*args[:5], _roots(synthetic_root), *args[6:])  # synthetic data: a CPU rehearsal launches
+    assert len(launched) == 1
