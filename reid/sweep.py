@@ -252,6 +252,8 @@ def run_job(job: Job) -> dict:
                 repair_best_checkpoint(twin)
             run = twin or train_run(cfg, job.runs_dir)
     except UserError as err:  # a full disk: sweep has no --resume; the same sweep command resumes the run
+        if RESUME_ADVICE not in str(err):
+            raise
         raise UserError(str(err).replace(RESUME_ADVICE, SWEEP_RESUME)) from None
     trained = time.perf_counter() - start
     results = {p: evaluate_runs([run], p, job.root, trials=job.trials) for p in PROTOCOLS_OF[job.dataset]}
