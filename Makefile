@@ -47,9 +47,10 @@ test: $(STAMP)
 # Bound to this machine only; --allow-root because JupyterLab refuses root (the usual user in a container).
 LAB_PORT ?= 8888
 lab: $(STAMP)
+	@$(PY) -c "import socket, sys; s = socket.socket(); taken = s.connect_ex(('127.0.0.1', $(LAB_PORT))) == 0; s.close(); sys.exit('make lab: port $(LAB_PORT) on 127.0.0.1 is taken (another Jupyter?): stop it, or choose a free one: make lab LAB_PORT=8890' if taken else 0)"
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,lab]"
 	@echo "JupyterLab: http://127.0.0.1:$(LAB_PORT)/lab (the token is in the URL printed below)"
-	$(VENV)/bin/jupyter lab notebooks/ --ip=127.0.0.1 --port=$(LAB_PORT) --no-browser \
+	$(VENV)/bin/jupyter lab notebooks/ --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.port_retries=0 --no-browser \
 	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Re-execute every notebook in place, refreshing the committed outputs and figures/.

@@ -47,9 +47,21 @@ PRESETS = ("9", "18", "base")
 REHEARSAL = {"presets": ("micro",), "model": ["model.preset=tiny", "data.height=96", "data.width=48"],
              "resume_steps": 3}
 DEVICE = "cuda"
+LOADER_MODEL = ["model.preset=18"]  # part 2's model on a GPU (the rehearsal's REHEARSAL["model"] follows it)
+RESUME_WORKERS = 2  # part 3's persistent loader workers
 # Deterministic kernels for the resume comparison: cuBLAS needs a fixed workspace for it.
 DETERMINISTIC = ("import sys, torch; torch.use_deterministic_algorithms(True, warn_only=True); "
                  "torch.backends.cudnn.benchmark = False; from reid.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def what_runs(rehearse: bool) -> dict:
+    """What the parts run, for the report's headings: the device, part 2's data, preset and image size
+    (the overrides `loader_epoch` passes, on paper_sysu's 288x144), part 3's workers."""
+    settings = dict(item.split("=", 1) for item in
+                    ["data.height=288", "data.width=144", *LOADER_MODEL, *(REHEARSAL["model"] if rehearse else [])])
+    return {"device": "the CPU" if rehearse else "CUDA", "precision": "fp32" if rehearse else "bf16 autocast",
+            "data": "small synthetic" if rehearse else "real-scale synthetic", "preset": settings["model.preset"],
+            "size": f"{settings['data.height']}x{settings['data.width']}", "workers": RESUME_WORKERS}
 
 
 def _env() -> dict:
@@ -121,7 +133,7 @@ def loader_epoch(work: Path, steps: int, rehearse: bool) -> dict:
     made_s = time.perf_counter() - t
     run = work / "loader_epoch"
     shutil.rmtree(run, ignore_errors=True)
-    cfg = load_config("paper_sysu", [f"data.root={root}", "model.pretrained=none", "model.preset=18",
+    cfg = load_config("paper_sysu", [f"data.root={root}", "model.pretrained=none", *LOADER_MODEL,
                                      "train.epochs=1", f"train.max_steps_per_epoch={steps}",
                                      *(REHEARSAL["model"] if rehearse else [])])
     t = time.perf_counter()
@@ -141,7 +153,7 @@ def resume_check(work: Path, steps: int) -> dict:
     small = Path(ensure_synthetic(work / "small", seed=0, small=True)) / "SYSU-MM01"
     base = [sys.executable, "-c", DETERMINISTIC, "train", "--config", "smoke", "--data", str(small),
             "--device", DEVICE, "--set", "train.epochs=3", "--set", f"train.max_steps_per_epoch={steps}",
-            "--set", "train.eval_every=3", "--set", "data.workers=2"]
+            "--set", "train.eval_every=3", "--set", f"data.workers={RESUME_WORKERS}"]
     runs = {name: work / f"resume_{name}" for name in ("straight", "killed", "straight2")}
     for folder in runs.values():
         shutil.rmtree(folder, ignore_errors=True)
@@ -208,13 +220,15 @@ def evaluation_and_gradcam(work: Path, checkpoint: Path, root: Path) -> dict:
 # --------------------------------------------------------------------------------------- report
 
 def report(env: dict, bench: list, loader: dict | str, resume: dict | str, evaluation: dict | str,
-           total_s: float, steps: int = 50, warmup: int = 10) -> str:
+           total_s: float, steps: int = 50, warmup: int = 10, ran: dict | None = None) -> str:
+    ran = ran or what_runs(rehearse=False)
     lines = ["# GPU check", "",
              f"`make gpu-check` (benchmarks/gpu_check.py), {time.strftime('%Y-%m-%d')}, {total_s:.0f} s in all.", "",
              "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in env.items()]
     lines += ["", "## 1. Training speed, random tensors (bench_train.py)", "",
-              ("P8K4 + grayscale copies of the visible images = 96 images a step, 288x144, bf16 autocast, SGD, "
+              ("P8K4 + grayscale copies of the visible images = 96 images a step, 288x144, "
+               f"{ran['precision']}, SGD, "
                f"{steps} timed steps after {warmup} warm-up."), "",
               "| preset | parameters | images/s | ms/step | peak memory |", "|---|---|---|---|---|"]
     for row in bench:
@@ -223,7 +237,8 @@ def report(env: dict, bench: list, loader: dict | str, resume: dict | str, evalu
         else:
             lines.append(f"| {row['preset']} | {row['params_m']:.1f} M | {row['images_per_s']:.0f} | "
                          f"{row['ms_per_step']:.1f} | {row['peak_gib']:.2f} GiB |")
-    lines += ["", "## 2. One epoch through the loader (real-scale synthetic SYSU-MM01, paper_sysu, preset 18)", ""]
+    lines += ["", (f"## 2. One epoch through the loader ({ran['data']} SYSU-MM01, paper_sysu, preset {ran['preset']} "
+              f"at {ran['size']})"), ""]
     if isinstance(loader, str):
         lines.append(f"failed: {loader}")
     else:
@@ -233,7 +248,8 @@ def report(env: dict, bench: list, loader: dict | str, resume: dict | str, evalu
         lines.append(f"{loader['steps']} steps with {workers} (data.workers: auto): "
                      f"{loader['images_per_s']:.0f} images/s{ratio}; the epoch took {loader['epoch_s']:.0f} s "
                      f"(run {loader['run_s']:.0f} s with the cache preload; data made in {loader['data_s']:.0f} s).")
-    lines += ["", "## 3. Kill and resume on CUDA (smoke profile, 3 epochs, 2 persistent workers)", ""]
+    lines += ["", (f"## 3. Kill and resume on {ran['device']} (smoke profile, 3 epochs, {ran['workers']} persistent "
+              "workers)"), ""]
     if isinstance(resume, str):
         lines.append(f"failed: {resume}")
     else:
@@ -242,7 +258,7 @@ def report(env: dict, bench: list, loader: dict | str, resume: dict | str, evalu
                  if "floor_max_abs_diff" in resume else "")
         lines.append(f"Killed (SIGKILL) after epoch {resume['killed_after_epoch']}, resumed: final weights "
                      f"{verdict} the uninterrupted run's{floor}.")
-    lines += ["", "## 4. Evaluation and Grad-CAM on CUDA (the model of 2)", ""]
+    lines += ["", f"## 4. Evaluation and Grad-CAM on {ran['device']} (the model of 2)", ""]
     if isinstance(evaluation, str):
         lines.append(f"failed: {evaluation}")
     else:
@@ -290,7 +306,7 @@ def main() -> int:
             failed = True
         print(f"{name} ({time.perf_counter() - t:.0f} s): {parts[name]}", flush=True)
     text = report(env, bench, parts["loader"], parts["resume"], parts["evaluation"], time.perf_counter() - start,
-                  args.steps, args.warmup)
+                  args.steps, args.warmup, what_runs(args.rehearse_on_cpu))
     from reid.utils.atomic import atomic_outputs
 
     out = REPO / (args.out or (Path(args.work) / "rehearsal.md" if args.rehearse_on_cpu else "results/gpu.md"))

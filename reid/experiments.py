@@ -32,7 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-from reid.config import MAX_WORKERS, config_from_dict, config_to_dict, load_config, resolve_config_path
+from reid.config import (
+    MAX_WORKERS,
+    WORD_VALUES,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    resolve_config_path,
+)
 from reid.data import SYSUMM01, RegDB, dataset_root, ensure_synthetic
 from reid.data.identity import is_synthetic, synthetic_manifest
 from reid.eval.evaluate import evaluate_regdb, evaluate_sysu, load_model, load_untrained
@@ -290,7 +297,7 @@ class Settings:
     regdb_splits: int = SMOKE_REGDB_SPLITS  # RegDB splits trained and tested (the protocol: 10)
     steps_cap: int = 0  # at most this many steps per epoch in every run (make test's budget); 0 = no cap
     pretrained: str | None = None  # model.pretrained for every run (a file, "timm", "none"); None: the config's
-    workers: int | None = None  # data.workers for every run; None: the config's
+    workers: int | str | None = None  # data.workers for every run (a number or "auto"); None: the config's
     seeds_given: bool = False  # REID_SEEDS was set: a sweep grid then uses these seeds for every row
     retrain: bool = False  # REID_RETRAIN=1: sweep notebooks run every job instead of reading committed results
     missing: str = "train"  # REID_MISSING=skip: sweep notebooks show a partial table instead of training
@@ -384,16 +391,20 @@ def parse_budgets(text: str, flag: str = "--budgets") -> tuple[int, ...]:
     return budgets
 
 
-def _env_int(environ, name: str, default: int, low: int, high: int) -> int:
+def _env_int(environ, name: str, default: int, low: int, high: int, words: tuple[str, ...] = ()) -> int | str:
+    """An integer from `low` to `high`, or one of `words` (a config field's `WORD_VALUES`, e.g. workers=auto)."""
     text = environ.get(name)
     if text is None:
         return default
+    expected = f"expected an integer from {low} to {high}" + (f" or {' / '.join(words)}" if words else "")
+    if text.strip() in words:
+        return text.strip()
     try:
         value = int(text)
     except ValueError:
-        raise UserError(f"{name}={text!r}: expected an integer from {low} to {high}") from None
+        raise UserError(f"{name}={text!r}: {expected}") from None
     if not low <= value <= high:
-        raise UserError(f"{name}={value}: expected an integer from {low} to {high}")
+        raise UserError(f"{name}={value}: {expected}")
     return value
 
 
@@ -456,8 +467,8 @@ def settings(environ=None) -> Settings:
         regdb_splits=_env_int(environ, "REID_REGDB_SPLITS", default_regdb_splits(profile), 1, 10),
         steps_cap=_env_int(environ, "REID_STEPS_CAP", 0, 0, 10**6),
         pretrained=environ.get("REID_PRETRAINED") or None,
-        workers=_env_int(environ, "REID_WORKERS", 0, 0, MAX_WORKERS) if "REID_WORKERS" in environ or sys.platform in (
-            "win32", "darwin") else None,
+        workers=_env_int(environ, "REID_WORKERS", 0, 0, MAX_WORKERS, WORD_VALUES[("data", "workers")])
+        if "REID_WORKERS" in environ or sys.platform in ("win32", "darwin") else None,
         seeds_given="REID_SEEDS" in environ, retrain=_env_int(environ, "REID_RETRAIN", 0, 0, 1) == 1,
         missing=_env_choice(environ, "REID_MISSING", "train", ("train", "skip")),
         runs_dir=root / "runs", results_dir=outputs / "results", figures_dir=outputs / "figures",

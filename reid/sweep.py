@@ -225,6 +225,9 @@ def finished_twin(job: Job, cfg=None) -> Path | None:
     return None
 
 
+SWEEP_RESUME = "re-run the same sweep command, which resumes its unfinished runs from their last epoch"
+
+
 def run_job(job: Job) -> dict:
     """Train (or reuse, or resume) one run and evaluate it under its dataset's protocols; in a worker."""
     os.environ["OMP_NUM_THREADS"] = str(job.threads)
@@ -236,17 +239,22 @@ def run_job(job: Job) -> dict:
     start = time.perf_counter()
     cfg = job_config(job)
     from reid.experiments import is_finished, run_dir
+    from reid.train.engine import RESUME_ADVICE, repair_best_checkpoint
 
-    if job.fresh:  # --retrain: never the finished run; a fresh folder beside it (an unfinished one resumes)
-        run = train_run(cfg, job.runs_dir, folder=fresh_run_dir(run_dir(job.runs_dir, cfg), cfg))
-    else:
-        twin = None if is_finished(run_dir(job.runs_dir, cfg), cfg) else finished_twin(job, cfg)
-        if twin is not None:
-            from reid.train.engine import repair_best_checkpoint
-
-            print(f"{run_dir(job.runs_dir, cfg).name}: the same settings trained already as {twin.name}, reusing it")
-            repair_best_checkpoint(twin)
-        run = twin or train_run(cfg, job.runs_dir)
+    try:
+        if job.fresh:  # --retrain: never the finished run; a fresh folder beside it (an unfinished one resumes)
+            run = train_run(cfg, job.runs_dir, folder=fresh_run_dir(run_dir(job.runs_dir, cfg), cfg))
+        else:
+            twin = None if is_finished(run_dir(job.runs_dir, cfg), cfg) else finished_twin(job, cfg)
+            if twin is not None:
+                print(f"{run_dir(job.runs_dir, cfg).name}: the same settings trained already as {twin.name}, "
+                      "reusing it")
+                repair_best_checkpoint(twin)
+            run = twin or train_run(cfg, job.runs_dir)
+    except UserError as err:  # a full disk: sweep has no --resume; the same sweep command resumes the run
+        if RESUME_ADVICE not in str(err):
+            raise
+        raise UserError(str(err).replace(RESUME_ADVICE, SWEEP_RESUME)) from None
     trained = time.perf_counter() - start
     results = {p: evaluate_runs([run], p, job.root, trials=job.trials) for p in PROTOCOLS_OF[job.dataset]}
     steps = {r["protocol"].get("steps") for r in results.values()}
@@ -257,6 +265,26 @@ def run_job(job: Job) -> dict:
             "this_job_s": round(trained, 1),
             "steps": steps.pop() if len(steps) == 1 else "mixed",
             "results": {p: {m: r.get(m) for m in METRICS} for p, r in results.items()}}
+
+
+def check_devices(jobs: list[Job], launcher: str) -> None:
+    """What every job of a local sweep would refuse on this machine (`check_gpu_run`: a paper-sized model on
+    real data and no GPU), refused once, before any job starts. Only jobs that will train count (a finished
+    run or its twin is reused); a SLURM sweep's jobs run on the nodes it asks for, not here."""
+    if launcher != "local":
+        return
+    import torch
+
+    from reid.data import dataset_root
+    from reid.data.identity import is_synthetic
+    from reid.experiments import is_finished, run_dir
+    from reid.train.engine import check_gpu_run
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    for job in jobs:
+        cfg = job_config(job)
+        if job.fresh or not (is_finished(run_dir(job.runs_dir, cfg), cfg) or finished_twin(job, cfg)):
+            check_gpu_run(cfg, None, device, is_synthetic(dataset_root(cfg.data.dataset, cfg.data.root)))
 
 
 def fresh_run_dir(run: Path, cfg) -> Path:
@@ -648,6 +676,8 @@ def sweep_command(rows, seeds, datasets, budgets, profile, roots, overrides, lau
             if i not in finished:
                 summaries[i] = {"error": "not trained yet (--finished-only)"}
         todo_index = [i for i in todo_index if i in finished]
+    if not finished_only:  # a job that would refuse this machine: said once, before any starts
+        check_devices([grid.jobs[i] for i in todo_index], launcher)
     print(f"sweep {name}: {len(grid.entries)} entries -> {len(grid.jobs)} jobs, {len(todo_index)} to run, "
           f"{parallel} at a time ({launcher}); results in {out}")
     bar = tqdm(total=len(grid.jobs), initial=len(grid.jobs) - len(todo_index), desc=f"sweep {name}", unit="job")

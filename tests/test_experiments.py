@@ -238,3 +238,17 @@ def test_reid_output_dir_must_be_a_writable_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda path, mode: False)  # as a user without write access (tests run as root)
     with pytest.raises(UserError, match="REID_OUTPUT_DIR .*permission denied"):
         settings({"REID_OUTPUT_DIR": str(tmp_path / "new")})
+
+
+def test_the_switch_takes_seed_ranges_and_auto_workers_as_the_cli_and_config_do():
+    """Issue 34: REID_SEEDS=0-2 and REID_WORKERS=auto are the forms `--seeds` and `data.workers` accept."""
+    from reid.config import MAX_WORKERS
+
+    assert settings({"REID_SEEDS": "0-2"}).seeds == (0, 1, 2)
+    assert settings({"REID_SEEDS": "0-1,4"}).seeds == (0, 1, 4)
+    auto = settings({"REID_WORKERS": "auto"})
+    assert auto.workers == "auto" and "data.workers=auto" in auto.run_overrides()
+    assert load_config("smoke", overrides=auto.run_overrides()).data.workers == "auto"
+    assert settings({"REID_WORKERS": "3"}).workers == 3
+    with pytest.raises(UserError, match=f"REID_WORKERS='many': expected an integer from 0 to {MAX_WORKERS} or auto"):
+        settings({"REID_WORKERS": "many"})

@@ -103,3 +103,30 @@ def test_the_citation_file_parses_and_cites_the_paper():
     bibtex = README.split("```bibtex\n", 1)[1].split("```", 1)[0]
     for field in (paper["title"], "Huang, Chihan", "2024", "{16}", "{4}", "451--460"):
         assert field in bibtex, field
+
+
+def test_make_lab_refuses_a_taken_port_in_one_line_instead_of_printing_a_wrong_url():
+    """Issue 34: `make lab` printed port 8888 while Jupyter, finding it taken, served on 8889. The target now
+    checks the port first (the python -c line run here, as make runs it) and Jupyter may not move."""
+    import socket
+    import subprocess
+    import sys
+
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\nlab:", 1)[1].split("\n\n", 1)[0]
+    check = next(line.strip().lstrip("@") for line in recipe.splitlines() if "connect_ex" in line)
+    assert recipe.index("connect_ex") < recipe.index("pip install") < recipe.index("jupyter lab")
+    assert "--ServerApp.port_retries=0" in recipe
+
+    def run(port):
+        command = check.replace("$(PY)", sys.executable).replace("$(LAB_PORT)", str(port)).replace("$$", "$")
+        return subprocess.run(command, check=False, shell=True, capture_output=True, text=True, timeout=30)
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        taken = run(port)
+    assert taken.returncode != 0 and taken.stdout == ""
+    assert taken.stderr.count("\n") == 1 and f"port {port}" in taken.stderr and "LAB_PORT=" in taken.stderr
+    assert run(port).returncode == 0  # free again

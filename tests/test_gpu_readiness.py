@@ -449,3 +449,20 @@ def test_gpu_check_report_holds_every_figure():
                    "10-trial all-search evaluation: 12 s", "Grad-CAM: ran"):
         assert needle in text, needle
     assert "failed: boom" in check.report(env, bench, "boom", "boom", "boom", 1.0)
+
+
+def test_the_cpu_rehearsal_report_says_what_ran():
+    """Issue 34: the CPU rehearsal's headings said "on CUDA", "preset 18" and "bf16" whatever ran."""
+    check = _gpu_check()
+    env = {"card": "none: CPU rehearsal of this script"}
+    bench = [{"preset": "micro", "params_m": 1.0, "images_per_s": 50.0, "ms_per_step": 100.0, "peak_gib": 0.5}]
+    text = check.report(env, bench, "boom", "boom", "boom", 1.0, ran=check.what_runs(rehearse=True))
+    headings = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    for wrong in ("CUDA", "preset 18", "real-scale", "288x144"):
+        assert wrong not in headings, wrong
+    for right in ("on the CPU", "preset tiny at 96x48", "small synthetic", f"{check.RESUME_WORKERS} persistent workers"):
+        assert right in headings, right
+    assert "bf16" not in text and "288x144, fp32, SGD" in text  # part 1 runs paper_sysu's size, without autocast
+    gpu = check.report(env, bench, "boom", "boom", "boom", 1.0)  # a GPU run's headings, as before
+    for right in ("on CUDA", "preset 18", "real-scale synthetic", "288x144", "bf16 autocast"):
+        assert right in gpu, right

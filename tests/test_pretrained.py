@@ -201,3 +201,22 @@ def test_real_data_refuses_an_unset_pretrained(tmp_path):
         check_pretrained(ModelConfig(preset="18"), tmp_path, synthetic=False)
     check_pretrained(ModelConfig(preset="18"), tmp_path, synthetic=True)  # synthetic: from scratch is fine
     check_pretrained(ModelConfig(preset="18", pretrained="none"), tmp_path, synthetic=False)  # on purpose
+
+
+def test_a_pickled_weights_file_is_refused_as_unsafe_in_our_words(tmp_path):
+    """torch's own text advises `weights_only=False` (running the file's code): never relay it (issue 34)."""
+    import os
+
+    from reid.models.pretrained import read_state_dict
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    path = tmp_path / "evil.pth"
+    torch.save({"model": Evil()}, path)
+    with pytest.raises(UserError, match="pickled Python objects.*refused as unsafe") as err:
+        read_state_dict(path)
+    line = str(err.value)
+    assert "\n" not in line and "weights_only" not in line and "evil.pth" in line
+    assert not (tmp_path / "pwned").exists()

@@ -456,3 +456,53 @@ def test_finished_only_tabulates_what_has_finished_and_trains_nothing(synthetic_
     grid = json.loads((tmp_path / "results-b" / "part" / "grid.json").read_text())  # says where it came from
     assert grid["provenance"]["commit"] and "command" in grid["provenance"] and "hardware" in grid["provenance"]
     assert grid["data"]["sysu"]["kind"] == "synthetic" and len(grid["trained_at_commits"]) == 1
+
+
+def test_a_full_disk_in_a_sweep_job_advises_the_sweep_command_not_resume(synthetic_root, tmp_path, monkeypatch):
+    """Issue 34: the engine's "make room and continue with --resume" reached the sweep's report, but `sweep`
+    has no --resume; a sweep job says to re-run the same sweep command (its unfinished runs resume)."""
+    import errno
+
+    from reid import experiments
+    from reid.train import engine
+
+    grid = plan(["table3_full"], (0,), ("sysu",), (3,), "smoke", _roots(synthetic_root), TINY_GRID, tmp_path)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fake_train_run(cfg, runs_dir, device=None, folder=None):  # the engine's own message for a full disk
+        engine._save_epoch({}, tmp_path / "run", cfg, [], improved=False, epoch=0)
+
+    monkeypatch.setattr(engine, "save_checkpoint", full_disk)
+    monkeypatch.setattr(experiments, "train_run", fake_train_run)
+    with pytest.raises(UserError) as err:
+        run_job(grid.jobs[0])
+    line = str(err.value)
+    assert "No space left" in line and "--resume" not in line
+    assert "re-run the same sweep command" in line and "resume" in line
+
+
+def test_a_paper_sweep_on_real_data_without_a_gpu_is_refused_before_any_job(synthetic_root, tmp_path, monkeypatch,
+                                                                             capsys):
+    """Issue 34: every job started, then each refused (`check_gpu_run`); the sweep now checks once, first."""
+    import shutil
+
+    import torch
+
+    from reid import sweep
+    from reid.data.synthetic import MANIFEST
+
+    real = shutil.copytree(synthetic_root, tmp_path / "real")  # labelled real: no synthetic manifest
+    for manifest in real.rglob(MANIFEST):
+        manifest.unlink()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    launched = []
+    monkeypatch.setattr(sweep, "launch", lambda todo, *a, **k: launched.extend(todo.jobs) or [])
+    args = [["table3_full"], (0,), ("sysu",), (100,), "paper", _roots(real), ("model.pretrained=none",), "local", 1,
+            "gpu", tmp_path / "runs", tmp_path / "results"]
+    with pytest.raises(UserError, match="no CUDA GPU found.*model preset .* on real data"):
+        sweep.sweep_command(*args)
+    assert launched == [] and not (tmp_path / "runs").exists()
+    sweep.sweep_command(*args[:5], _roots(synthetic_root), *args[6:])  # synthetic data: a CPU rehearsal launches
+    assert len(launched) == 1

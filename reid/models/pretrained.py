@@ -26,12 +26,14 @@ CPU profile's FractalDB-pretrained backbone (docs/pretraining.md; `python -m rei
 from __future__ import annotations
 
 import math
+import pickle
 from pathlib import Path
 
 import torch
 from timm.layers import resample_abs_pos_embed
 from torch import nn
 
+from reid.utils.checkpoint import pickle_refusal
 from reid.utils.errors import UserError
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
@@ -65,7 +67,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = load_file(str(path), device="cpu")
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 -- truncated, not torch, unsafe pickle, bad header: a UserError
+    except pickle.UnpicklingError as err:
+        raise UserError(f"model pretrained={str(path)!r}: cannot read weights: the file {pickle_refusal(err)}; use a "
+                        "weights file of tensors (.safetensors, or a state_dict saved with torch.save)") from None
+    except Exception as err:  # noqa: BLE001 -- truncated, not torch, bad header: a UserError
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"model pretrained={str(path)!r}: cannot read weights ({message})") from None
     for container in ("model", "state_dict"):

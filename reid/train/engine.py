@@ -434,6 +434,10 @@ def repair_best_checkpoint(output_dir: str | os.PathLike, locked: bool = False) 
     return True
 
 
+# What a full disk advises; a sweep job says its own instead (`reid.sweep.run_job`: sweep has no --resume).
+RESUME_ADVICE = "continue with --resume"
+
+
 def _save_epoch(snapshot: dict, output_dir: Path, cfg: ExperimentConfig, history: list, improved: bool,
                 epoch: int) -> None:
     """Write an epoch's outputs: `last.pt`, then `best.pt` when this epoch is the reported model (always
@@ -450,7 +454,7 @@ def _save_epoch(snapshot: dict, output_dir: Path, cfg: ExperimentConfig, history
     except OSError as err:
         kept = f"last.pt still holds epoch {epoch}" if epoch > 0 else "no checkpoint was written"
         raise UserError(f"cannot write {last_path} after epoch {epoch + 1} ({err.strerror or err}): {kept}; "
-                        "make room and continue with --resume") from None
+                        f"make room and {RESUME_ADVICE}") from None
     try:
         if improved:
             copy_checkpoint(last_path, best_path)
@@ -458,7 +462,7 @@ def _save_epoch(snapshot: dict, output_dir: Path, cfg: ExperimentConfig, history
         _write_log(output_dir / "log.csv", history)
     except OSError as err:
         raise UserError(f"{output_dir}: cannot finish the outputs of epoch {epoch + 1} ({err.strerror or err}); "
-                        f"last.pt holds epoch {epoch + 1}: make room and continue with --resume (it restores "
+                        f"last.pt holds epoch {epoch + 1}: make room and {RESUME_ADVICE} (it restores "
                         "best.pt)") from None
 
 

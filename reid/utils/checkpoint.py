@@ -68,6 +68,18 @@ def _write_error(tmp: Path, err: RuntimeError) -> OSError | None:
     return None
 
 
+def pickle_refusal(err: pickle.UnpicklingError) -> str:
+    """Our words for what `torch.load(weights_only=True)` refused, to follow a file's name: it holds pickled
+    Python objects ("... is refused as unsafe"), or its pickle data do not parse. torch's own text here
+    advises `weights_only=False`, i.e. running the file's code: never relay it. The one home of this wording
+    (checkpoints here, pretrained weights in `reid.models.pretrained`)."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(err))
+    if not found:
+        return "is unreadable: its pickle data do not parse as tensors and plain data"
+    return (f"holds pickled Python objects and is refused as unsafe: it names the Python object {found.group(1)}, "
+            "and only tensors and plain data are loaded (reading it could run code)")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location="cpu", required=("model",)) -> dict:
     """Read a checkpoint written by `save_checkpoint`; any problem is a `UserError` naming the file."""
     path = Path(path)
@@ -76,14 +88,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", required=("mode
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        # torch's own text here advises `weights_only=False`, i.e. running the file's code: never relay it.
-        found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        if found:
-            raise UserError(f"checkpoint {path} refused as unsafe: it names the Python object {found.group(1)}, "
-                            "and only tensors and plain data are loaded (reading it could run code); use a "
-                            "checkpoint written by this package (python -m reid train)") from None
-        raise UserError(f"cannot read checkpoint {path}: not a checkpoint of this package (its pickle data do "
-                        "not parse as tensors and plain data)") from None
+        raise UserError(f"checkpoint {path} {pickle_refusal(err)}; use a checkpoint written by this package "
+                        "(python -m reid train)") from None
     except Exception as err:  # noqa: BLE001 -- any read failure (truncated, not torch) becomes a UserError
         text = ANSI_ESCAPE.sub("", str(err)).strip()  # torch colours some messages: keep the line plain
         first_line = text.splitlines()[0] if text else type(err).__name__
