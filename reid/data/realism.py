@@ -34,7 +34,7 @@ def measure_capture(version: int, seed: int = 0, sample: int = 300, sizes: Sizes
     pick = np.random.default_rng([seed, 99])
     shots = list(sysu_shots(seed, sizes, cap))
     chosen = [shots[i] for i in sorted(pick.choice(len(shots), min(sample, len(shots)), replace=False))]
-    centre, extent, cut, hidden = [], [], [], []
+    centre, extent, cut, hidden, frames = [], [], [], [], []  # frames: version 5's draws, one per image
     by_camera: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
     for shot in chosen:
         full = shot.silhouette(sizes, visible=False)
@@ -42,8 +42,10 @@ def measure_capture(version: int, seed: int = 0, sample: int = 300, sizes: Sizes
         rows, cols = np.nonzero(full)
         centre.append(cols.mean() / sizes.width)
         extent.append((rows.max() - rows.min() + 1) / sizes.height)
-        figure = shot.frame(sizes).figure if cap.realistic else None
-        feet, body = (figure.feet, figure.body) if figure else _feet_and_body(shot, sizes)
+        frame = shot.frame(sizes) if cap.realistic else None
+        if frame is not None:
+            frames.append(frame)
+        feet, body = (frame.figure.feet, frame.figure.body) if frame else _feet_and_body(shot, sizes)
         cut.append(max(feet - sizes.height, body - feet) > 0.03 * body)  # > 3 % of the body outside
         hidden.append(seen.sum() < 0.95 * full.sum())
         if not shot.infrared:
@@ -65,7 +67,6 @@ def measure_capture(version: int, seed: int = 0, sample: int = 300, sizes: Sizes
          "masks: visible vs whole person"),
     ]
     if cap.realistic:
-        frames = [shot.frame(sizes) for shot in chosen]
         rows += [
             ("images with another pedestrian behind", "bystander_share",
              f"{np.mean([any(who is not None for who, _, _ in f.behind) for f in frames]):.1%}", "draws"),

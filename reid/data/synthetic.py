@@ -442,17 +442,16 @@ def _figure(person: Identity, cam: Camera, rng: np.random.Generator, height: int
         arms |= _limb(yy, xx, neck + 0.02 * body, neck + arm_len, x0, x1, arm_half)
         hands |= _ellipse(yy, xx, neck + arm_len + arm_half, x1, arm_half * 1.2, arm_half * 1.1)
         wrists.append((neck + arm_len - arm_half * 0.5, x1))
+    marks_under, marks_over = _marks(person, view, yy, xx, cx, neck, hip, body, shoulder, head_cy, head_r, wrists) if cap.marks else ([], [])
     if person.backpack and view == 1:  # seen from behind the backpack hides most of the torso
         garment_layer(torso, person.top, neck, "top")
         garment_layer(_trapezoid(yy, xx, neck + 0.03 * body, hip - 0.02 * body, cx, shoulder * 0.8,
                                  shoulder * 0.85), person.bag, neck, "bag")
-        if cap.marks:
-            layers.extend(_marks(person, view, yy, xx, cx, neck, hip, body, shoulder, head_cy, head_r, wrists)[0])
+        layers.extend(marks_under)
         garment_layer(arms, person.top, neck, "top")
     else:
         garment_layer(torso, person.top, neck, "top")
-        if cap.marks:  # on the garment, under the straps and arms
-            layers.extend(_marks(person, view, yy, xx, cx, neck, hip, body, shoulder, head_cy, head_r, wrists)[0])
+        layers.extend(marks_under)  # on the garment, under the straps and arms
         if person.backpack and view == 2:  # side view: the pack sticks out behind
             bx = cx - np.sign(stride + 1e-6) * shoulder * 1.6
             garment_layer(_trapezoid(yy, xx, neck + 0.03 * body, hip - 0.04 * body, bx, shoulder * 0.5,
@@ -486,8 +485,7 @@ def _figure(person: Identity, cam: Camera, rng: np.random.Generator, height: int
     if person.hat:
         hat = _ellipse(yy, xx, top + 0.4 * head_r, cx, 0.55 * head_r, head_r * 1.05) & (yy < top + 0.8 * head_r)
         layers.append((hat, person.hat_color, 0.0, "hat"))
-    if cap.marks:  # glasses and wristband go over the face and the hands
-        layers.extend(_marks(person, view, yy, xx, cx, neck, hip, body, shoulder, head_cy, head_r, wrists)[1])
+    layers.extend(marks_over)  # glasses and wristband go over the face and the hands
 
     # Cylinder-like shading: the body darkens towards its silhouette edges.
     shade = np.clip(1 - 0.3 * ((xx - cx) / (shoulder * 1.6)) ** 2, 0.6, 1).astype(np.float32)
