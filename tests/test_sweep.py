@@ -106,7 +106,7 @@ def test_control_grids_resolve_every_row(name, synthetic_root, tmp_path):
 def test_recipe_parity_asks_for_its_development_set(tmp_path, capsys):
     code = main(["sweep", "--grid", "recipe_parity", "--runs-dir", str(tmp_path / "runs"),
                  "--results-dir", str(tmp_path / "results")])
-    assert code == 2 and "python -m reid synth --out data/dev300 --seed 7" in capsys.readouterr().err
+    assert code == 2 and "python -m reid synth --out data/dev-v5 --seed 7" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
 
 

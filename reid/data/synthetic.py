@@ -58,7 +58,7 @@ from reid.data.identity import SYNTHETIC_MANIFEST
 from reid.utils.atomic import write_text_atomically
 from reid.utils.errors import UserError
 
-GENERATOR_VERSION = 4  # the default version; every version of `CAPTURES` can be generated and redrawn
+GENERATOR_VERSION = 5  # the default version (realistic capture, docs/synthetic.md); every version of `CAPTURES` can be generated and redrawn
 VERSIONS = tuple(CAPTURES)
 MANIFEST = SYNTHETIC_MANIFEST
 SYSU_RGB, SYSU_IR = (1, 2, 4, 5), (3, 6)

@@ -222,7 +222,7 @@ def attribution_row(table3: dict, table4: dict) -> dict:
                      "(SYSU all-search); the controls that would separate loss, margin and recipe are not run"),
             "p": "", "verdict": "open (controls defined, not run)",
             "command": _code("python -m reid sweep --grid controls_loss; python -m reid sweep --grid "
-                             "recipe_parity --data data/dev300")}
+                             "recipe_parity --data data/dev-v5")}
 
 
 # ------------------------------------------------------------------------------------------ the page
