@@ -142,6 +142,43 @@ def is_finished(run: Path, cfg) -> bool:
     return last.is_file() and load_checkpoint(last)["epoch"] >= cfg.train.epochs
 
 
+def training_key(cfg) -> str:
+    """What a run learns, independent of where the clone and its data live: the resolved config without its
+    name and data root, plus the synthetic generator's manifest (None for real data, whose records are
+    matched on the protocol card's dataset fingerprint as well). A committed result answers a notebook's
+    entry only when this key is equal."""
+    d = config_to_dict(cfg)
+    for key in ("name", "description"):
+        d.pop(key, None)
+    d["data"] = {k: v for k, v in d["data"].items() if k != "root"}
+    manifest = synthetic_manifest(dataset_root(cfg.data.dataset, cfg.data.root))
+    blob = json.dumps({"config": d, "synthetic": manifest}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def equal_finished_run(cfg, runs_dirs) -> Path | None:
+    """A finished run in one of `runs_dirs` that trained exactly what `cfg` trains (`training_key`) under
+    another folder name: a sweep's `table3_full@smoke` run is the profile's full model, Table 4's L_trihardw
+    row is Table 3's full model. The folder `run_dir` gives `cfg` itself is not this function's business."""
+    key = None
+    for runs in runs_dirs:
+        own = run_dir(runs, cfg).name
+        for folder in sorted(Path(runs).glob(f"*-{cfg.data.dataset}*-seed{cfg.train.seed}-*")):
+            saved = folder / "config.yaml"
+            if folder.name == own or not saved.is_file() or not (folder / "last.pt").is_file():
+                continue
+            try:
+                other = load_config(saved)
+            except (UserError, OSError, ValueError):
+                continue
+            if other.name == cfg.name and runs == runs_dirs[0]:
+                continue  # this row's own folders in its own runs folder: run_dir decides about them
+            key = key or training_key(cfg)
+            if training_key(other) == key and is_finished(folder, other):
+                return folder
+    return None
+
+
 def train_run(cfg, runs_dir: str | Path, device=None, folder: str | Path | None = None) -> Path:
     """Train `cfg` into its run folder (`folder`, when given, instead) unless a finished run is there (an
     unfinished one is resumed)."""
@@ -158,11 +195,15 @@ def train_run(cfg, runs_dir: str | Path, device=None, folder: str | Path | None 
     return out
 
 
-def train_splits(cfg, runs_dir: str | Path, splits: int, device=None) -> list[Path]:
-    """One run per RegDB split 1..splits (the protocol trains one model per split)."""
+def _splits(splits: int) -> range:
     if not 1 <= splits <= 10:
         raise UserError(f"--splits {splits}: RegDB has splits 1..10")
-    return [train_run(with_split(cfg, split), runs_dir, device) for split in range(1, splits + 1)]
+    return range(1, splits + 1)
+
+
+def train_splits(cfg, runs_dir: str | Path, splits: int, device=None) -> list[Path]:
+    """One run per RegDB split 1..splits (the protocol trains one model per split)."""
+    return [train_run(with_split(cfg, split), runs_dir, device) for split in _splits(splits)]
 
 
 def run_config(run: Path):
@@ -335,8 +376,18 @@ class Settings:
                 *self.run_overrides(), *overrides]
         cfg = resolve(row, dataset, self.root(dataset), seed=seed, profile=self.profile, overrides=sets)
         if dataset == "sysu":
-            return [train_run(cfg, self.runs_dir, device)]
-        return train_splits(cfg, self.runs_dir, self.regdb_splits, device)
+            return [self._train_or_reuse(cfg, device)]
+        return [self._train_or_reuse(with_split(cfg, split), device) for split in _splits(self.regdb_splits)]
+
+    def _train_or_reuse(self, cfg, device=None) -> Path:
+        """`train_run`, reusing an equal finished training of a sweep (`runs/sweeps/`) or of another row
+        name: one training, whoever asked for it first (notebook 08's three seeds are Table 3's runs)."""
+        if not is_finished(run_dir(self.runs_dir, cfg), cfg):
+            twin = equal_finished_run(cfg, [self.runs_dir, Path(self.runs_dir) / "sweeps"])
+            if twin is not None:
+                print(f"{run_dir(self.runs_dir, cfg).name}: an equal training finished in {twin}, reusing it")
+                return train_run(cfg, self.runs_dir, device, folder=twin)
+        return train_run(cfg, self.runs_dir, device)
 
     def baseline_and_full(self, seed: int | None = None, device=None) -> dict[str, Path]:
         """The two SYSU-MM01 runs Figs. 3-4 (notebooks 08, 09) compare, at the same (the profile's full)

@@ -25,7 +25,6 @@ Launchers are submitit's: its local executor on one machine, its SLURM executor 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -33,7 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from reid.experiments import parse_budgets, parse_seeds  # noqa: F401 -- the one rule for each, shared
+from reid.experiments import parse_budgets, parse_seeds, training_key  # noqa: F401 -- the one rule for each, shared
 from reid.utils.errors import UserError
 
 LAUNCHERS = ("local", "slurm")
@@ -136,24 +135,6 @@ def job_config(job: Job):
                    overrides=[*job.overrides, *budget_overrides(cfg, job.budget)])
 
 
-def training_key(cfg) -> str:
-    """What a run learns, independent of where the clone and its data live: the resolved config without its
-    name and data root, plus the synthetic generator's manifest (None for real data, whose records are
-    matched on the protocol card's dataset fingerprint as well). A committed result answers a notebook's
-    entry only when this key is equal."""
-    from reid.config import config_to_dict
-    from reid.data import dataset_root
-    from reid.data.identity import synthetic_manifest
-
-    d = config_to_dict(cfg)
-    for key in ("name", "description"):
-        d.pop(key, None)
-    d["data"] = {k: v for k, v in d["data"].items() if k != "root"}
-    manifest = synthetic_manifest(dataset_root(cfg.data.dataset, cfg.data.root))
-    blob = json.dumps({"config": d, "synthetic": manifest}, sort_keys=True, default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
-
-
 def profile_budget(profile: str, dataset: str) -> int:
     """The profile's own number of steps (epochs x batches per epoch), when it fixes one; else 0."""
     from reid.config import load_config
@@ -202,26 +183,9 @@ def plan(rows: list[str], seeds: tuple[int, ...], datasets: tuple[str, ...], bud
 def finished_twin(job: Job, cfg=None) -> Path | None:
     """A finished run in `job.runs_dir` that trained the same settings as `job` under another name (the
     folder hash holds the name, so e.g. Table 4's L_trihardw row would not find Table 3's full model)."""
-    from reid.config import load_config
-    from reid.experiments import is_finished
+    from reid.experiments import equal_finished_run
 
-    cfg = cfg or job_config(job)
-    key = None
-    pattern = f"*-{cfg.data.dataset}*-seed{cfg.train.seed}-*"
-    for folder in sorted(Path(job.runs_dir).glob(pattern)):
-        saved = folder / "config.yaml"
-        if not saved.is_file() or not (folder / "last.pt").is_file():
-            continue
-        try:
-            other = load_config(saved)
-        except (UserError, OSError, ValueError):
-            continue
-        if other.name == cfg.name:
-            continue  # that row's own folder (of other settings): run_dir decides about it
-        key = key or training_key(cfg)
-        if training_key(other) == key and is_finished(folder, other):
-            return folder
-    return None
+    return equal_finished_run(cfg or job_config(job), [job.runs_dir])
 
 
 SWEEP_RESUME = "re-run the same sweep command, which resumes its unfinished runs from their last epoch"

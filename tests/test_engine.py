@@ -8,6 +8,7 @@ import torch
 
 from reid.cli import main
 from reid.config import load_config
+from reid.models.pretrained import FRACTAL_WEIGHTS
 from reid.train.engine import DivergedError, lr_factor, train
 from reid.utils.checkpoint import load_checkpoint
 from reid.utils.errors import UserError
@@ -142,12 +143,13 @@ def test_real_data_without_pretrained_weights_refuses_before_any_work(sysu_root,
     real = tmp_path / "copy" / "SYSU-MM01"
     shutil.copytree(sysu_root, real)
     (real / "synthetic.json").unlink()  # without the generator's marker, the code treats it as real data
-    cfg = load_config("table3_full", [*TINY, f"data.root={real}", "train.epochs=1"])  # paper base: unset
+    unset = [s for s in TINY if not s.startswith("model.pretrained=")]
+    cfg = load_config("table3_full", [*unset, f"data.root={real}", "train.epochs=1"])  # paper base: unset
     with pytest.raises(UserError, match="model.pretrained is not set"):
         train(cfg, tmp_path / "run", device="cpu")
     assert not (tmp_path / "run").exists()
-    smoke = load_config("smoke", [*TINY, f"data.root={real}", "train.epochs=1"])  # sets pretrained: none
-    assert smoke.model.pretrained == "none"
+    smoke = load_config("smoke", [*unset, f"data.root={real}", "train.epochs=1"])  # the FractalDB start
+    assert smoke.model.pretrained == FRACTAL_WEIGHTS
 
 
 def test_fused_adamw_is_opt_in_and_steps_like_the_loop_implementation():

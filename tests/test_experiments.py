@@ -172,6 +172,24 @@ def test_settings_pass_weights_and_workers_to_every_run(monkeypatch):
     assert settings({}).workers is None
 
 
+def test_the_notebooks_reuse_a_sweeps_equal_training_under_another_name(synthetic_root, tmp_path, capsys):
+    from reid.cli import main as cli
+
+    runs, root = tmp_path / "runs", synthetic_root / "SYSU-MM01"
+    # a sweep trained Table 3's full model; the profile's full model is the same training under another name
+    assert cli(["train", "--config", "table3_full", "--profile", "smoke", "--data", str(root),
+                "--runs-dir", str(runs / "sweeps"), "--device", "cpu", *[a for s in TINY for a in ("--set", s)]]) == 0
+    (swept,) = (runs / "sweeps").iterdir()
+    capsys.readouterr()
+    notebook = Settings(root, None, synthetic=True, profile="smoke", runs_dir=runs)
+    assert notebook.train("sysu", overrides=TINY, device="cpu") == [swept]
+    assert "an equal training finished in" in capsys.readouterr().out
+    assert sorted(p.name for p in runs.iterdir()) == ["sweeps"]  # nothing trained again
+    # a different setting is not equal: it trains its own run
+    other = notebook.train("sysu", overrides=[*TINY, "optim.lr=5e-4"], device="cpu")
+    assert other != [swept] and other[0].parent == runs
+
+
 def test_settings_steps_cap_reaches_every_run(monkeypatch, synthetic_root):
     from reid import experiments
 

@@ -77,15 +77,20 @@ def test_weights_load_into_the_smoke_crossvit_and_the_vit_baseline(weights, tmp_
     assert torch.equal(vit["patch_embed.proj.0.weight"], saved["patch_embed.1.proj.0.weight"])  # the conv stem
 
 
-def test_another_size_or_preset_is_a_clear_error(weights):
+def test_another_size_of_the_same_aspect_loads_another_preset_or_aspect_is_a_clear_error(weights):
     from reid.models import ModelConfig
     from reid.utils.errors import UserError
 
     _, path = weights
     with pytest.raises(UserError, match="fractal.safetensors"):
         build_model(ModelConfig(preset="tiny", img_size=(96, 48), pretrained=str(path)), num_classes=3)
-    with pytest.raises(UserError, match="fractal.safetensors.*not a square grid"):
-        build_model(ModelConfig(preset="micro", conv_stem=True, img_size=(192, 96), pretrained=str(path)),
+    # 96x48 -> 192x96: the 8x4 and 6x3 position grids are resampled to 16x8 and 12x6 (the smoke start at
+    # twice the resolution), read as 2:1 grids, not as squares
+    model = build_model(ModelConfig(preset="micro", conv_stem=True, img_size=(192, 96), pretrained=str(path)),
+                        num_classes=3)
+    assert [tuple(g) for g in model.backbone.grid_sizes] == [(16, 8), (12, 6)]
+    with pytest.raises(UserError, match="fractal.safetensors.*neither a square grid nor one of the model's 1:1"):
+        build_model(ModelConfig(preset="micro", conv_stem=True, img_size=(96, 96), pretrained=str(path)),
                     num_classes=3)
 
 

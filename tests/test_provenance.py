@@ -42,6 +42,13 @@ def test_synthetic_is_decided_by_the_manifest(tmp_path):
         describe_data(real, "market")
 
 
+def test_a_synthetic_record_names_its_generator_version_and_seed(tmp_path):
+    # RegDB's bitmaps keep their sizes across generator versions, so the fingerprint cannot say which it was
+    (tmp_path / "synthetic.json").write_text('{"generator_version": 5, "seed": 7}')
+    (tmp_path / "RegDB").mkdir()
+    assert describe_data(tmp_path / "RegDB", "regdb")["generator"] == {"version": 5, "seed": 7}
+
+
 def make_result(tmp_path, rank1):
     return {
         "rank1": rank1, "rank5": 80.0, "rank10": 90.0, "rank20": 95.0, "mAP": 50.0, "mINP": 20.0,

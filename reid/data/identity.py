@@ -2,7 +2,7 @@
 fingerprint (one walk of the tree, shared by the protocol card and `python -m reid check-data`).
 
     synthetic_manifest(root) / is_synthetic(root)   the generator's manifest, if any (links resolved)
-    describe_data(root, "sysu")                     {"kind": "synthetic"|"real", "dataset", "root", "label"}
+    describe_data(root, "sysu")                     {"kind", "dataset", "root", "label"[, "generator"]}
     walk_files(root)                                every file under root with its size; folder links that loop
     dataset_fingerprint(root)                       hash of the relative paths and sizes of every file under root
 
@@ -58,12 +58,18 @@ def describe_data(root: str | Path, dataset: str, synthetic: bool | None = None)
             raise UserError(f"--synthetic no: {root} is the synthetic {name}-layout (it holds the generator's "
                             f"{SYNTHETIC_MANIFEST}); its numbers cannot be recorded as real data")
         synthetic = manifest
-    return {
+    described = {
         "kind": "synthetic" if synthetic else "real",
         "dataset": name,
         "root": str(root),
         "label": f"synthetic {name}-layout" if synthetic else name,
     }
+    # The generator's version and seed: the fingerprint alone cannot tell two versions apart where the
+    # images keep their sizes (RegDB's bitmaps), and a reader of a record should not have to.
+    generated = synthetic_manifest(root) if synthetic else None
+    if generated:
+        described["generator"] = {"version": generated.get("generator_version"), "seed": generated.get("seed")}
+    return described
 
 
 def fingerprint_of(files) -> str:

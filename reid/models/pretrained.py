@@ -81,14 +81,20 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def _grid_of(num_tokens: int, key: str, path: Path) -> tuple[int, int]:
-    """Square grid of a checkpoint's position embedding (timm's CrossViT and ViT train on squares)."""
+def _grid_of(num_tokens: int, key: str, path: Path, like: tuple[int, int] = (1, 1)) -> tuple[int, int]:
+    """The grid of a checkpoint's position embedding: square for timm's ImageNet weights, or the target
+    grid's aspect (`like`: rows, columns) for a start pretrained on person-shaped 2:1 crops (the FractalDB
+    start at 96x48 has 8x4 and 6x3 grids). Anything else is ambiguous and refused."""
     side = math.isqrt(num_tokens)
-    if side * side != num_tokens:
-        raise UserError(
-            f"model pretrained={str(path)!r}: {key} has {num_tokens} patch positions, not a square grid"
-        )
-    return side, side
+    if side * side == num_tokens:
+        return side, side
+    rows, cols = like
+    for c in range(1, num_tokens + 1):
+        if num_tokens % c == 0 and (num_tokens // c) * cols == c * rows:
+            return num_tokens // c, c
+    g = math.gcd(rows, cols)
+    raise UserError(f"model pretrained={str(path)!r}: {key} has {num_tokens} patch positions, neither a square "
+                    f"grid nor one of the model's {rows // g}:{cols // g} aspect")
 
 
 def timm_state_dict(preset: str, conv_stem: bool) -> dict[str, torch.Tensor]:
@@ -148,7 +154,7 @@ def load_pretrained_backbone(backbone: nn.Module, source: str | Path, preset: st
     target = backbone.vit.state_dict()
     for key, grid in zip(backbone.pos_embed_names, backbone.grid_sizes):
         if key in state and state[key].shape != target[key].shape and state[key].ndim == 3:
-            old_grid = _grid_of(state[key].shape[1] - 1, key, path)
+            old_grid = _grid_of(state[key].shape[1] - 1, key, path, like=tuple(grid))
             state[key] = resample_abs_pos_embed(
                 state[key], new_size=list(grid), old_size=list(old_grid), num_prefix_tokens=1
             )
