@@ -778,6 +778,44 @@ def settings_grid(S, name: str) -> Grid:
                 {d: S.root(d) for d in datasets}, S.run_overrides(), S.runs_dir / "sweeps")
 
 
+def _train_missing(S, name: str, grid: Grid, missing: list[int], out: Path, parallel: int | None = None) -> list:
+    """Train (and record in `out`) the grid's jobs `missing`, in parallel single-thread jobs."""
+    todo = Grid(jobs=[replace(grid.jobs[i], fresh=S.retrain) for i in missing],
+                entries=[{**e, "job": missing.index(e["job"])} for e in grid.entries if e["job"] in missing])
+    parallel = parallel or max(1, min(len(todo.jobs), os.cpu_count() or 1))
+
+    def done(index: int, summary: dict) -> None:
+        print(describe(todo.jobs[index], summary))
+        record_job(todo, index, summary, out)
+
+    summaries = launch(todo, "local", parallel, Path(S.runs_dir) / "sweeps" / "jobs" / name, on_done=done)
+    failed = [describe(todo.jobs[i], s) for i, s in enumerate(summaries) if "error" in s]
+    if failed:
+        raise UserError(f"grid {name}: {len(failed)} jobs failed; first: {failed[0]}")
+    return summaries
+
+
+def sweep_runs(S, name: str, rows: list[str], parallel: int | None = None) -> dict[tuple[str, int], Path]:
+    """Notebook 08: the run folders {(row, seed): folder} of a grid's `rows` at the settings' seeds, trained
+    (and recorded) where no finished run is there: Fig. 3 is measured on Table 3's own baseline and
+    full-model trainings, not on others of the same name."""
+    from reid.experiments import is_finished, run_dir
+
+    grid = settings_grid(S, name)
+    grid = Grid(jobs=grid.jobs, entries=[e for e in grid.entries if e["label"] in rows])
+
+    def folder(entry) -> Path | None:
+        job = grid.jobs[entry["job"]]
+        cfg = job_config(job)
+        own = run_dir(job.runs_dir, cfg)
+        return own if is_finished(own, cfg) else finished_twin(job, cfg)
+
+    missing = sorted({e["job"] for e in grid.entries if folder(e) is None})
+    if missing:
+        _train_missing(S, name, grid, missing, Path(S.results_dir) / "sweeps" / name, parallel)
+    return {(e["label"], e["seed"]): folder(e) for e in grid.entries}
+
+
 def notebook_sweep(S, name: str, parallel: int | None = None):
     """Notebooks 06/07: the grid's results as a DataFrame (a row per entry and protocol). Committed results
     of the same settings are read (`collect`); only the missing jobs are trained, in parallel
@@ -797,18 +835,7 @@ def notebook_sweep(S, name: str, parallel: int | None = None):
                           for i in missing))
         return pd.DataFrame(rows)
     if missing:
-        todo = Grid(jobs=[replace(grid.jobs[i], fresh=S.retrain) for i in missing],
-                    entries=[{**e, "job": missing.index(e["job"])} for e in grid.entries if e["job"] in missing])
-        parallel = parallel or max(1, min(len(todo.jobs), os.cpu_count() or 1))
-
-        def done(index: int, summary: dict) -> None:
-            print(describe(todo.jobs[index], summary))
-            record_job(todo, index, summary, out)
-
-        summaries = launch(todo, "local", parallel, Path(S.runs_dir) / "sweeps" / "jobs" / name, on_done=done)
-        failed = [describe(todo.jobs[i], s) for i, s in enumerate(summaries) if "error" in s]
-        if failed:
-            raise UserError(f"grid {name}: {len(failed)} jobs failed; first: {failed[0]}")
+        _train_missing(S, name, grid, missing, out, parallel)
         rows, still = collect(grid, out)
         if still:
             raise UserError(f"grid {name}: {len(still)} jobs ran but left no record in {out}")

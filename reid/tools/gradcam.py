@@ -231,6 +231,43 @@ def person_attention(model, sysu_root: str | Path, masks: str | Path, branch: in
     }
 
 
+ATTENTION_KEYS = ("energy_share", "area_fraction", "pointing", "pointing_chance", "empty_maps")
+
+
+def attention_record(runs: dict, sysu_root: str | Path, masks: str | Path, command: str,
+                     device: str | torch.device | None = None) -> dict:
+    """Fig. 3, measured: `person_attention` of every branch of every run in ``runs`` ({(model name, seed):
+    run folder}), as the record notebook 08 writes to `results/` and `docs/claims.md` reads. One row per
+    (model, branch, seed), in percent; the runs, the data and the provenance beside them."""
+    from reid.data.identity import describe_data
+    from reid.eval.evaluate import load_model
+    from reid.records.provenance import provenance
+
+    rows = []
+    for (name, seed), run in runs.items():
+        model = load_model(Path(run) / "best.pt")
+        for b in range(len(model.csa)):
+            r = person_attention(model, sysu_root, masks, branch=b, device=device, progress=False)
+            branch = "single" if len(model.csa) == 1 else ("fine" if b == 0 else "coarse")
+            rows.append({"model": name, "branch": branch, "seed": seed, "queries": r["images"],
+                         **{k: 100 * r[k] for k in ATTENTION_KEYS}})
+    return {"what": "Grad-CAM energy share and pointing game on the visible person (synthetic masks), percent; "
+                    "chance: the person's share of the tokens (area_fraction) and of the hottest-token candidates "
+                    "(pointing_chance); reid.tools.gradcam.person_attention",
+            "scores": rows, "runs": {f"{name} seed {seed}": str(run) for (name, seed), run in runs.items()},
+            "data": describe_data(sysu_root, "sysu"), "provenance": provenance(command)}
+
+
+def write_attention_record(record: dict, path: str | Path) -> Path:
+    """Write `attention_record`'s record whole or not at all."""
+    from reid.utils.atomic import write_text_atomically
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(path, json.dumps(record, indent=2) + "\n")
+    return path
+
+
 def overlay(image: torch.Tensor, cam: np.ndarray, strength: float = 0.5) -> np.ndarray:
     """Heat map `cam` (H, W) over a normalised (3, H, W) image tensor, as uint8 (H, W, 3)."""
     return show_cam_on_image(denormalize(image).astype(np.float32), cam, use_rgb=True,
