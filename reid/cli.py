@@ -350,9 +350,9 @@ def sweep(args) -> int:
     name = args.name or args.grid
     if not name:
         raise UserError("--name: name the sweep (or give --grid)")
-    if args.rows is None and not spec:
+    if args.rows is None and not spec and not args.summary_only:  # a summary is rewritten from runs.csv alone
         raise UserError("--rows: name at least one config (or give --grid)")
-    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows is not None else list(spec["rows"])
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows is not None else list(spec.get("rows", []))
     datasets = (tuple(d.strip() for d in args.datasets.split(",") if d.strip()) if args.datasets is not None
                 else tuple(spec.get("datasets", ("sysu",))))
     if args.budgets is None and spec.get("budgets"):

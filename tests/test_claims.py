@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from reid.cli import main
-from reid.records.claims import SWEEP_BASELINE, attention_output, claims_markdown
+from reid.records.claims import FIG3_RECORD, NOT_RUN, SWEEP_BASELINE, attention_comparisons, claims_markdown
 from reid.records.provenance import repo_root
 from reid.sweep import GRIDS, committed_summary, parse_row
 
@@ -34,7 +34,7 @@ def test_the_page_and_the_sweeps_take_the_same_baselines():
 def test_the_page_says_what_its_numbers_are():
     page = claims_markdown(ROOT)
     assert "synthetic stand-in" in page and "none is a SYSU-MM01 or RegDB number" in page
-    assert "untestable without real data" in page and "not shown to come from the modules" in page
+    assert "untestable without real data" in page and "generator version" in page
     assert "The paper's own tables disagree" in page and "67.26" in page and "67.74" in page
     verdicts = {line.split(" | ")[5] for line in page.splitlines() if line.startswith("| ") and line[2].isdigit()}
     allowed = ("supported (synthetic)", "contradicted (synthetic)", "not resolved", "untestable without real data",
@@ -42,12 +42,38 @@ def test_the_page_says_what_its_numbers_are():
     assert verdicts and all(v.startswith(allowed) for v in verdicts), verdicts
 
 
-def test_fig3_is_read_from_notebook_08s_output_not_typed_in():
-    found = attention_output(ROOT)
-    assert found is not None and "one seed" in found["header"]
-    assert set(found["shares"]) == {("baseline", "single"), ("full model", "coarse"), ("full model", "fine")}
-    energy, chance = found["shares"][("full model", "coarse")]
-    assert f"{energy:.1f} % vs chance {chance:.1f} %" in claims_markdown(ROOT)
+def _fig3_root(tmp_path, full_coarse: list[float], seeds=(0, 1, 2)) -> Path:
+    """A repository copy whose Fig. 3 record has the given full-model coarse energy shares (chance 30 %)."""
+    import json
+    import shutil
+
+    shutil.copytree(ROOT / "results" / "paper", tmp_path / "results" / "paper")
+    scores = []
+    for i, seed in enumerate(seeds):
+        scores += [{"model": "baseline", "branch": "single", "seed": seed, "queries": 9, "energy_share": 31.0 + i,
+                    "area_fraction": 30.0, "pointing": 0, "pointing_chance": 0, "empty_maps": 0},
+                   {"model": "full model", "branch": "coarse", "seed": seed, "queries": 9,
+                    "energy_share": full_coarse[i], "area_fraction": 30.0, "pointing": 0, "pointing_chance": 0,
+                    "empty_maps": 0}]
+    (tmp_path / FIG3_RECORD).write_text(json.dumps({"scores": scores}))
+    return tmp_path
+
+
+def test_fig3_is_read_from_its_record_paired_by_seed_against_the_baseline(tmp_path):
+    # baseline excess over chance 1, 2, 3; full model's 5, 7, 6: differences 4, 5, 3, mean 4, sd 1
+    found = attention_comparisons(_fig3_root(tmp_path, [35.0, 37.0, 36.0]))
+    d = found["vs_baseline"]["coarse"]
+    assert d["n"] == 3 and d["mean"] == pytest.approx(4.0) and d["sd"] == pytest.approx(1.0)
+    assert d["high"] - d["mean"] == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-5)  # t(0.975, 2) sd / sqrt(n)
+    assert d["p_holm"] == pytest.approx(d["p"])  # one branch: a family of one
+    assert found["own"][("full model", "coarse")]["excess"] == pytest.approx(6.0)
+    # the committed page reads the committed record, or says it has not run
+    if (ROOT / FIG3_RECORD).is_file():
+        own = attention_comparisons(ROOT)["own"]
+        energy, chance = own[("full model", "coarse")]["energy"], own[("full model", "coarse")]["chance"]
+        assert f"{energy:.1f} % vs chance {chance:.1f} %" in claims_markdown(ROOT)
+    else:
+        assert "Fig. 3" in claims_markdown(ROOT) and NOT_RUN in claims_markdown(ROOT)
 
 
 def test_claims_command_writes_the_page(tmp_path, capsys):
@@ -59,9 +85,12 @@ def test_claims_command_writes_the_page(tmp_path, capsys):
 def test_summary_only_rewrites_a_summary_from_runs_csv(tmp_path):
     import shutil
 
-    folder = tmp_path / "table4"
-    shutil.copytree(ROOT / "results" / "sweeps" / "table4", folder)
+    name = next(n for n in ("table4", "table3", "v5_pretrained") if (ROOT / "results" / "sweeps" / n).is_dir())
+    committed = ROOT / "results" / "sweeps" / name
+    folder = tmp_path / name
+    shutil.copytree(committed, folder)
     (folder / "summary.md").write_text("stale\n")
-    assert main(["sweep", "--grid", "table4", "--summary-only", "--results-dir", str(tmp_path)]) == 0
-    assert (folder / "summary.md").read_text() == (ROOT / "results" / "sweeps" / "table4" / "summary.md").read_text()
-    assert Path(folder / "runs.csv").read_text() == (ROOT / "results" / "sweeps" / "table4" / "runs.csv").read_text()
+    assert main(["sweep", "--name", name, "--summary-only", "--results-dir", str(tmp_path),
+                 *(["--baseline", GRIDS[name]["baseline"]] if GRIDS.get(name, {}).get("baseline") else [])]) == 0
+    assert (folder / "summary.md").read_text() == (committed / "summary.md").read_text()
+    assert Path(folder / "runs.csv").read_text() == (committed / "runs.csv").read_text()
