@@ -389,13 +389,6 @@ class Settings:
                 return train_run(cfg, self.runs_dir, device, folder=twin)
         return train_run(cfg, self.runs_dir, device)
 
-    def baseline_and_full(self, seed: int | None = None, device=None) -> dict[str, Path]:
-        """The two SYSU-MM01 runs Figs. 3-4 (notebooks 08, 09) compare, at the same (the profile's full)
-        budget: Table 3's baseline and the profile's full model (notebook 03's run, which is Table 3's
-        full row in all but its name)."""
-        return {"baseline": self.train("sysu", row="table3_baseline", seed=seed, device=device)[0],
-                "full model": self.train("sysu", seed=seed, device=device)[0]}
-
     def evaluate(self, runs: list[Path], protocol: str, weights: str = "trained", device=None,
                  record_as: str | None = None) -> dict:
         """`evaluate_runs` on these settings' data (10 SYSU-MM01 trials); `record_as` also writes the result
