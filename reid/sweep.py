@@ -71,6 +71,14 @@ GRIDS = {
                       "seeds": "0", "datasets": ("sysu",), "budgets": None, "data": "data/dev-v5",
                       "data_command": "python -m reid synth --out data/dev-v5 --seed 7"},
 }
+# Data seeds as a factor (issue 32): the primary comparisons (the full model against the baseline; Eq. 15
+# against Eq. 14 on the same model) on two more synthetic draws, three training seeds each; with Table 3's
+# draw (data seed 0) that is 3 x 3 (`reid.records.stats.data_seed_components`).
+for _seed in (1, 2):
+    GRIDS[f"data_seed{_seed}"] = {
+        "rows": ["table3_baseline", "table3_full", "table4_trihard"], "seeds": "0-2", "datasets": ("sysu",),
+        "budgets": None, "data": f"data/synthetic-d{_seed}",
+        "data_command": f"python -m reid synth --out data/synthetic-d{_seed} --seed {_seed}"}
 
 
 @dataclass(frozen=True)

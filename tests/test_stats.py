@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from reid.records.stats import holm, min_detectable, paired_difference, paired_frame, paired_p, summary_table
 
@@ -69,3 +70,19 @@ def test_the_verdict_uses_the_holm_adjusted_p():
     assert math.isclose(min(out["p_holm"]), 2 * low) and math.isclose(max(out["p_holm"]), max(2 * low, high))
     for label, d in out.iterrows():
         assert d["verdict"].startswith("higher") == (d["p_holm"] < 0.05)
+
+
+def test_data_seed_components_match_a_hand_computed_case():
+    from reid.records.stats import data_seed_components
+
+    # two draws, three training seeds each: means 2 and 6, within-draw variances 1 and 1
+    c = data_seed_components({0: [1.0, 2.0, 3.0], 1: [5.0, 6.0, 7.0]})
+    assert c["mean"] == 4.0 and c["var_training"] == 1.0
+    # MS_between = 3 * var([2, 6]) = 3 * 8 = 24; sigma_d^2 = (24 - 1) / 3
+    assert c["var_data"] == pytest.approx(23 / 3) and c["share_data"] == pytest.approx((23 / 3) / (23 / 3 + 1))
+    # the interval is over the two draw means: 4 +- t(0.975, 1) * sqrt(8) / sqrt(2) = 4 +- 12.706 * 2
+    assert c["high"] - c["mean"] == pytest.approx(12.7062047 * 2, rel=1e-6)
+    # draws that agree: no share for the data seed (the estimate is clipped at 0)
+    assert data_seed_components({0: [1.0, 3.0], 1: [3.0, 1.0]})["share_data"] == 0.0
+    with pytest.raises(ValueError, match="same number"):
+        data_seed_components({0: [1.0, 2.0], 1: [1.0]})

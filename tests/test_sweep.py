@@ -92,7 +92,7 @@ def test_rows_with_equal_settings_share_one_job(synthetic_root, tmp_path):
     assert [e["seed"] for e in grid.entries if e["label"] == "table3_baseline"] == [0, 1]
 
 
-@pytest.mark.parametrize("name", ["controls_loss", "recipe_parity"])
+@pytest.mark.parametrize("name", ["controls_loss", "recipe_parity", "data_seed1", "data_seed2"])
 def test_control_grids_resolve_every_row(name, synthetic_root, tmp_path):
     """Issue 32's controls are defined, not run: every row resolves, each to a training of its own."""
     from reid.sweep import GRIDS
@@ -103,10 +103,12 @@ def test_control_grids_resolve_every_row(name, synthetic_root, tmp_path):
     assert len(grid.jobs) == len(spec["rows"]) * len(parse_seeds(spec["seeds"]))
 
 
-def test_recipe_parity_asks_for_its_development_set(tmp_path, capsys):
-    code = main(["sweep", "--grid", "recipe_parity", "--runs-dir", str(tmp_path / "runs"),
+@pytest.mark.parametrize("name,command", [("recipe_parity", "python -m reid synth --out data/dev-v5 --seed 7"),
+                                          ("data_seed2", "python -m reid synth --out data/synthetic-d2 --seed 2")])
+def test_a_grid_on_another_draw_asks_for_its_data(name, command, tmp_path, capsys):
+    code = main(["sweep", "--grid", name, "--runs-dir", str(tmp_path / "runs"),
                  "--results-dir", str(tmp_path / "results")])
-    assert code == 2 and "python -m reid synth --out data/dev-v5 --seed 7" in capsys.readouterr().err
+    assert code == 2 and command in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
 
 

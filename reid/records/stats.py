@@ -153,6 +153,31 @@ def paired_frame(frame, baseline: str, metric: str = "mAP"):
     return pd.DataFrame(out)
 
 
+def data_seed_components(diffs: dict) -> dict:
+    """A paired difference measured on several synthetic data draws (data seeds) x training seeds:
+    ``diffs`` = {data seed: [difference per training seed, ...]}, the same number of training seeds each.
+
+    One-way random effects (data seed the factor, training seeds nested in it): the mean difference; the
+    variance between data seeds, sigma_d^2 = max(0, (MS_between - MS_within) / k), and within one draw,
+    sigma_s^2 = MS_within (k training seeds per draw); the data seeds' share sigma_d^2 / (sigma_d^2 +
+    sigma_s^2); and the interval that generalises over data draws: Student t on the D per-draw means (D - 1
+    degrees of freedom), wider than any one draw's when draws differ."""
+    draws = [list(map(float, v)) for v in diffs.values()]
+    k = len(draws[0])
+    if len(draws) < 2 or k < 2 or any(len(v) != k for v in draws):
+        raise ValueError("need >= 2 data seeds with the same number (>= 2) of training seeds each")
+    means = [sum(v) / k for v in draws]
+    grand, sd_means = mean_sd(means)
+    within = sum(mean_sd(v)[1] ** 2 for v in draws) / len(draws)  # MS_within: the pooled variance
+    between = k * sd_means ** 2  # MS_between
+    sigma_d = max(0.0, (between - within) / k)
+    half = t_factor(len(draws)) * sd_means / math.sqrt(len(draws))
+    return {"data_seeds": len(draws), "training_seeds": k, "mean": grand, "low": grand - half,
+            "high": grand + half, "var_data": sigma_d, "var_training": within,
+            "share_data": sigma_d / (sigma_d + within) if sigma_d + within > 0 else float("nan"),
+            "p": paired_p(means)}
+
+
 def _cell(mean: float, sd: float) -> str:
     return f"{mean:.2f}" if math.isnan(sd) else f"{mean:.2f} ± {sd:.2f}"
 
