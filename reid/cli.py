@@ -44,6 +44,7 @@ EXAMPLES = {
     "sweep": "python -m reid sweep --grid table3 --jobs 2   (or --name NAME --rows table3_baseline:0-4,"
              "table3_full --seeds 0-2 --budgets 540,3600)",
     "claims": "python -m reid claims",
+    "release": "python -m reid release --checkpoint smoke-sysu-seed0-<hash>",
     "pretrain": "python -m reid pretrain --out results/pretrained/fractal_micro_conv_96x48 --steps 9000",
 }
 
@@ -410,6 +411,27 @@ def claims(args) -> None:
     write_claims(out=args.out)
 
 
+# ------------------------------------------------------------------------------------------ release
+
+def add_release(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", action="append", default=[], metavar="RUN",
+                   help="also release this recorded run's weights to results/checkpoints/ (repeatable)")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--runs-dir", action="append", default=None,
+                   help="where the run folders are (repeatable; default: runs and runs/sweeps)")
+
+
+def release(args) -> None:
+    from reid.records.release import RUNS_DIRS
+    from reid.records.release import release as release_runs
+
+    done = release_runs(args.results_dir, args.runs_dir or RUNS_DIRS, checkpoints=args.checkpoint)
+    print(f"{args.results_dir}/runs/: the log and config of {len(done['logs'])} recorded runs"
+          + (f"; {len(done['missing'])} recorded runs are no longer in runs/" if done["missing"] else ""))
+    for entry in done["checkpoints"]:
+        print(f"{args.results_dir}/checkpoints/{entry['file']}: {entry['bytes']:,} bytes, sha256 {entry['sha256']}")
+
+
 # ----------------------------------------------------------------------------------------- pretrain
 
 def add_pretrain(p: argparse.ArgumentParser) -> None:
@@ -477,6 +499,7 @@ COMMANDS = {
     "probe": (add_probe, probe, "what a backbone start knows before training: frozen features ranked by 1-NN"),
     "claims": (add_claims, claims, "write docs/claims.md: each claim of the paper, our number, a verdict (from records)"),
     "pretrain": (add_pretrain, pretrain, "pretrain the backbone on FractalDB-style images (a stand-in for ImageNet)"),
+    "release": (add_release, release, "commit beside the records: each recorded run's log and config, chosen weights"),
 }
 
 
