@@ -89,7 +89,7 @@ class OptimConfig:
 class TrainConfig:
     epochs: int = 100
     seed: int = 0
-    amp: bool = True  # mixed precision on CUDA only (bf16 where supported, else fp16 + GradScaler)
+    amp: bool = True  # mixed precision on CUDA only (bf16 where native, else fp16 + GradScaler: reid.utils.device)
     compile: bool = False
     grad_clip: float = 0.0  # max gradient norm; 0 = off
     eval_every: int = 1  # validate every N epochs (and after the last one)

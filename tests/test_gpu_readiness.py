@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import multiprocessing
 import shutil
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -95,18 +94,8 @@ def test_every_run_states_its_device_and_amp(sysu_root, tmp_path, capsys):
 
     train(tiny_config(sysu_root), tmp_path / "run", device="cpu")
     out = capsys.readouterr().out
-    assert "device: cpu (" in out and "AMP off" in out and "data loader: in the main process" in out
-    assert "image cache:" in out
-
-
-def test_device_line_names_the_gpu_and_amp_dtype(monkeypatch):
-    from reid.train.engine import describe_device
-
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: SimpleNamespace(total_memory=80 * 2**30))
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: "NVIDIA H100 80GB HBM3")
-    line = describe_device(torch.device("cuda", 0), torch.bfloat16)
-    assert line.startswith("device: cuda:0 (NVIDIA H100 80GB HBM3, 80 GiB), AMP bf16")
-    assert "AMP fp16" in describe_device(torch.device("cuda", 0), torch.float16)
+    assert out.startswith("device: cpu (")  # first, before the image cache is decoded (issue 33)
+    assert "AMP off" in out and "data loader: in the main process" in out and "image cache:" in out
 
 
 def test_paper_model_on_real_data_without_a_gpu_refuses_unless_cpu_is_asked_for(monkeypatch):

@@ -45,6 +45,7 @@ from reid.data.identity import is_synthetic
 from reid.losses import Criterion
 from reid.models.pretrained import check_pretrained
 from reid.utils.checkpoint import load_checkpoint, save_checkpoint
+from reid.utils.device import autocast_dtype, check_device, describe_device, grad_scaler
 from reid.utils.errors import UserError
 from reid.utils.rng import epoch_seed, get_rng_state, seed_everything, set_rng_state
 
@@ -140,13 +141,6 @@ def _distributed(device: torch.device | None = None) -> tuple[int, int, bool]:
     return 0, 1, False
 
 
-def _autocast(device: torch.device, enabled: bool):
-    """bf16 autocast where the GPU supports it, else fp16 (with a GradScaler); nothing on the CPU."""
-    if not enabled or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
 def _write_log(path: Path, rows: list[dict]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")  # rewritten whole each epoch: a full disk leaves the old log
     try:
@@ -165,8 +159,6 @@ def _device(device) -> torch.device:
 
     `cuda` without an index means this rank's GPU (LOCAL_RANK), so that `--device cuda` under torchrun
     does not put every rank on cuda:0 (and DDP is never given `device_ids=[None]`)."""
-    from reid.eval.evaluate import check_device
-
     check_device(None if device is None else str(device))  # one line for `--device foo` or a missing GPU
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device is None:
@@ -193,18 +185,6 @@ def check_gpu_run(cfg: ExperimentConfig, requested, device: torch.device, synthe
     raise UserError(f"no CUDA GPU found (torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}, "
                     f"torch.cuda.is_available() is False): model preset {cfg.model.preset} on real data "
                     "would train on the CPU; fix the CUDA install, or pass --device cpu to train there on purpose")
-
-
-def describe_device(device: torch.device, amp_dtype) -> str:
-    """The device a run trains on, in one line: the GPU's name and memory or the CPU's threads, the AMP
-    dtype, torch and CUDA versions."""
-    amp = {torch.bfloat16: "bf16", torch.float16: "fp16 (GradScaler)"}.get(amp_dtype, "off")
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        return (f"device: {device} ({torch.cuda.get_device_name(device)}, {props.total_memory / 2**30:.0f} GiB), "
-                f"AMP {amp}, torch {torch.__version__}, CUDA {torch.version.cuda}")
-    why = "" if torch.cuda.is_available() else ", no CUDA GPU visible"
-    return f"device: {device} ({torch.get_num_threads()} threads{why}), AMP {amp}, torch {torch.__version__}"
 
 
 # What `--resume` may change: keys that do not alter what the run learns. Anything else is refused before
@@ -474,6 +454,9 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
     from reid.eval.evaluate import evaluate_held_out
     from reid.models import build_model
 
+    amp_dtype = autocast_dtype(device, cfg.train.amp)
+    if rank == 0:  # first: reading last.pt and preloading the image cache (minutes on real data) come after
+        print(describe_device(device, amp_dtype) + (f" x {world_size} ranks" if world_size > 1 else ""))
     _check_run_folder(output_dir, resume)
     last_path, best_path = output_dir / "last.pt", output_dir / "best.pt"
     resumed = _load_resume(last_path, cfg, rank) if resume else None
@@ -492,14 +475,12 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
     optimizer = build_optimizer(model, criterion, cfg.optim, lr_scale=world_size)
     center_optimizer = build_center_optimizer(criterion, cfg.loss)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(e, cfg.optim))
-    amp_dtype = _autocast(device, cfg.train.amp)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    scaler = grad_scaler(amp_dtype)
     state = {"model": model, "criterion": criterion, "optimizer": optimizer, "scheduler": scheduler,
              "scaler": scaler}
     if center_optimizer is not None:
         state["center_optimizer"] = center_optimizer
     if rank == 0:
-        print(describe_device(device, amp_dtype) + (f" x {world_size} ranks" if world_size > 1 else ""))
         print(data.describe())
         per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         print(f"image cache: {data.cache_bytes / 2**20:,.0f} MiB decoded in this process"
