@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reid.config import load_config
+from reid.data.train_data import images_per_batch
 from reid.losses import Criterion
 from reid.models import build_model
 from reid.train.engine import build_optimizer, train_step
@@ -55,8 +56,7 @@ def main() -> None:
     net = torch.compile(model) if args.compile else model
     d = cfg.data
     per_modality = d.num_ids * d.num_instances
-    copies = 0 if not d.with_gray else per_modality if d.gray_of == "visible" else 2 * per_modality
-    batch = 2 * per_modality + copies
+    batch = images_per_batch(d)
     pids = torch.arange(d.num_ids).repeat_interleave(d.num_instances).repeat(batch // per_modality).to(device)
     imgs = torch.randn(batch, 3, d.height, d.width, device=device)
     model.train()
@@ -77,7 +77,7 @@ def main() -> None:
     print(f"config: {' '.join([args.config, *args.set])}; optimiser: {cfg.optim.name}"
           f"{' (fused)' if cfg.optim.fused else ''}")
     print(f"model: {cfg.model.backbone} preset {cfg.model.preset}, {params:.1f} M parameters, {d.height}x{d.width}, "
-          f"batch {batch} images ({d.num_ids} ids x {d.num_instances} x 2 modalities + {copies} grayscale copies)")
+          f"batch {batch} images ({d.num_ids} ids x {d.num_instances} x 2 modalities + {batch - 2 * per_modality} grayscale copies)")
     print(f"training: {args.steps * batch / elapsed:.1f} images/s ({1000 * elapsed / args.steps:.1f} ms/step over "
           f"{args.steps} steps)")
     if device.type == "cuda":
