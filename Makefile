@@ -95,10 +95,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-# The GPU check of issue 20 (benchmarks/gpu_check.py, under 8 minutes on one H100/H200): model speed at presets
-# 9/18/base, one loader-fed epoch on a real-scale synthetic SYSU-MM01, kill + resume on CUDA, evaluation and
-# Grad-CAM on CUDA -> results/gpu.md. Where no NVIDIA GPU is visible it says so in one line and stops before
-# anything is installed or written. OFFLINE=1: no venv, the machine's own python3 and its packages (a GPU
+# The GPU check of issue 20 (benchmarks/gpu_check.py) -> results/gpu.md, in parts of under 5 minutes each on one
+# H100/H200 (issue 33): PART=data (the real-scale synthetic SYSU-MM01, one render process per CPU), bench (model
+# speed at presets 9/18/base), loader (one loader-fed epoch on that set), resume (kill + resume on CUDA), eval
+# (evaluation and Grad-CAM on CUDA, the loader's model); comma-separated for several, none for all in order.
+# Where no NVIDIA GPU is visible it says so in one line and stops before anything is installed or written. OFFLINE=1: no venv, the machine's own python3 and its packages (a GPU
 # machine that cannot reach a package index but holds torch, timm and the rest).
 GPU_DEPS := $(if $(OFFLINE),,$(STAMP))
 GPU_PY   := $(if $(OFFLINE),$(PYTHON),$(PY))
@@ -107,7 +108,7 @@ gpu-check:
 	@$(MAKE) --no-print-directory gpu-check-run
 
 gpu-check-run: $(GPU_DEPS)
-	PYTHONPATH=. $(GPU_PY) benchmarks/gpu_check.py
+	PYTHONPATH=. $(GPU_PY) benchmarks/gpu_check.py $(if $(PART),--part $(PART))
 
 clean:
 	rm -rf data runs .pytest_cache
