@@ -137,23 +137,31 @@ def run_dir(runs_dir: str | Path, cfg) -> Path:
     return Path(runs_dir) / f"{cfg.name}-{cfg.data.dataset}{split}-seed{cfg.train.seed}-{run_key(cfg)}"
 
 
-def is_finished(run: Path, cfg) -> bool:
+def last_checkpoint(run: Path) -> dict | None:
+    """A run's last.pt for a decision about it (finished? resume from which epoch? its config), or None:
+    mapped, not read (its weights are not needed for that; the engine reads them when it resumes)."""
     last = run / "last.pt"
-    return last.is_file() and load_checkpoint(last)["epoch"] >= cfg.train.epochs
+    return load_checkpoint(last, required=("epoch", "config"), mmap=True) if last.is_file() else None
+
+
+def is_finished(run: Path, cfg) -> bool:
+    last = last_checkpoint(run)
+    return last is not None and last["epoch"] >= cfg.train.epochs
 
 
 def train_run(cfg, runs_dir: str | Path, device=None, folder: str | Path | None = None) -> Path:
     """Train `cfg` into its run folder (`folder`, when given, instead) unless a finished run is there (an
-    unfinished one is resumed)."""
+    unfinished one is resumed). last.pt is read once for the decision (and once more, whole, by a resume)."""
     out = Path(folder) if folder is not None else run_dir(runs_dir, cfg)
-    if is_finished(out, cfg):
+    last = last_checkpoint(out)
+    if last is not None and last["epoch"] >= cfg.train.epochs:
         print(f"{out.name}: trained already, reusing it")
-        repair_best_checkpoint(out)  # a kill after the last last.pt, before its best.pt: evaluation needs it
+        repair_best_checkpoint(out, last=last)  # a kill after the last last.pt, before its best.pt: evaluation needs it
         return out
-    resume = (out / "last.pt").is_file()
+    resume = last is not None
     if resume:
-        print(f"{out.name}: resuming an unfinished run after epoch {load_checkpoint(out / 'last.pt')['epoch']} "
-              f"of {cfg.train.epochs}")
+        print(f"{out.name}: resuming an unfinished run after epoch {last['epoch']} of {cfg.train.epochs}")
+    del last  # unmapped before training replaces last.pt (a mapping would keep the old file's blocks)
     train(cfg, out, resume=resume, device=device)
     return out
 
@@ -166,7 +174,8 @@ def train_splits(cfg, runs_dir: str | Path, splits: int, device=None) -> list[Pa
 
 
 def run_config(run: Path):
-    return config_from_dict(load_checkpoint(run / "last.pt")["config"], str(run / "last.pt"))
+    return config_from_dict(load_checkpoint(run / "last.pt", required=("config",), mmap=True)["config"],
+                            str(run / "last.pt"))
 
 
 # ------------------------------------------------------------------------------------------ evaluate

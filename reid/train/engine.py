@@ -394,20 +394,22 @@ def _best_is_current(best_path: Path, last_path: Path, epoch: int) -> bool:
     if best_path.stat().st_size != last_path.stat().st_size:
         return False
     try:  # the same size: ask the file which epoch it holds
-        return load_checkpoint(best_path, required=("epoch",))["epoch"] == epoch
+        return load_checkpoint(best_path, required=("epoch",), mmap=True)["epoch"] == epoch
     except UserError:
         return False
 
 
-def repair_best_checkpoint(output_dir: str | os.PathLike, locked: bool = False) -> bool:
+def repair_best_checkpoint(output_dir: str | os.PathLike, locked: bool = False, last: dict | None = None) -> bool:
     """Make `best.pt` the model the run reports, after a kill or an extended resume left it missing or
     stale: where it must equal `last.pt` (`_reports_last_epoch`) and does not, it is copied again from
     `last.pt`, holding the folder's lock (`locked`: the caller holds it already). Returns True when it
     repaired. Where validation chose an earlier epoch and best.pt is gone, its weights are lost: a warning
-    says so. Called by every `--resume` (also of a finished run) and by the runner before it reuses a run."""
+    says so. Called by every `--resume` (also of a finished run) and by the runner before it reuses a run.
+    `last`: last.pt as the caller has already read it (its epoch, config and best are all this needs), so that
+    one decision reads the file once."""
     output_dir = Path(output_dir)
     last_path, best_path = output_dir / "last.pt", output_dir / "best.pt"
-    ckpt = load_checkpoint(last_path, required=("epoch", "config"))
+    ckpt = last if last is not None else load_checkpoint(last_path, required=("epoch", "config"), mmap=True)
     config = ckpt["config"] if isinstance(ckpt["config"], dict) else {}
     val_fraction = (config.get("data") or {}).get("val_fraction", 0.1)
     epoch, best = ckpt["epoch"], ckpt.get("best")
@@ -516,10 +518,10 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
     progress = {"epoch": 0, "history": [], "best": {"val_mAP": -1.0, "epoch": 0}}
     if resume:
         progress = _restore(resumed, last_path, data.num_classes, state)
+        if rank == 0:  # a kill between last.pt and best.pt, or a run from before this rule
+            repair_best_checkpoint(output_dir, locked=True, last=resumed)  # from the copy read: no second read
         del resumed  # the weights live in the model and optimiser now
     start_epoch, history, best = progress["epoch"], progress["history"], progress["best"]
-    if resume and rank == 0:  # a kill between last.pt and best.pt, or a run from before this rule
-        repair_best_checkpoint(output_dir, locked=True)
     # Last-epoch selection: no identities held out (or none left to validate on); best.pt follows last.pt.
     last_epoch_selection = cfg.data.val_fraction == 0 or not data.val_query
 
