@@ -132,7 +132,7 @@ def add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", default="all", choices=["all", "indoor"], help="SYSU-MM01 search mode")
     p.add_argument("--shots", default=1, type=int, choices=[1, 10], help="SYSU-MM01 gallery images per id/camera")
     p.add_argument("--trials", default=10, type=int, help="SYSU-MM01 gallery draws (<= 10)")
-    p.add_argument("--splits", default=10, type=int, help="RegDB splits 1..N (<= 10)")
+    p.add_argument("--splits", default=None, type=int, help="RegDB splits 1..N (default: all ten)")
     p.add_argument("--direction", default="v2t", choices=["v2t", "t2v"], help="RegDB query -> gallery")
     p.add_argument("--rerank", nargs="?", const="released", default=False, choices=["released", "eq7"],
                    help="k-reciprocal re-ranking, named in the result: the authors' released code (default) or "
@@ -150,12 +150,12 @@ def add_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def evaluate(args) -> None:
-    from reid.eval.evaluate import evaluate_checkpoint
+    from reid.eval.evaluate import REGDB_SPLITS, evaluate_checkpoint
 
     evaluate_checkpoint(
         args.checkpoint, args.dataset, args.data, mode=args.mode, shots=args.shots, trials=args.trials,
-        splits=args.splits, direction=args.direction, test_feature=args.test_feature, batch_size=args.batch_size,
-        device=args.device, flip=args.flip, rerank=args.rerank,
+        splits=REGDB_SPLITS if args.splits is None else args.splits, direction=args.direction,
+        test_feature=args.test_feature, batch_size=args.batch_size, device=args.device, flip=args.flip, rerank=args.rerank,
         synthetic={"auto": None, "yes": True, "no": False}[args.synthetic], results_dir=args.results_dir,
         name=args.name, json_path=args.json)
 

@@ -42,6 +42,7 @@ from reid.config import (
 )
 from reid.data import SYSUMM01, RegDB, dataset_root, ensure_synthetic
 from reid.data.identity import is_synthetic, synthetic_manifest
+from reid.data.regdb import NUM_SPLITS, check_split
 from reid.eval.evaluate import evaluate_regdb, evaluate_sysu, load_model, load_untrained
 from reid.eval.metrics import chance_level
 from reid.records.provenance import (
@@ -168,8 +169,7 @@ def train_run(cfg, runs_dir: str | Path, device=None, folder: str | Path | None 
 
 def train_splits(cfg, runs_dir: str | Path, splits: int, device=None) -> list[Path]:
     """One run per RegDB split 1..splits (the protocol trains one model per split)."""
-    if not 1 <= splits <= 10:
-        raise UserError(f"--splits {splits}: RegDB has splits 1..10")
+    check_split(splits, f"--splits {splits}")
     return [train_run(with_split(cfg, split), runs_dir, device) for split in range(1, splits + 1)]
 
 
@@ -437,7 +437,7 @@ def _env_choice(environ, name: str, default: str, allowed: tuple[str, ...]) -> s
 
 
 def default_regdb_splits(profile: str) -> int:
-    return 10 if profile in PAPER_PROFILES else SMOKE_REGDB_SPLITS
+    return NUM_SPLITS if profile in PAPER_PROFILES else SMOKE_REGDB_SPLITS
 
 
 def settings(environ=None) -> Settings:
@@ -473,7 +473,7 @@ def settings(environ=None) -> Settings:
     seeds = parse_seeds(environ.get("REID_SEEDS", "0"), "REID_SEEDS=")  # the rule of --seeds: here, not at first use
     return Settings(
         sysu_root, regdb_root, synthetic, profile, seeds,
-        regdb_splits=_env_int(environ, "REID_REGDB_SPLITS", default_regdb_splits(profile), 1, 10),
+        regdb_splits=_env_int(environ, "REID_REGDB_SPLITS", default_regdb_splits(profile), 1, NUM_SPLITS),
         steps_cap=_env_int(environ, "REID_STEPS_CAP", 0, 0, 10**6),
         pretrained=environ.get("REID_PRETRAINED") or None,
         workers=_env_int(environ, "REID_WORKERS", 0, 0, MAX_WORKERS, WORD_VALUES[("data", "workers")])

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from reid.data.identity import describe_data
+from reid.data.regdb import NUM_SPLITS
 from reid.eval.metrics import eval_regdb, eval_sysu
 from reid.eval.rerank import card_value, k_reciprocal_rerank, variant_name
 from reid.eval.rerank import label as rerank_label
@@ -45,7 +46,7 @@ from reid.utils.device import check_device, default_device
 from reid.utils.errors import UserError
 
 METRICS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
-SYSU_TRIALS, REGDB_SPLITS = 10, 10
+SYSU_TRIALS, REGDB_SPLITS = 10, NUM_SPLITS
 
 
 # ----------------------------------------------------------------------------- model and features
