@@ -43,6 +43,7 @@ from reid.config import (
 from reid.data import SYSUMM01, RegDB, dataset_root, ensure_synthetic
 from reid.data.identity import is_synthetic, synthetic_manifest
 from reid.data.regdb import NUM_SPLITS, check_split
+from reid.data.train_data import DEFAULT_SYNTHETIC_ROOT
 from reid.eval.evaluate import evaluate_regdb, evaluate_sysu, load_model, load_untrained
 from reid.eval.metrics import chance_level
 from reid.records.provenance import (
@@ -450,7 +451,7 @@ def settings(environ=None) -> Settings:
     synthetic = not (sysu or regdb)
     if synthetic:
 
-        data = ensure_synthetic(root / "data" / "synthetic", seed=0)
+        data = ensure_synthetic(DEFAULT_SYNTHETIC_ROOT, seed=0)
         sysu_root, regdb_root = data / "SYSU-MM01", data / "RegDB"
     else:
         if not (sysu and regdb):

@@ -101,12 +101,13 @@ def reproduce(s: Settings, overrides=(), device=None) -> dict:
 
 
 def run(profile: str = "smoke", data: str | None = None, dataset: str | None = None,
-        synthetic_root: str = "data/synthetic", runs_dir: str = "runs", results_dir: str = "results",
+        synthetic_root: str | None = None, runs_dir: str = "runs", results_dir: str = "results",
         figures_dir: str = "figures", regdb_splits: int | None = None, overrides=(), device=None) -> dict:
     """`python -m reid reproduce`: settings from the command line (the synthetic set unless `data`)."""
     from reid.config import load_config
     from reid.data.identity import is_synthetic
     from reid.data.synthetic import ensure_synthetic, summarize
+    from reid.data.train_data import DEFAULT_SYNTHETIC_ROOT
     from reid.experiments import check_profile, profile_config
 
     # The profile and the overrides first: a typo is one line, not a minute of data generation before it.
@@ -118,7 +119,7 @@ def run(profile: str = "smoke", data: str | None = None, dataset: str | None = N
     splits = regdb_splits or default_regdb_splits(profile)
     check_split(splits, f"--regdb-splits {splits}")
     if data is None:
-        synthetic = Path(ensure_synthetic(Path(synthetic_root), seed=0))
+        synthetic = Path(ensure_synthetic(Path(synthetic_root or DEFAULT_SYNTHETIC_ROOT), seed=0))
         roots = {"sysu": synthetic / "SYSU-MM01", "regdb": synthetic / "RegDB"}
         print(summarize(synthetic))
         print("(numbers below are synthetic-layout numbers, not SYSU-MM01/RegDB numbers)")

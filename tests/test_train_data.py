@@ -62,3 +62,19 @@ def test_train_data_refuses_before_decoding_a_single_image(monkeypatch, sysu_roo
     cfg = load_config("smoke", [f"data.root={sysu_root}", "data.workers=2"])
     with pytest.raises(UserError, match="data.workers: 2 loader workers"):
         train_data.TrainData(cfg)
+
+
+def test_the_default_synthetic_set_is_the_repositorys_from_any_working_folder(tmp_path, monkeypatch):
+    """Issue 33: `data/synthetic` was relative to the working folder: from a subfolder `python -m reid train`
+    rendered a second set there. Now one folder, anchored at the repository this package is part of."""
+    from pathlib import Path
+
+    from reid.data.train_data import DEFAULT_SYNTHETIC_ROOT, dataset_root
+
+    repo = Path(train_data.__file__).resolve().parents[2]
+    assert DEFAULT_SYNTHETIC_ROOT == repo / "data" / "synthetic" and DEFAULT_SYNTHETIC_ROOT.is_absolute()
+    seen = []
+    monkeypatch.setattr("reid.data.synthetic.ensure_synthetic", lambda root, seed: seen.append(root) or root)
+    monkeypatch.chdir(tmp_path)  # a subfolder, or anywhere
+    assert dataset_root("sysu", None) == repo / "data" / "synthetic" / "SYSU-MM01"
+    assert seen == [DEFAULT_SYNTHETIC_ROOT] and not (tmp_path / "data").exists()

@@ -48,7 +48,12 @@ PREFETCH_FACTOR = 4
 # memory, a tmpfs here on Linux (Docker gives a container 64 MiB of it unless told otherwise).
 SHARED_MEMORY = Path("/dev/shm")
 
-DEFAULT_SYNTHETIC_ROOT = Path("data/synthetic")
+# The default synthetic set: data/synthetic of the repository this package is part of, whatever the working
+# directory -- from a subfolder (notebooks/, a run folder) `python -m reid train` made a second set there,
+# minutes of rendering and a run folder keyed to other data. A package copied outside a checkout
+# (`pip install .`, no pyproject.toml above it) keeps the working directory's data/synthetic.
+_CHECKOUT = Path(__file__).resolve().parents[2]
+DEFAULT_SYNTHETIC_ROOT = (_CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path()) / "data" / "synthetic"
 LAYOUT_DIRS = {"sysu": "SYSU-MM01", "regdb": "RegDB"}
 
 
