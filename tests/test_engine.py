@@ -186,3 +186,13 @@ def test_ddp_lr_scaling_is_linear_up_to_its_cap_and_warns_past_it():
     scale, warning = ddp_lr_scale(8)
     assert scale == 4 and warning.startswith("warning: lr x 4, not x 8") and "Several GPUs" in warning
     assert len(warning.splitlines()) == 1
+
+
+def test_the_device_line_comes_before_any_data_is_read(tmp_path, capsys):
+    """Issue 33: the device line printed after the image-cache preload (minutes on real data). It is the
+    run's first line now: even a data root that is missing fails after it."""
+    cfg = load_config("smoke", [*TINY, f"data.root={tmp_path / 'missing'}", "model.pretrained=none"])
+    with pytest.raises(UserError, match="no such directory"):
+        train(cfg, tmp_path / "run", device="cpu")
+    out = capsys.readouterr().out
+    assert out.startswith("device: cpu (") and len(out.splitlines()) == 1

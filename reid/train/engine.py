@@ -142,6 +142,14 @@ def _center_step(center_optimizer, criterion, scaler, world_size: int) -> None:
 
 # ------------------------------------------------------------------------------------------ training
 
+def _rank_and_world() -> tuple[int, int]:
+    """(rank, world size) before `_distributed` has run: the process group's when one has started, else
+    torchrun's variables (rank 0 of 1 without them)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def _distributed(device: torch.device | None = None) -> tuple[int, int, bool]:
     """(rank, world_size, created): join torchrun's process group when its variables say so. NCCL for a
     GPU run, bound to this rank's GPU (`device_id`, which `_device` has already made current: NCCL's
@@ -337,6 +345,11 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
     output_dir = Path(output_dir)
     requested = device
     device = _device(device)  # the GPU is current before the process group starts (NCCL binds to it)
+    rank, world_size = _rank_and_world()
+    if rank == 0:  # first: before the data root is checked (or the default set rendered), last.pt is read and
+        # the image cache is decoded (minutes on real data)
+        print(describe_device(device, autocast_dtype(device, cfg.train.amp))
+              + (f" x {world_size} ranks" if world_size > 1 else ""))
     root = dataset_root(cfg.data.dataset, cfg.data.root)
     synthetic = is_synthetic(root)
     check_gpu_run(cfg, requested, device, synthetic)
@@ -473,9 +486,7 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
     from reid.eval.evaluate import evaluate_held_out
     from reid.models import build_model
 
-    amp_dtype = autocast_dtype(device, cfg.train.amp)
-    if rank == 0:  # first: reading last.pt and preloading the image cache (minutes on real data) come after
-        print(describe_device(device, amp_dtype) + (f" x {world_size} ranks" if world_size > 1 else ""))
+    amp_dtype = autocast_dtype(device, cfg.train.amp)  # the dtype the device line (`train`) stated
     _check_run_folder(output_dir, resume)
     last_path, best_path = output_dir / "last.pt", output_dir / "best.pt"
     resumed = _load_resume(last_path, cfg, rank) if resume else None
