@@ -95,8 +95,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-# The GPU check of issue 20 (benchmarks/gpu_check.py) -> results/gpu.md, in parts of under 5 minutes each on one
-# H100/H200 (issue 33): PART=data (the real-scale synthetic SYSU-MM01, one render process per CPU), bench (model
+# The GPU check of issue 20 (benchmarks/gpu_check.py) -> results/gpu.md, in parts sized to take under 5 minutes
+# each on one H100/H200 (issue 33; the report flags a part that takes longer): PART=data (the real-scale synthetic SYSU-MM01, one render process per CPU), bench (model
 # speed at presets 9/18/base), loader (one loader-fed epoch on that set), resume (kill + resume on CUDA), eval
 # (evaluation and Grad-CAM on CUDA, the loader's model); comma-separated for several, none for all in order.
 # Where no NVIDIA GPU is visible it says so in one line and stops before anything is installed or written. OFFLINE=1: no venv, the machine's own python3 and its packages (a GPU
