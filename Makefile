@@ -7,7 +7,23 @@
 PYTHON   ?= python3
 VENV     ?= .venv
 PY       := $(VENV)/bin/python
+# TORCH=system (any target): keep the torch that $(PYTHON) already has instead of the pinned wheel, whose CUDA
+# build needs a recent driver (a cluster's may be older). The venv then sees the system's site-packages and
+# the rest installs under constraints that pin torch (and torchvision) to the versions there (reid/install.py).
+# Start from a venv without a torch of its own: one made before without TORCH=system is refused; a venv is one
+# kind or the other, so switching TORCH removes the other kind's stamp and rebuilds it (or refuses).
+TORCH    ?= pinned
+ifeq ($(TORCH),system)
+STAMP    := $(VENV)/.installed-system-torch
+OTHER_STAMP := $(VENV)/.installed
+CONSTRAINTS := $(VENV)/constraints-system-torch.txt
+VENV_FLAGS := --system-site-packages
+else
 STAMP    := $(VENV)/.installed
+OTHER_STAMP := $(VENV)/.installed-system-torch
+CONSTRAINTS := constraints.txt
+VENV_FLAGS :=
+endif
 DATA     ?=
 DATASET  ?=
 PROFILE  ?= smoke
@@ -16,9 +32,19 @@ PRETRAINED ?=
 .PHONY: reproduce ablation test install lab notebooks lint bench gpu-check gpu-check-run clean
 
 $(STAMP): pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
+ifeq ($(TORCH),system)
+	if [ -x $(PY) ]; then $(PY) reid/install.py --check-system-torch; fi
+endif
+	rm -f $(OTHER_STAMP)
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+ifeq ($(TORCH),system)
+	$(PYTHON) reid/install.py --system-torch-constraints > $(CONSTRAINTS)
+endif
 	$(PY) -m pip install --upgrade --quiet pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
+ifeq ($(TORCH),system)
+	$(PY) reid/install.py --check-system-torch
+endif
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -48,14 +74,14 @@ test: $(STAMP)
 LAB_PORT ?= 8888
 lab: $(STAMP)
 	@$(PY) -c "import socket, sys; s = socket.socket(); taken = s.connect_ex(('127.0.0.1', $(LAB_PORT))) == 0; s.close(); sys.exit('make lab: port $(LAB_PORT) on 127.0.0.1 is taken (another Jupyter?): stop it, or choose a free one: make lab LAB_PORT=8890' if taken else 0)"
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,lab]"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev,lab]"
 	@echo "JupyterLab: http://127.0.0.1:$(LAB_PORT)/lab (the token is in the URL printed below)"
 	$(VENV)/bin/jupyter lab notebooks/ --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.port_retries=0 --no-browser \
 	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Re-execute every notebook in place, refreshing the committed outputs and figures/.
 notebooks: $(STAMP)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,lab]"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev,lab]"
 	for nb in notebooks/[0-9]*.ipynb; do echo "== $$nb"; start=$$(date +%s); \
 	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=1200 "$$nb" || exit 1; \
@@ -69,10 +95,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-# The GPU check of issue 20 (benchmarks/gpu_check.py, under 8 minutes on one H100/H200): model speed at presets
-# 9/18/base, one loader-fed epoch on a real-scale synthetic SYSU-MM01, kill + resume on CUDA, evaluation and
-# Grad-CAM on CUDA -> results/gpu.md. Where no NVIDIA GPU is visible it says so in one line and stops before
-# anything is installed or written. OFFLINE=1: no venv, the machine's own python3 and its packages (a GPU
+# The GPU check of issue 20 (benchmarks/gpu_check.py) -> results/gpu.md, in parts sized to take under 5 minutes
+# each on one H100/H200 (issue 33; the report flags a part that takes longer): PART=data (the real-scale synthetic SYSU-MM01, one render process per CPU), bench (model
+# speed at presets 9/18/base), loader (one loader-fed epoch on that set), resume (kill + resume on CUDA), eval
+# (evaluation and Grad-CAM on CUDA, the loader's model); comma-separated for several, none for all in order.
+# Where no NVIDIA GPU is visible it says so in one line and stops before anything is installed or written. OFFLINE=1: no venv, the machine's own python3 and its packages (a GPU
 # machine that cannot reach a package index but holds torch, timm and the rest).
 GPU_DEPS := $(if $(OFFLINE),,$(STAMP))
 GPU_PY   := $(if $(OFFLINE),$(PYTHON),$(PY))
@@ -81,7 +108,7 @@ gpu-check:
 	@$(MAKE) --no-print-directory gpu-check-run
 
 gpu-check-run: $(GPU_DEPS)
-	PYTHONPATH=. $(GPU_PY) benchmarks/gpu_check.py
+	PYTHONPATH=. $(GPU_PY) benchmarks/gpu_check.py $(if $(PART),--part $(PART))
 
 clean:
 	rm -rf data runs .pytest_cache

@@ -23,16 +23,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reid.config import load_config
+from reid.data.train_data import images_per_batch
 from reid.losses import Criterion
 from reid.models import build_model
-from reid.train.engine import _autocast, build_optimizer, train_step
+from reid.train.engine import build_optimizer, train_step
+from reid.utils.device import autocast_dtype, grad_scaler
 from reid.utils.errors import UserError
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--amp", action="store_true", help="autocast on CUDA (bf16 where supported)")
+    parser.add_argument("--amp", action="store_true", help="autocast on CUDA (bf16 where native, else fp16)")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--config", default="smoke", help="config name in reid/configs or a YAML path "
                         "(paper_sysu: preset 18 at 288x144, ~23 s a step and ~7 GiB on 2 CPU cores)")
@@ -49,13 +51,12 @@ def main() -> None:
     model = build_model(cfg.model, num_classes=num_classes, load_pretrained=False).to(device)
     criterion = Criterion(cfg.loss, num_classes, model.feature_dim).to(device)
     optimizer = build_optimizer(model, criterion, cfg.optim)
-    amp_dtype = _autocast(device, args.amp)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    amp_dtype = autocast_dtype(device, args.amp)
+    scaler = grad_scaler(amp_dtype)
     net = torch.compile(model) if args.compile else model
     d = cfg.data
     per_modality = d.num_ids * d.num_instances
-    copies = 0 if not d.with_gray else per_modality if d.gray_of == "visible" else 2 * per_modality
-    batch = 2 * per_modality + copies
+    batch = images_per_batch(d)
     pids = torch.arange(d.num_ids).repeat_interleave(d.num_instances).repeat(batch // per_modality).to(device)
     imgs = torch.randn(batch, 3, d.height, d.width, device=device)
     model.train()
@@ -76,7 +77,7 @@ def main() -> None:
     print(f"config: {' '.join([args.config, *args.set])}; optimiser: {cfg.optim.name}"
           f"{' (fused)' if cfg.optim.fused else ''}")
     print(f"model: {cfg.model.backbone} preset {cfg.model.preset}, {params:.1f} M parameters, {d.height}x{d.width}, "
-          f"batch {batch} images ({d.num_ids} ids x {d.num_instances} x 2 modalities + {copies} grayscale copies)")
+          f"batch {batch} images ({d.num_ids} ids x {d.num_instances} x 2 modalities + {batch - 2 * per_modality} grayscale copies)")
     print(f"training: {args.steps * batch / elapsed:.1f} images/s ({1000 * elapsed / args.steps:.1f} ms/step over "
           f"{args.steps} steps)")
     if device.type == "cuda":

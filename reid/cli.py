@@ -52,7 +52,8 @@ EXAMPLES = {
 # -------------------------------------------------------------------------------------------- synth
 
 def add_synth(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="data/synthetic", help="output folder (gets SYSU-MM01/ and RegDB/)")
+    p.add_argument("--out", default=None,
+                   help="output folder (gets SYSU-MM01/ and RegDB/; default: data/synthetic of the repository)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--small", action="store_true", help="the tiny set used by the tests")
     p.add_argument("--num-ids", type=int, default=None, help="SYSU train identities")
@@ -85,6 +86,10 @@ def synth(args) -> None:
     sizes = {"sysu_train_ids": args.num_ids, "sysu_val_ids": args.val_ids, "sysu_test_ids": args.test_ids,
              "images_per_rgb_camera": args.images_per_camera, "images_per_ir_camera": args.ir_images_per_camera,
              "regdb_ids": args.regdb_ids, "height": args.height, "width": args.width}
+    if args.out is None:
+        from reid.data.train_data import DEFAULT_SYNTHETIC_ROOT
+
+        args.out = DEFAULT_SYNTHETIC_ROOT
     root = make_synthetic(args.out, args.seed, args.small, version, args.workers,
                           **{k: v for k, v in sizes.items() if v is not None})
     print(summarize(root))
@@ -133,7 +138,7 @@ def add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", default="all", choices=["all", "indoor"], help="SYSU-MM01 search mode")
     p.add_argument("--shots", default=1, type=int, choices=[1, 10], help="SYSU-MM01 gallery images per id/camera")
     p.add_argument("--trials", default=10, type=int, help="SYSU-MM01 gallery draws (<= 10)")
-    p.add_argument("--splits", default=10, type=int, help="RegDB splits 1..N (<= 10)")
+    p.add_argument("--splits", default=None, type=int, help="RegDB splits 1..N (default: all ten)")
     p.add_argument("--direction", default="v2t", choices=["v2t", "t2v"], help="RegDB query -> gallery")
     p.add_argument("--rerank", nargs="?", const="released", default=False, choices=["released", "eq7"],
                    help="k-reciprocal re-ranking, named in the result: the authors' released code (default) or "
@@ -151,12 +156,12 @@ def add_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def evaluate(args) -> None:
-    from reid.eval.evaluate import evaluate_checkpoint
+    from reid.eval.evaluate import REGDB_SPLITS, evaluate_checkpoint
 
     evaluate_checkpoint(
         args.checkpoint, args.dataset, args.data, mode=args.mode, shots=args.shots, trials=args.trials,
-        splits=args.splits, direction=args.direction, test_feature=args.test_feature, batch_size=args.batch_size,
-        device=args.device, flip=args.flip, rerank=args.rerank,
+        splits=REGDB_SPLITS if args.splits is None else args.splits, direction=args.direction,
+        test_feature=args.test_feature, batch_size=args.batch_size, device=args.device, flip=args.flip, rerank=args.rerank,
         synthetic={"auto": None, "yes": True, "no": False}[args.synthetic], results_dir=args.results_dir,
         name=args.name, json_path=args.json)
 
@@ -206,7 +211,7 @@ def add_reproduce(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="smoke", help="smoke (CPU), paper, paper_literal, paper_literal_batch (P4K4), or any config name/path")
     p.add_argument("--data", default=None, help="root of a real SYSU-MM01 or RegDB copy")
     p.add_argument("--dataset", default=None, choices=["sysu", "regdb"], help="which dataset --data is")
-    p.add_argument("--synthetic-root", default="data/synthetic")
+    p.add_argument("--synthetic-root", default=None, help="the synthetic set (default: data/synthetic of the repository)")
     p.add_argument("--runs-dir", default="runs", help="training runs, cached by their resolved config")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--figures-dir", default="figures")
@@ -384,9 +389,9 @@ def sweep(args) -> int:
             raise UserError(f"--data {root}: no such directory")
     else:
         from reid.data import ensure_synthetic
-        from reid.records.provenance import repo_root
+        from reid.data.train_data import DEFAULT_SYNTHETIC_ROOT
 
-        root = ensure_synthetic(repo_root() / "data" / "synthetic", seed=0)
+        root = ensure_synthetic(DEFAULT_SYNTHETIC_ROOT, seed=0)
     roots = {d: root / ("SYSU-MM01" if d == "sysu" else "RegDB") for d in datasets}
     for d, folder in roots.items():
         if not folder.is_dir():

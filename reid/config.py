@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from reid.data.regdb import check_split
 from reid.models.reid_model import ModelConfig
 from reid.utils.errors import UserError
 
@@ -35,7 +36,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 class DataConfig:
     dataset: str = "sysu"  # "sysu" | "regdb"
     root: str | None = None  # None: the default synthetic set of that layout
-    regdb_split: int = 1  # which of RegDB's 10 identity splits to train on
+    regdb_split: int = 1  # which of RegDB's identity splits (1..10, reid.data.regdb.NUM_SPLITS) to train on
     height: int = 288
     width: int = 144
     num_ids: int = 4  # P identities per batch
@@ -89,7 +90,7 @@ class OptimConfig:
 class TrainConfig:
     epochs: int = 100
     seed: int = 0
-    amp: bool = True  # mixed precision on CUDA only (bf16 where supported, else fp16 + GradScaler)
+    amp: bool = True  # mixed precision on CUDA only (bf16 where native, else fp16 + GradScaler: reid.utils.device)
     compile: bool = False
     grad_clip: float = 0.0  # max gradient norm; 0 = off
     eval_every: int = 1  # validate every N epochs (and after the last one)
@@ -281,8 +282,7 @@ def _validate(cfg: ExperimentConfig, source: str) -> None:
         raise UserError(f"{source}: data.pad and data.batches_per_epoch must be >= 0")
     if not 0.0 <= d.val_fraction < 1.0:
         raise UserError(f"data.val_fraction={d.val_fraction} in {source}: expected 0 <= f < 1")
-    if not 1 <= d.regdb_split <= 10:
-        raise UserError(f"data.regdb_split={d.regdb_split} in {source}: RegDB has splits 1..10")
+    check_split(d.regdb_split, f"data.regdb_split={d.regdb_split} in {source}")
 
 
 def config_to_dict(cfg: ExperimentConfig) -> dict:

@@ -42,6 +42,8 @@ from reid.config import (
 )
 from reid.data import SYSUMM01, RegDB, dataset_root, ensure_synthetic
 from reid.data.identity import is_synthetic, synthetic_manifest
+from reid.data.regdb import NUM_SPLITS, check_split
+from reid.data.train_data import DEFAULT_SYNTHETIC_ROOT
 from reid.eval.evaluate import evaluate_regdb, evaluate_sysu, load_model, load_untrained
 from reid.eval.metrics import chance_level
 from reid.records.provenance import (
@@ -137,9 +139,16 @@ def run_dir(runs_dir: str | Path, cfg) -> Path:
     return Path(runs_dir) / f"{cfg.name}-{cfg.data.dataset}{split}-seed{cfg.train.seed}-{run_key(cfg)}"
 
 
-def is_finished(run: Path, cfg) -> bool:
+def last_checkpoint(run: Path) -> dict | None:
+    """A run's last.pt for a decision about it (finished? resume from which epoch? its config), or None:
+    mapped, not read (its weights are not needed for that; the engine reads them when it resumes)."""
     last = run / "last.pt"
-    return last.is_file() and load_checkpoint(last)["epoch"] >= cfg.train.epochs
+    return load_checkpoint(last, required=("epoch", "config"), mmap=True) if last.is_file() else None
+
+
+def is_finished(run: Path, cfg) -> bool:
+    last = last_checkpoint(run)
+    return last is not None and last["epoch"] >= cfg.train.epochs
 
 
 def training_key(cfg) -> str:
@@ -181,23 +190,23 @@ def equal_finished_run(cfg, runs_dirs) -> Path | None:
 
 def train_run(cfg, runs_dir: str | Path, device=None, folder: str | Path | None = None) -> Path:
     """Train `cfg` into its run folder (`folder`, when given, instead) unless a finished run is there (an
-    unfinished one is resumed)."""
+    unfinished one is resumed). last.pt is read once for the decision (and once more, whole, by a resume)."""
     out = Path(folder) if folder is not None else run_dir(runs_dir, cfg)
-    if is_finished(out, cfg):
+    last = last_checkpoint(out)
+    if last is not None and last["epoch"] >= cfg.train.epochs:
         print(f"{out.name}: trained already, reusing it")
-        repair_best_checkpoint(out)  # a kill after the last last.pt, before its best.pt: evaluation needs it
+        repair_best_checkpoint(out, last=last)  # a kill after the last last.pt, before its best.pt: evaluation needs it
         return out
-    resume = (out / "last.pt").is_file()
+    resume = last is not None
     if resume:
-        print(f"{out.name}: resuming an unfinished run after epoch {load_checkpoint(out / 'last.pt')['epoch']} "
-              f"of {cfg.train.epochs}")
+        print(f"{out.name}: resuming an unfinished run after epoch {last['epoch']} of {cfg.train.epochs}")
+    del last  # unmapped before training replaces last.pt (a mapping would keep the old file's blocks)
     train(cfg, out, resume=resume, device=device)
     return out
 
 
 def _splits(splits: int) -> range:
-    if not 1 <= splits <= 10:
-        raise UserError(f"--splits {splits}: RegDB has splits 1..10")
+    check_split(splits, f"--splits {splits}")
     return range(1, splits + 1)
 
 
@@ -207,7 +216,8 @@ def train_splits(cfg, runs_dir: str | Path, splits: int, device=None) -> list[Pa
 
 
 def run_config(run: Path):
-    return config_from_dict(load_checkpoint(run / "last.pt")["config"], str(run / "last.pt"))
+    return config_from_dict(load_checkpoint(run / "last.pt", required=("config",), mmap=True)["config"],
+                            str(run / "last.pt"))
 
 
 # ------------------------------------------------------------------------------------------ evaluate
@@ -472,7 +482,7 @@ def _env_choice(environ, name: str, default: str, allowed: tuple[str, ...]) -> s
 
 
 def default_regdb_splits(profile: str) -> int:
-    return 10 if profile in PAPER_PROFILES else SMOKE_REGDB_SPLITS
+    return NUM_SPLITS if profile in PAPER_PROFILES else SMOKE_REGDB_SPLITS
 
 
 def settings(environ=None) -> Settings:
@@ -485,7 +495,7 @@ def settings(environ=None) -> Settings:
     synthetic = not (sysu or regdb)
     if synthetic:
 
-        data = ensure_synthetic(root / "data" / "synthetic", seed=0)
+        data = ensure_synthetic(DEFAULT_SYNTHETIC_ROOT, seed=0)
         sysu_root, regdb_root = data / "SYSU-MM01", data / "RegDB"
     else:
         if not (sysu and regdb):
@@ -508,7 +518,7 @@ def settings(environ=None) -> Settings:
     seeds = parse_seeds(environ.get("REID_SEEDS", "0"), "REID_SEEDS=")  # the rule of --seeds: here, not at first use
     return Settings(
         sysu_root, regdb_root, synthetic, profile, seeds,
-        regdb_splits=_env_int(environ, "REID_REGDB_SPLITS", default_regdb_splits(profile), 1, 10),
+        regdb_splits=_env_int(environ, "REID_REGDB_SPLITS", default_regdb_splits(profile), 1, NUM_SPLITS),
         steps_cap=_env_int(environ, "REID_STEPS_CAP", 0, 0, 10**6),
         pretrained=environ.get("REID_PRETRAINED") or None,
         workers=_env_int(environ, "REID_WORKERS", 0, 0, MAX_WORKERS, WORD_VALUES[("data", "workers")])

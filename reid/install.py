@@ -20,13 +20,21 @@ What can be detected, and from where:
   `crossvit-vireid` whose recorded folder no longer holds this package (a moved or deleted clone) or
   that is a copy (`pip install .`, not `-e`) rather than this checkout. These are warnings.
 
-This module uses the standard library only, so that it runs by its path whichever `reid` is installed.
+`make install TORCH=system` (and every make target with `TORCH=system`) keeps the torch the machine already
+has instead of the pinned wheel, whose CUDA build may need a newer driver than a cluster's: the venv sees the
+system's site-packages, and pip installs the rest under constraints that pin torch (and torchvision, when
+there is one) to the versions already there (`system_torch_constraints`); `check_system_torch` then says
+which torch the venv imports, and refuses a venv that holds its own.
+
+This module uses the standard library only, so that it runs by its path whichever `reid` is installed
+(and by the machine's own python3, before the venv exists).
 """
 
 from __future__ import annotations
 
 import importlib.machinery
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,8 +196,96 @@ def check_package(path: list[str] | None = None, package_dir: Path = PACKAGE_DIR
     return check
 
 
-def main() -> int:
-    """`python reid/install.py`: what `import reid` gives outside the repository (exit 2: not this package)."""
+# The pinned wheels that TORCH=system replaces with the machine's own: torchvision's builds each require one
+# exact torch, so it follows torch (the system's torchvision, or whichever release fits the system's torch).
+TORCH_PACKAGES = ("torch", "torchvision")
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """(2, 3, 1) of "2.3.1+cu121": the numbers pip compares, without the local build label."""
+    return tuple(int(n) for n in re.findall(r"\d+", version.split("+")[0])[:3])
+
+
+def system_torch_constraints(constraints: str, versions: dict[str, str | None], minimum: str) -> str:
+    """`constraints` (constraints.txt's text) with torch pinned to the installed `versions["torch"]`, and
+    torchvision to its installed version or left free (pip then picks the release built for that torch).
+    ValueError, in one line, when there is no torch or it is older than `minimum` (pyproject.toml's)."""
+    torch = versions.get("torch")
+    if torch is None:
+        raise ValueError("TORCH=system: this python has no torch installed (install it, or leave TORCH unset "
+                         "for the pinned wheel)")
+    if _release(torch) < _release(minimum):
+        raise ValueError(f"TORCH=system: the system's torch is {torch}; this repository needs torch>={minimum} "
+                         "(pyproject.toml): upgrade it, or leave TORCH unset for the pinned wheel")
+    lines = []
+    for line in constraints.splitlines():
+        name = line.split("==")[0].strip()
+        if name in TORCH_PACKAGES:
+            if versions.get(name):
+                lines.append(f"{name}=={versions[name]}  # TORCH=system: the version already installed")
+            continue
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def torch_minimum(pyproject: str) -> str:
+    """The lowest torch pyproject.toml's dependencies allow (one home for it)."""
+    found = re.search(r'"torch>=([\d.]+)', pyproject)
+    if not found:
+        raise ValueError("pyproject.toml: no torch>= requirement found")
+    return found.group(1)
+
+
+def _installed_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def check_system_torch(prefix: Path | None = None) -> str:
+    """One line naming the torch this interpreter (the venv's) imports, from the system's site-packages;
+    ValueError when the venv holds a torch of its own, which would shadow the system's (a venv made
+    before without TORCH=system)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    prefix = Path(sys.prefix if prefix is None else prefix).resolve()
+    try:
+        dist = distribution("torch")
+    except PackageNotFoundError:
+        raise ValueError("TORCH=system: the venv sees no torch (was it made with --system-site-packages?): "
+                         f"remove {prefix} and run make again") from None
+    where = Path(dist.locate_file("")).resolve()
+    if where == prefix or prefix in where.parents:
+        raise ValueError(f"TORCH=system: {prefix} holds its own torch {dist.version} ({where}), which shadows the "
+                         f"system's: remove {prefix} and run make again with TORCH=system")
+    return f"TORCH=system: the venv imports the system's torch {dist.version} from {where}"
+
+
+def _make_step(argv: list[str]) -> int:
+    """The two steps of `make ... TORCH=system` (Makefile): the constraints, then the check of the venv."""
+    try:
+        if argv[0] == "--system-torch-constraints":
+            repo = PACKAGE_DIR.parent
+            minimum = torch_minimum((repo / "pyproject.toml").read_text())
+            versions = {name: _installed_version(name) for name in TORCH_PACKAGES}
+            sys.stdout.write(system_torch_constraints((repo / "constraints.txt").read_text(), versions, minimum))
+        else:
+            print(check_system_torch())
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python reid/install.py`: what `import reid` gives outside the repository (exit 2: not this package).
+    `--system-torch-constraints` / `--check-system-torch`: the steps of `make ... TORCH=system`."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("--system-torch-constraints", "--check-system-torch"):
+        return _make_step(argv)
     check = check_package()
     for kind, lines in (("error", check.problems), ("warning", check.warnings), ("note", check.notes)):
         for line in lines:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from reid.data.regdb import NUM_SPLITS, check_split
 from reid.experiments import Settings, chance, default_regdb_splits
 from reid.utils.atomic import atomic_outputs, write_text_atomically
 from reid.utils.errors import UserError
@@ -68,8 +69,8 @@ def reproduce(s: Settings, overrides=(), device=None) -> dict:
 
     summary: dict = {"profile": s.profile, "data": {d: str(s.root(d)) for d in s.datasets()},
                      "regdb_splits": s.regdb_splits}
-    if s.regdb_splits < 10 and "regdb" in summary["data"]:
-        summary["note"] = f"RegDB: {s.regdb_splits} of the protocol's 10 splits (profile {s.profile}, CPU budget)"
+    if s.regdb_splits < NUM_SPLITS and "regdb" in summary["data"]:
+        summary["note"] = f"RegDB: {s.regdb_splits} of the protocol's {NUM_SPLITS} splits (profile {s.profile}, CPU budget)"
     figures = []
     for dataset in summary["data"]:
         summary[dataset] = reproduce_dataset(s, dataset, overrides, device)
@@ -100,12 +101,13 @@ def reproduce(s: Settings, overrides=(), device=None) -> dict:
 
 
 def run(profile: str = "smoke", data: str | None = None, dataset: str | None = None,
-        synthetic_root: str = "data/synthetic", runs_dir: str = "runs", results_dir: str = "results",
+        synthetic_root: str | None = None, runs_dir: str = "runs", results_dir: str = "results",
         figures_dir: str = "figures", regdb_splits: int | None = None, overrides=(), device=None) -> dict:
     """`python -m reid reproduce`: settings from the command line (the synthetic set unless `data`)."""
     from reid.config import load_config
     from reid.data.identity import is_synthetic
     from reid.data.synthetic import ensure_synthetic, summarize
+    from reid.data.train_data import DEFAULT_SYNTHETIC_ROOT
     from reid.experiments import check_profile, profile_config
 
     # The profile and the overrides first: a typo is one line, not a minute of data generation before it.
@@ -115,10 +117,9 @@ def run(profile: str = "smoke", data: str | None = None, dataset: str | None = N
     for name in ("sysu", "regdb") if data is None else (dataset or guess_dataset(Path(data)),):
         load_config(profile_config(profile, name), overrides)
     splits = regdb_splits or default_regdb_splits(profile)
-    if not 1 <= splits <= 10:
-        raise UserError(f"--regdb-splits {splits}: RegDB has splits 1..10")
+    check_split(splits, f"--regdb-splits {splits}")
     if data is None:
-        synthetic = Path(ensure_synthetic(Path(synthetic_root), seed=0))
+        synthetic = Path(ensure_synthetic(Path(synthetic_root or DEFAULT_SYNTHETIC_ROOT), seed=0))
         roots = {"sysu": synthetic / "SYSU-MM01", "regdb": synthetic / "RegDB"}
         print(summarize(synthetic))
         print("(numbers below are synthetic-layout numbers, not SYSU-MM01/RegDB numbers)")

@@ -97,3 +97,26 @@ def test_reads_every_synthetic_split(synthetic_root):
         train_ids = {Path(p).parent.name for p, _, _ in regdb.train}
         test_ids = {Path(p).parent.name for p, _, _ in regdb.query("v2t")}
         assert train_ids and test_ids and not train_ids & test_ids
+
+
+def test_ten_splits_is_one_constant_every_check_reads(synthetic_root, monkeypatch):
+    """Issue 33: "RegDB has 10 splits" was written in eight places. Every check reads NUM_SPLITS: with it
+    patched to 3, the config, the runner, reproduce and the reader all refuse a fourth split."""
+    from reid.config import load_config
+    from reid.data import regdb as regdb_module
+    from reid.data.check import REGDB_FACTS
+    from reid.eval.evaluate import REGDB_SPLITS
+    from reid.experiments import default_regdb_splits, train_splits
+
+    assert regdb_module.NUM_SPLITS == REGDB_SPLITS == 10 and list(regdb_module.SPLITS) == list(range(1, 11))
+    assert default_regdb_splits("paper") == 10
+    assert REGDB_FACTS["split files (idx/{train,test}_{visible,thermal}_{1..10}.txt)"] == 4 * 10
+    assert len(list((synthetic_root / "RegDB" / "idx").glob("train_visible_*.txt"))) == 10
+    monkeypatch.setattr(regdb_module, "NUM_SPLITS", 3)
+    monkeypatch.setattr(regdb_module, "SPLITS", range(1, 4))
+    with pytest.raises(UserError, match=r"data.regdb_split=4 in .*: RegDB has splits 1..3$"):
+        load_config("smoke", ["data.dataset=regdb", "data.regdb_split=4"])
+    with pytest.raises(UserError, match=r"^--splits 4: RegDB has splits 1..3$"):
+        train_splits(load_config("smoke"), "unused", splits=4)
+    with pytest.raises(UserError, match=r"^RegDB split 4: RegDB has splits 1..3$"):
+        RegDB(synthetic_root / "RegDB", split=4)

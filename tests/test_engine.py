@@ -177,3 +177,24 @@ def test_fused_adamw_is_opt_in_and_steps_like_the_loop_implementation():
             opt.step()
     for a, b in zip(net.parameters(), reference.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_ddp_lr_scaling_is_linear_up_to_its_cap_and_warns_past_it():
+    """Issue 33: lr x world_size was unvalidated at 8 GPUs (head 0.8); it stops at DDP_LR_SCALE_MAX, saying so."""
+    from reid.train.engine import DDP_LR_SCALE_MAX, ddp_lr_scale
+
+    assert DDP_LR_SCALE_MAX == 4  # the number docs/deviations.md states
+    assert ddp_lr_scale(1) == (1, None) and ddp_lr_scale(4) == (4, None)
+    scale, warning = ddp_lr_scale(8)
+    assert scale == 4 and warning.startswith("warning: lr x 4, not x 8") and "Several GPUs" in warning
+    assert len(warning.splitlines()) == 1
+
+
+def test_the_device_line_comes_before_any_data_is_read(tmp_path, capsys):
+    """Issue 33: the device line printed after the image-cache preload (minutes on real data). It is the
+    run's first line now: even a data root that is missing fails after it."""
+    cfg = load_config("smoke", [*TINY, f"data.root={tmp_path / 'missing'}", "model.pretrained=none"])
+    with pytest.raises(UserError, match="no such directory"):
+        train(cfg, tmp_path / "run", device="cpu")
+    out = capsys.readouterr().out
+    assert out.startswith("device: cpu (") and len(out.splitlines()) == 1

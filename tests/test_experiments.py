@@ -271,3 +271,29 @@ def test_the_switch_takes_seed_ranges_and_auto_workers_as_the_cli_and_config_do(
     assert settings({"REID_WORKERS": "3"}).workers == 3
     with pytest.raises(UserError, match=f"REID_WORKERS='many': expected an integer from 0 to {MAX_WORKERS} or auto"):
         settings({"REID_WORKERS": "many"})
+
+
+def test_a_resume_decision_reads_last_pt_once_and_the_resume_once_more(synthetic_root, tmp_path, monkeypatch, capsys):
+    """Issue 33: a resume through the runner read last.pt four times (finished?, its epoch, the resume, the
+    repair of best.pt). Now: the decision maps it once (mmap, no weights read), the engine reads it once whole
+    and repairs best.pt from that copy; a finished run is reused after one mapped read."""
+    import torch
+
+    tiny = [*TINY, "model.pretrained=none"]  # a tiny backbone: the profile's pretrained start is for micro
+    cfg = resolve(None, "sysu", synthetic_root / "SYSU-MM01", profile="smoke", overrides=tiny)
+    folder = tmp_path / "run"
+    train_run(cfg, tmp_path, device="cpu", folder=folder)  # epoch 1 of 1
+    longer = resolve(None, "sysu", synthetic_root / "SYSU-MM01", profile="smoke", overrides=[*tiny, "train.epochs=2"])
+    reads, real_load = [], torch.load
+
+    def counting_load(path, *args, **kwargs):
+        if str(path).endswith("last.pt"):
+            reads.append("mapped" if kwargs.get("mmap") else "whole")
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting_load)
+    train_run(longer, tmp_path, device="cpu", folder=folder)
+    assert reads == ["mapped", "whole"] and "resuming an unfinished run after epoch 1 of 2" in capsys.readouterr().out
+    reads.clear()
+    train_run(longer, tmp_path, device="cpu", folder=folder)
+    assert reads == ["mapped"] and "reusing it" in capsys.readouterr().out

@@ -130,3 +130,56 @@ def test_cli_warns_about_a_shadowed_foreign_reid(tmp_path):
     assert proc.returncode == 2 and len(lines) == 2
     assert lines[0].startswith("warning: another package named reid") and str(foreign / "reid") in lines[0]
     assert lines[1].startswith("error: ") and "gone" in lines[1]
+
+
+# ------------------------------------------------------------------------------ make ... TORCH=system (issue 33)
+
+def test_system_torch_constraints_pin_the_installed_torch_and_free_or_pin_torchvision():
+    from reid.install import system_torch_constraints, torch_minimum
+
+    pinned = (Path(REPO) / "constraints.txt").read_text()
+    minimum = torch_minimum((Path(REPO) / "pyproject.toml").read_text())
+    assert minimum == "2.4"
+    out = system_torch_constraints(pinned, {"torch": "2.5.1+cu121", "torchvision": "0.20.1+cu121"}, minimum)
+    assert "torch==2.5.1+cu121  #" in out and "torchvision==0.20.1+cu121  #" in out
+    assert "torch==2.14.1" not in out and "timm==" in out  # the rest stays pinned
+    out = system_torch_constraints(pinned, {"torch": "2.6.0", "torchvision": None}, minimum)
+    assert "torch==2.6.0  #" in out
+    assert not any(line.startswith("torchvision") for line in out.splitlines())
+
+
+def test_system_torch_refuses_no_torch_or_one_too_old_in_one_line():
+    from reid.install import system_torch_constraints
+
+    with pytest.raises(ValueError, match="this python has no torch installed"):
+        system_torch_constraints("torch==2.14.1\n", {"torch": None}, "2.4")
+    with pytest.raises(ValueError, match=r"the system's torch is 2.3.1\+cu121; this repository needs torch>=2.4"):
+        system_torch_constraints("torch==2.14.1\n", {"torch": "2.3.1+cu121"}, "2.4")
+
+
+def test_a_venv_with_its_own_torch_is_refused_under_torch_system():
+    """The torch of this interpreter lives in some folder: that folder as the venv's prefix is a venv with its
+    own torch (refused); any other prefix is a venv that imports the system's (named)."""
+    from importlib.metadata import distribution
+
+    from reid.install import check_system_torch
+
+    where = Path(distribution("torch").locate_file("")).resolve()
+    with pytest.raises(ValueError, match="holds its own torch .* shadows the system's"):
+        check_system_torch(where.parent)
+    assert check_system_torch(Path("/nonexistent/venv")).startswith("TORCH=system: the venv imports the system's torch")
+
+
+def test_make_torch_system_makes_a_venv_on_the_system_site_packages():
+    """`make -n` (nothing run): the venv sees the system's packages and pip installs under the generated
+    constraints, checked before and after; without TORCH the pinned constraints, as before."""
+    def plan(*args):
+        return subprocess.run(["make", "-n", "install", "VENV=/tmp/v", *args], cwd=REPO, capture_output=True,
+                              text=True, check=True).stdout
+
+    system, pinned = plan("TORCH=system"), plan()
+    assert "-m venv --system-site-packages /tmp/v" in system
+    assert "reid/install.py --system-torch-constraints > /tmp/v/constraints-system-torch.txt" in system
+    assert '-c /tmp/v/constraints-system-torch.txt -e ".[dev]"' in system
+    assert system.count("reid/install.py --check-system-torch") == 2
+    assert "--system-site-packages" not in pinned and '-c constraints.txt -e ".[dev]"' in pinned

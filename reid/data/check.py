@@ -23,7 +23,7 @@ from PIL import Image
 
 from reid.data.dataset import SIXTEEN_BIT_MODES
 from reid.data.identity import DATASET_NAMES, fingerprint_of, synthetic_manifest, walk_files
-from reid.data.regdb import THERMAL, VISIBLE, idx_path, read_idx_file
+from reid.data.regdb import NUM_SPLITS, SPLITS, THERMAL, VISIBLE, idx_path, read_idx_file
 from reid.data.sysu import ALL_CAMERAS, IR_CAMERAS, RGB_CAMERAS, is_image_name, read_id_file
 from reid.utils.errors import UserError
 
@@ -47,7 +47,7 @@ REGDB_FACTS = {
     "thermal identities (Thermal/<id>)": 412,
     "images per visible identity": 10,
     "images per thermal identity": 10,
-    "split files (idx/{train,test}_{visible,thermal}_{1..10}.txt)": 40,
+    "split files (idx/{train,test}_{visible,thermal}_{1..10}.txt)": 4 * NUM_SPLITS,
     "train identities per split": 206,
     "test identities per split": 206,
     "images per train split file": 2060,
@@ -55,7 +55,6 @@ REGDB_FACTS = {
 }
 FACTS = {"sysu": SYSU_FACTS, "regdb": REGDB_FACTS}
 CITATION = {"sysu": "Wu et al., ICCV 2017", "regdb": "Nguyen et al., Sensors 2017"}
-SPLITS = range(1, 11)
 GOOD_MODES = {"RGB", "L"}  # 8-bit colour and greyscale; anything else is worth a look
 JUNK = {".DS_Store": "macOS folder settings", "Thumbs.db": "Windows thumbnail cache"}
 CHUNK = 1 << 20  # bytes read at a time when hashing

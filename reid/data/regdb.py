@@ -14,6 +14,10 @@ from reid.data.dataset import Item, read_text_file, relabel_pids
 from reid.utils.errors import UserError
 
 VISIBLE, THERMAL = 1, 2
+# The protocol's ten random half/half identity partitions (idx/*_{1..10}.txt), one model each: the one home of
+# the number (configs, the runner, reproduce, evaluation, the data check and the synthetic set read it here).
+NUM_SPLITS = 10
+SPLITS = range(1, NUM_SPLITS + 1)
 DIRECTIONS = ("v2t", "t2v")  # visible query -> thermal gallery, and the reverse
 
 
@@ -26,8 +30,7 @@ class RegDB:
         self.root = Path(root)
         if not self.root.is_dir():
             raise UserError(f"{self.root}: RegDB root not found (expected Visible/, Thermal/ and idx/)")
-        if split not in range(1, 11):
-            raise UserError(f"RegDB split must be 1..10 (the ten idx files), got {split}")
+        check_split(split, f"RegDB split {split}")
         self.split = split
         train = self.read_idx("train", "visible", VISIBLE) + self.read_idx("train", "thermal", THERMAL)
         self.train: list[Item] = relabel_pids(train)
@@ -48,6 +51,13 @@ class RegDB:
     def gallery(self, direction: str = "v2t") -> list[Item]:
         """The other modality's test images: thermal for ``v2t``, visible for ``t2v``."""
         return self._test[THERMAL if _check(direction) == "v2t" else VISIBLE]
+
+
+def check_split(value: int, what: str) -> None:
+    """A one-line error when `value` (a split, or a number of splits) is outside 1..NUM_SPLITS; `what` names
+    the setting and its value (`--splits 12`, `data.regdb_split=0 in <file>`)."""
+    if value not in SPLITS:
+        raise UserError(f"{what}: RegDB has splits 1..{NUM_SPLITS}")
 
 
 def idx_path(root: Path, part: str, modality: str, split: int) -> Path:

@@ -55,6 +55,7 @@ from reid.data.capture import (
 )
 from reid.data.capture import clutter_objects as _clutter_objects
 from reid.data.identity import SYNTHETIC_MANIFEST
+from reid.data.regdb import SPLITS
 from reid.utils.atomic import write_text_atomically
 from reid.utils.errors import UserError
 
@@ -857,7 +858,7 @@ def write_regdb(root: Path, seed: int, sizes: Sizes, cap: Capture = CAPTURES[4],
         files.setdefault(pid, {"v": [], "t": []})[m].append(shot.rel)
     _write_images(root, [shot for _, _, shot in shots], sizes, workers)
     (root / "idx").mkdir(parents=True, exist_ok=True)
-    for split in range(1, 11):
+    for split in SPLITS:
         order = np.random.default_rng([seed, 2, 5, split]).permutation(np.arange(1, sizes.regdb_ids + 1))
         half = sizes.regdb_ids // 2
         for part, ids in (("train", sorted(order[:half].tolist())), ("test", sorted(order[half:].tolist()))):

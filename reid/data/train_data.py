@@ -41,7 +41,19 @@ from reid.utils.rng import seed_everything
 # (benchmarks/bench_pipeline.py): 8 make ~3-5 k images/s, about what one GPU trains preset 18 at (estimate).
 AUTO_WORKERS_MAX = 8
 
-DEFAULT_SYNTHETIC_ROOT = Path("data/synthetic")
+# Batches each worker keeps ready ahead of the trainer (DataLoader's prefetch_factor): enough to ride out a
+# slow batch (a large TrivialAugment op) without stalling the GPU.
+PREFETCH_FACTOR = 4
+# Where a worker's batches wait for the trainer: torch passes tensors between processes through shared
+# memory, a tmpfs here on Linux (Docker gives a container 64 MiB of it unless told otherwise).
+SHARED_MEMORY = Path("/dev/shm")
+
+# The default synthetic set: data/synthetic of the repository this package is part of, whatever the working
+# directory -- from a subfolder (notebooks/, a run folder) `python -m reid train` made a second set there,
+# minutes of rendering and a run folder keyed to other data. A package copied outside a checkout
+# (`pip install .`, no pyproject.toml above it) keeps the working directory's data/synthetic.
+_CHECKOUT = Path(__file__).resolve().parents[2]
+DEFAULT_SYNTHETIC_ROOT = (_CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path()) / "data" / "synthetic"
 LAYOUT_DIRS = {"sysu": "SYSU-MM01", "regdb": "RegDB"}
 
 
@@ -82,6 +94,46 @@ def resolve_workers(setting: int | str, local_ranks: int | None = None) -> tuple
     workers = max(1, min(AUTO_WORKERS_MAX, cpus // max(1, local_ranks) - 1))
     return workers, (f"data.workers=auto: {cpus} CPUs for {local_ranks} rank{'s' if local_ranks > 1 else ''} "
                      f"on this node, one kept per rank, at most {AUTO_WORKERS_MAX}")
+
+
+def images_per_batch(d) -> int:
+    """Images in one training batch of the data config `d`: P x K visible + P x K infrared, and the
+    grayscale copies `collate_train` appends (of the visible images, or of both modalities)."""
+    per_modality = d.num_ids * d.num_instances
+    copies = 0 if not d.with_gray else per_modality if d.gray_of == "visible" else 2 * per_modality
+    return 2 * per_modality + copies
+
+
+def shared_memory_free(path: Path = SHARED_MEMORY) -> int | None:
+    """Free bytes of the shared-memory filesystem, or None where there is none to ask (macOS, Windows)."""
+    try:
+        stat = os.statvfs(path)
+    except (OSError, AttributeError):
+        return None
+    return stat.f_bavail * stat.f_frsize
+
+
+def check_shared_memory(d, workers: int, local_ranks: int | None = None) -> None:
+    """Refuse, in one line and before the image cache is decoded, a loader whose batches would not fit in
+    /dev/shm: every worker holds up to `PREFETCH_FACTOR` float32 batches there (P8K4 + grey copies at
+    288x144 is ~46 MiB a batch: 8 workers need ~1.4 GiB), for every rank on the node. Past the limit a
+    worker dies with a bus error in the middle of an epoch, which names neither the cause nor the fix."""
+    free = shared_memory_free()
+    if not workers or free is None:
+        return
+    local_ranks = local_ranks or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    batch = images_per_batch(d) * 3 * d.height * d.width * 4  # float32 after the transform
+    per_worker = batch * PREFETCH_FACTOR * local_ranks
+    if workers * per_worker <= free:
+        return
+    fits = free // per_worker
+    ranks = f" x {local_ranks} ranks on this node" if local_ranks > 1 else ""
+    raise UserError(
+        f"data.workers: {workers} loader workers x {PREFETCH_FACTOR} batches of {batch / 2**20:.0f} MiB{ranks} "
+        f"need {workers * per_worker / 2**20:,.0f} MiB of shared memory, {SHARED_MEMORY} has {free / 2**20:,.0f} "
+        f"MiB free: " + (f"lower data.workers to {fits}, " if fits else "")
+        + "give the container more (docker run --shm-size=8g), or set data.workers=0 (batches made in the "
+        "training process)")
 
 
 def worker_context():
@@ -153,6 +205,8 @@ class TrainData:
 
     def __init__(self, cfg, rank: int = 0, world_size: int = 1) -> None:
         d = cfg.data
+        self.workers, self.workers_reason = resolve_workers(d.workers)
+        check_shared_memory(d, self.workers)  # before minutes of decoding, not as a bus error mid-epoch
         self.root = dataset_root(d.dataset, d.root)
         dataset = open_dataset(d.dataset, self.root, d.regdb_split)
         if isinstance(dataset, SYSUMM01):  # a camera gone: one line on real data, a warning on synthetic
@@ -174,7 +228,6 @@ class TrainData:
                                                  num_instances=d.num_instances, seed=cfg.train.seed,
                                                  batches_per_epoch=d.batches_per_epoch or None,
                                                  epoch_size=d.epoch_size, rank=rank, world_size=world_size)
-        self.workers, self.workers_reason = resolve_workers(d.workers)
         self.pin_memory = torch.cuda.is_available()  # the engine sets it from the device it trains on
         self.start_method = worker_context()[1] if self.workers else None
         self._loader: DataLoader | None = None
@@ -203,7 +256,7 @@ class TrainData:
             self._batches = _EpochBatches(self.sampler)
             self._loader = DataLoader(_BatchSeeded(self.train_set), batch_sampler=self._batches,
                                       num_workers=self.workers, collate_fn=collate_train, persistent_workers=True,
-                                      prefetch_factor=4, pin_memory=self.pin_memory,
+                                      prefetch_factor=PREFETCH_FACTOR, pin_memory=self.pin_memory,
                                       multiprocessing_context=context)
         self._batches.seed = seed  # read in the main process, where the batch sampler runs
         return self._loader

@@ -36,15 +36,17 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from reid.data.identity import describe_data
+from reid.data.regdb import NUM_SPLITS
 from reid.eval.metrics import eval_regdb, eval_sysu
 from reid.eval.rerank import card_value, k_reciprocal_rerank, variant_name
 from reid.eval.rerank import label as rerank_label
 from reid.records.card import card_fields, card_lines, model_fields, sysu_sampler
 from reid.records.provenance import check_result_location, provenance, write_result
+from reid.utils.device import check_device, default_device
 from reid.utils.errors import UserError
 
 METRICS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
-SYSU_TRIALS, REGDB_SPLITS = 10, 10
+SYSU_TRIALS, REGDB_SPLITS = 10, NUM_SPLITS
 
 
 # ----------------------------------------------------------------------------- model and features
@@ -97,10 +99,6 @@ def load_untrained(checkpoint: str | Path, seed: int = 0):
     model = build_model(cfg, int(ckpt["num_classes"]), load_pretrained=False).eval()
     model.checkpoint_info = {"path": str(checkpoint), "config": ckpt.get("config"), "untrained": True}
     return model
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @torch.no_grad()
@@ -389,18 +387,6 @@ def _checked_model(path: str | Path, test_feature: str | None):
     if test_feature is not None:
         model.cfg = dataclasses.replace(model.cfg, test_feature=test_feature)
     return model
-
-
-def check_device(device: str | None) -> None:
-    """A one-line error for a device name torch does not know or a GPU this machine does not have."""
-    if device is None:
-        return
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"--device {device}: not a torch device (e.g. cpu, cuda, cuda:1)") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available on this machine")
 
 
 def evaluate_checkpoint(checkpoint: str, dataset: str, root: str | Path, *, mode: str = "all", shots: int = 1,

@@ -183,8 +183,9 @@ def analyse_checkpoint(checkpoint: str | Path, dataset: str, root: str | Path, o
     visible and thermal test images (a `{split}` checkpoint template is filled with `split`)."""
     from reid.data import SYSUMM01, RegDB
     from reid.data.identity import describe_data
-    from reid.eval.evaluate import check_device, checkpoint_for_split, extract_features, load_model
+    from reid.eval.evaluate import checkpoint_for_split, extract_features, load_model
     from reid.records.provenance import provenance
+    from reid.utils.device import check_device
 
     root, out = Path(root), Path(out)
     if not root.is_dir():

@@ -180,7 +180,8 @@ def person_attention(model, sysu_root: str | Path, masks: str | Path, branch: in
     from reid.data.identity import synthetic_manifest
     from reid.data.synthetic import MASKS_MANIFEST, mask_path
     from reid.data.sysu import RGB_CAMERAS
-    from reid.eval.evaluate import default_device, extract_features
+    from reid.eval.evaluate import extract_features
+    from reid.utils.device import default_device
 
     dataset = SYSUMM01(sysu_root)
     masks = Path(masks)

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from reid.data.dataset import UncachedImages, read_resized
-from reid.eval.evaluate import check_device, distances, extract_features, load_model
+from reid.eval.evaluate import distances, extract_features, load_model
 from reid.records.provenance import check_output_file, replacing_note
 from reid.utils.atomic import atomic_outputs
+from reid.utils.device import check_device
 from reid.utils.errors import UserError
 
 # Files with other suffixes in a folder (notes, Thumbs.db, label files) are skipped, and the skip is printed.

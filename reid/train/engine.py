@@ -45,6 +45,7 @@ from reid.data.identity import is_synthetic
 from reid.losses import Criterion
 from reid.models.pretrained import check_pretrained
 from reid.utils.checkpoint import load_checkpoint, save_checkpoint
+from reid.utils.device import autocast_dtype, check_device, describe_device, grad_scaler
 from reid.utils.errors import UserError
 from reid.utils.rng import epoch_seed, get_rng_state, seed_everything, set_rng_state
 
@@ -72,7 +73,7 @@ def build_optimizer(model: nn.Module, criterion: nn.Module, optim, lr_scale: flo
     inserted non-local attention blocks too -- at 0.1 x lr (docs/deviations.md, "CSA's learning rate").
     Where backbone_lr_scale is 1 the two rates are the same and CSA stays in the head's group, the layout of
     the checkpoints trained before this rule (the CPU profiles), so that they still resume.
-    `lr_scale` multiplies every rate: the linear scaling rule under DDP (`_train`).
+    `lr_scale` multiplies every rate: the linear scaling rule under DDP (`ddp_lr_scale`).
     Biases, norms, position embeddings and class tokens get no weight decay (the usual ViT practice).
     The center loss's centres are not here: `build_center_optimizer`.
     """
@@ -102,6 +103,23 @@ def build_optimizer(model: nn.Module, criterion: nn.Module, optim, lr_scale: flo
     return cls(param_groups, lr=lr_scale * optim.lr, betas=(optim.momentum, optim.beta2), fused=optim.fused or None)
 
 
+# The most the DDP lr is multiplied by (docs/deviations.md, "Several GPUs"). Linear scaling held up to large
+# batches for ImageNet classification (Goyal et al. 2017), but no multi-GPU run of this recipe (hard-mined
+# triplets, a 0.1 head lr) has validated it here: past 4 GPUs the factor stops at 4 (head 0.4, not 0.8 at
+# 8 GPUs) and the run warns, until such a run says where the rule holds.
+DDP_LR_SCALE_MAX = 4
+
+
+def ddp_lr_scale(world_size: int) -> tuple[int, str | None]:
+    """(the factor every group's lr is multiplied by under DDP, a warning when the cap cut it)."""
+    scale = min(world_size, DDP_LR_SCALE_MAX)
+    if scale == world_size:
+        return scale, None
+    return scale, (f"warning: lr x {scale}, not x {world_size}: the linear scaling rule is capped at "
+                   f"DDP_LR_SCALE_MAX={DDP_LR_SCALE_MAX} until a multi-GPU run validates it "
+                   "(docs/deviations.md, \"Several GPUs\")")
+
+
 def build_center_optimizer(criterion: nn.Module, loss) -> torch.optim.Optimizer | None:
     """Plain SGD at `loss.center_lr` for the center loss's centres (Wen et al.), or None."""
     params = criterion.center_parameters() if hasattr(criterion, "center_parameters") else []
@@ -124,6 +142,14 @@ def _center_step(center_optimizer, criterion, scaler, world_size: int) -> None:
 
 # ------------------------------------------------------------------------------------------ training
 
+def _rank_and_world() -> tuple[int, int]:
+    """(rank, world size) before `_distributed` has run: the process group's when one has started, else
+    torchrun's variables (rank 0 of 1 without them)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def _distributed(device: torch.device | None = None) -> tuple[int, int, bool]:
     """(rank, world_size, created): join torchrun's process group when its variables say so. NCCL for a
     GPU run, bound to this rank's GPU (`device_id`, which `_device` has already made current: NCCL's
@@ -138,13 +164,6 @@ def _distributed(device: torch.device | None = None) -> tuple[int, int, bool]:
             dist.init_process_group("gloo")
         return dist.get_rank(), world_size, True
     return 0, 1, False
-
-
-def _autocast(device: torch.device, enabled: bool):
-    """bf16 autocast where the GPU supports it, else fp16 (with a GradScaler); nothing on the CPU."""
-    if not enabled or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
@@ -165,8 +184,6 @@ def _device(device) -> torch.device:
 
     `cuda` without an index means this rank's GPU (LOCAL_RANK), so that `--device cuda` under torchrun
     does not put every rank on cuda:0 (and DDP is never given `device_ids=[None]`)."""
-    from reid.eval.evaluate import check_device
-
     check_device(None if device is None else str(device))  # one line for `--device foo` or a missing GPU
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device is None:
@@ -193,18 +210,6 @@ def check_gpu_run(cfg: ExperimentConfig, requested, device: torch.device, synthe
     raise UserError(f"no CUDA GPU found (torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}, "
                     f"torch.cuda.is_available() is False): model preset {cfg.model.preset} on real data "
                     "would train on the CPU; fix the CUDA install, or pass --device cpu to train there on purpose")
-
-
-def describe_device(device: torch.device, amp_dtype) -> str:
-    """The device a run trains on, in one line: the GPU's name and memory or the CPU's threads, the AMP
-    dtype, torch and CUDA versions."""
-    amp = {torch.bfloat16: "bf16", torch.float16: "fp16 (GradScaler)"}.get(amp_dtype, "off")
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        return (f"device: {device} ({torch.cuda.get_device_name(device)}, {props.total_memory / 2**30:.0f} GiB), "
-                f"AMP {amp}, torch {torch.__version__}, CUDA {torch.version.cuda}")
-    why = "" if torch.cuda.is_available() else ", no CUDA GPU visible"
-    return f"device: {device} ({torch.get_num_threads()} threads{why}), AMP {amp}, torch {torch.__version__}"
 
 
 # What `--resume` may change: keys that do not alter what the run learns. Anything else is refused before
@@ -340,6 +345,11 @@ def train(cfg: ExperimentConfig, output_dir: str | os.PathLike, resume: bool = F
     output_dir = Path(output_dir)
     requested = device
     device = _device(device)  # the GPU is current before the process group starts (NCCL binds to it)
+    rank, world_size = _rank_and_world()
+    if rank == 0:  # first: before the data root is checked (or the default set rendered), last.pt is read and
+        # the image cache is decoded (minutes on real data)
+        print(describe_device(device, autocast_dtype(device, cfg.train.amp))
+              + (f" x {world_size} ranks" if world_size > 1 else ""))
     root = dataset_root(cfg.data.dataset, cfg.data.root)
     synthetic = is_synthetic(root)
     check_gpu_run(cfg, requested, device, synthetic)
@@ -397,20 +407,22 @@ def _best_is_current(best_path: Path, last_path: Path, epoch: int) -> bool:
     if best_path.stat().st_size != last_path.stat().st_size:
         return False
     try:  # the same size: ask the file which epoch it holds
-        return load_checkpoint(best_path, required=("epoch",))["epoch"] == epoch
+        return load_checkpoint(best_path, required=("epoch",), mmap=True)["epoch"] == epoch
     except UserError:
         return False
 
 
-def repair_best_checkpoint(output_dir: str | os.PathLike, locked: bool = False) -> bool:
+def repair_best_checkpoint(output_dir: str | os.PathLike, locked: bool = False, last: dict | None = None) -> bool:
     """Make `best.pt` the model the run reports, after a kill or an extended resume left it missing or
     stale: where it must equal `last.pt` (`_reports_last_epoch`) and does not, it is copied again from
     `last.pt`, holding the folder's lock (`locked`: the caller holds it already). Returns True when it
     repaired. Where validation chose an earlier epoch and best.pt is gone, its weights are lost: a warning
-    says so. Called by every `--resume` (also of a finished run) and by the runner before it reuses a run."""
+    says so. Called by every `--resume` (also of a finished run) and by the runner before it reuses a run.
+    `last`: last.pt as the caller has already read it (its epoch, config and best are all this needs), so that
+    one decision reads the file once."""
     output_dir = Path(output_dir)
     last_path, best_path = output_dir / "last.pt", output_dir / "best.pt"
-    ckpt = load_checkpoint(last_path, required=("epoch", "config"))
+    ckpt = last if last is not None else load_checkpoint(last_path, required=("epoch", "config"), mmap=True)
     config = ckpt["config"] if isinstance(ckpt["config"], dict) else {}
     val_fraction = (config.get("data") or {}).get("val_fraction", 0.1)
     epoch, best = ckpt["epoch"], ckpt.get("best")
@@ -474,6 +486,7 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
     from reid.eval.evaluate import evaluate_held_out
     from reid.models import build_model
 
+    amp_dtype = autocast_dtype(device, cfg.train.amp)  # the dtype the device line (`train`) stated
     _check_run_folder(output_dir, resume)
     last_path, best_path = output_dir / "last.pt", output_dir / "best.pt"
     resumed = _load_resume(last_path, cfg, rank) if resume else None
@@ -487,27 +500,28 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
     model = build_model(cfg.model, data.num_classes, load_pretrained=not resume).to(device)
     criterion = Criterion(cfg.loss, data.num_classes, model.feature_dim).to(device)
     # Under DDP every rank draws its own P x K batch, so a step sees world_size batches: the linear scaling
-    # rule (Goyal et al. 2017) keeps the lr per image, the warm-up of the paper configs included; the
-    # checkpoint keeps the rates it was trained with (docs/deviations.md, "Several GPUs").
-    optimizer = build_optimizer(model, criterion, cfg.optim, lr_scale=world_size)
+    # rule (Goyal et al. 2017) keeps the lr per image, the warm-up of the paper configs included, up to its
+    # cap; the checkpoint keeps the rates it was trained with (docs/deviations.md, "Several GPUs").
+    lr_scale, lr_warning = ddp_lr_scale(world_size)
+    optimizer = build_optimizer(model, criterion, cfg.optim, lr_scale=lr_scale)
     center_optimizer = build_center_optimizer(criterion, cfg.loss)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(e, cfg.optim))
-    amp_dtype = _autocast(device, cfg.train.amp)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    scaler = grad_scaler(amp_dtype)
     state = {"model": model, "criterion": criterion, "optimizer": optimizer, "scheduler": scheduler,
              "scaler": scaler}
     if center_optimizer is not None:
         state["center_optimizer"] = center_optimizer
     if rank == 0:
-        print(describe_device(device, amp_dtype) + (f" x {world_size} ranks" if world_size > 1 else ""))
         print(data.describe())
         per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         print(f"image cache: {data.cache_bytes / 2**20:,.0f} MiB decoded in this process"
               + (f"; each rank keeps its own: {per_node} x that per node" if world_size > 1 else ""))
         if world_size > 1:
             batch = 2 * cfg.data.num_ids * cfg.data.num_instances
-            print(f"DDP: {world_size} ranks x {batch} images (+ grayscale copies) per step; lr x {world_size} "
-                  "(linear scaling of every group's rate)")
+            print(f"DDP: {world_size} ranks x {batch} images (+ grayscale copies) per step; lr x {lr_scale} "
+                  f"(linear scaling of every group's rate, at most x {DDP_LR_SCALE_MAX})")
+            if lr_warning:
+                print(lr_warning)
         print(f"{cfg.name}: {data.sampler.total_batches} batches per epoch ({cfg.data.epoch_size} epoch"
               f"{', at least data.batches_per_epoch' if cfg.data.batches_per_epoch else ''}"
               f"{f'; {len(data.sampler)} per rank' if world_size > 1 else ''}), {cfg.train.epochs} epochs, "
@@ -515,10 +529,10 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
     progress = {"epoch": 0, "history": [], "best": {"val_mAP": -1.0, "epoch": 0}}
     if resume:
         progress = _restore(resumed, last_path, data.num_classes, state)
+        if rank == 0:  # a kill between last.pt and best.pt, or a run from before this rule
+            repair_best_checkpoint(output_dir, locked=True, last=resumed)  # from the copy read: no second read
         del resumed  # the weights live in the model and optimiser now
     start_epoch, history, best = progress["epoch"], progress["history"], progress["best"]
-    if resume and rank == 0:  # a kill between last.pt and best.pt, or a run from before this rule
-        repair_best_checkpoint(output_dir, locked=True)
     # Last-epoch selection: no identities held out (or none left to validate on); best.pt follows last.pt.
     last_epoch_selection = cfg.data.val_fraction == 0 or not data.val_query
 

@@ -80,13 +80,17 @@ def pickle_refusal(err: pickle.UnpicklingError) -> str:
             "and only tensors and plain data are loaded (reading it could run code)")
 
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu", required=("model",)) -> dict:
-    """Read a checkpoint written by `save_checkpoint`; any problem is a `UserError` naming the file."""
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", required=("model",), mmap: bool = False) -> dict:
+    """Read a checkpoint written by `save_checkpoint`; any problem is a `UserError` naming the file.
+
+    `mmap`: the tensors are mapped, not read (pages come from disk only when touched): for a decision that
+    needs a checkpoint's epoch, config or best epoch but not its weights. Drop the dict before the file is
+    replaced: a mapping keeps the old file's blocks on disk."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         raise UserError(f"checkpoint {path} {pickle_refusal(err)}; use a checkpoint written by this package "
                         "(python -m reid train)") from None
