@@ -79,6 +79,8 @@ def test_the_results_table_copies_the_committed_records():
         assert trained["data"]["kind"] == "synthetic" and not trained["protocol"]["rerank"]
         assert trained["provenance"]["command"] == "python -m reid reproduce --profile smoke"
         assert cells[4] == "`make reproduce`" and "no re-ranking" in cells[0]
+        log = f"results/runs/{trained['runs'][0]}/log.csv"  # the training log behind the number, committed
+        assert cells[5] == f"[log]({log})" and (ROOT / log).is_file(), line
         if label.startswith("SYSU"):
             assert trained["protocol"]["trials"] == 10 and trained["protocol"]["shots"] == 1
             assert "single-shot, 10 trials" in cells[0]

@@ -376,10 +376,17 @@ def _inconsistency() -> list[str]:
     return lines
 
 
-def _fingerprints(frames) -> str:
-    prints = sorted({str(f) for f in frames})
-    return ", ".join(f"`{p}` (generator version {GENERATOR_OF_FINGERPRINT[p]})" if p in GENERATOR_OF_FINGERPRINT
-                     else f"`{p}` (generator version not recorded)" for p in prints)
+def _version(record: dict) -> str:
+    """The generator version of a record's data: its own `generator` entry, else its SYSU fingerprint."""
+    return str(record["data"].get("generator", {}).get("version")
+               or GENERATOR_OF_FINGERPRINT.get(record["protocol"].get("fingerprint"), "not recorded"))
+
+
+def _fingerprints(records) -> str:
+    versions: dict[str, set] = {}
+    for r in records:
+        versions.setdefault(str(r["protocol"].get("fingerprint")), set()).add(_version(r))
+    return ", ".join(f"`{p}` (generator version {', '.join(sorted(v))})" for p, v in sorted(versions.items()))
 
 
 def _control_table(controls: dict) -> list[str]:
@@ -405,10 +412,8 @@ def claims_markdown(root=None) -> str:
     records = [json.loads(p.read_text()) for p in sorted((root / "results" / "sweeps").glob("table[34]/*.json"))
                if p.name != "grid.json"]
     records += [json.loads(p.read_text()) for p in sorted((root / "results").glob("reproduce_smoke_*_trained.json"))]
-    prints = _fingerprints(r["protocol"].get("fingerprint") for r in records)
-    versions = sorted({str(r["data"].get("generator", {}).get("version") or
-                           GENERATOR_OF_FINGERPRINT.get(r["protocol"].get("fingerprint"), "not recorded"))
-                       for r in records})
+    prints = _fingerprints(records)
+    versions = sorted({_version(r) for r in records})
     kinds = sorted({r["data"]["kind"] for r in records})
     pretrained = sorted({str(r["protocol"].get("pretrained")).removeprefix("file ") for r in records})
     start = ("trained from scratch" if pretrained == ["none"] else
