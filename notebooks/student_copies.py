@@ -31,14 +31,14 @@ NOTE = ("**Student copy**: no outputs, and no sentence that gives a result away:
         "yours to complete; the `assert` below each tells you when it is right. The questionnaire at the end "
         "is for recall: answer it without scrolling up. The original of this copy is `notebooks/{name}`.")
 REFERENCE_RUN = "<!-- reference-run -->"
-STUDENT_BLOCK = re.compile(r"<!-- student:\s*(.*?)\s*-->", re.S)
+STUDENT_BLOCK = re.compile(r"<!-- student:\s*(.*?)\s*-->", re.DOTALL)
 GENERIC = ("**Your run.** The original notebook reads the reference run's numbers here. Read the output "
            "above and write down what your run shows (your number: ___), and what it means, before you "
            "compare with the original.")
 FILL_IN = re.compile(r"^(\s*[A-Za-z_][\w.]*\s*=\s*)(.+?)(\s+# fill in\b.*)$")
-ANSWERS = re.compile(r"^Answers: `notebooks/answers/[^`]+`.*$", re.M)
+ANSWERS = re.compile(r"^Answers: `notebooks/answers/[^`]+`.*$", re.MULTILINE)
 ANSWERS_NOTE = "Answers: your teacher has them."
-REFRESH = re.compile(r"<!-- REFRESH:.*?-->\n?", re.S)  # notes for whoever re-executes the originals
+REFRESH = re.compile(r"<!-- REFRESH:.*?-->\n?", re.DOTALL)  # notes for whoever re-executes the originals
 
 
 def _markdown(text: str) -> str:
