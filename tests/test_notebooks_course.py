@@ -205,3 +205,14 @@ def test_student_copies_validate_every_original_before_writing(tmp_path, capsys)
     assert copies.main(out, folder) == 0
     assert (out / first.name).read_text(encoding="utf-8") == copies.render(copies.student_copy(first))
     assert sorted(p.name for p in out.iterdir()) == [first.name]  # no temporary file left
+
+
+def test_the_sweeps_folder_is_printed_without_a_machine_path(tmp_path):
+    """Issue 36, item 6: notebooks 06/07 printed `read from /work/ci/results/sweeps/table3`."""
+    from reid.sweep import shown_path
+
+    root = NOTEBOOKS.parent
+    assert shown_path(root / "results" / "sweeps" / "table3") == str(Path("results", "sweeps", "table3"))
+    outside = tmp_path / "ci" / "results" / "sweeps" / "table3"
+    assert shown_path(outside) == str(Path("...", "results", "sweeps", "table3"))
+    assert not MACHINE_PATH.search(shown_path(outside))
