@@ -1,13 +1,24 @@
-"""Write the student copies: every numbered notebook with its outputs stripped, into notebooks/clean/.
+"""Write the student copies: every numbered notebook made into a copy to work through, in notebooks/clean/.
 
-A student who opens a clean copy sees the code and the questions but no result, so "predict, then run"
-means something (fastbook's `clean/` folder). `make notebooks` runs this after re-executing the
-originals; `tests/test_notebooks_course.py` fails when a copy is out of step with its original.
+A copy keeps the headings, the code, the exercises and the questionnaire, so that "predict, then run" and
+"recall, then check" mean something (fastbook's `clean/` folder); what would give the results away goes:
+
+- every output, execution count and widget state;
+- every markdown cell marked `<!-- reference-run -->` (prose that reads the reference run's numbers) is
+  replaced by its `<!-- student: ... -->` block when it has one (the same reading with "your number: ___"
+  blanks), else by a generic "write down what your run shows" prompt; a heading the cell opens with stays;
+- every code line marked `# fill in` keeps its name and its comment, its value becomes `...`: the
+  `assert` below it passes once the student has filled it in (Karpathy's notebooks);
+- the pointer to `notebooks/answers/` (the student lab, `make lab-student`, serves the copies only).
+
+`make notebooks` runs this after re-executing the originals; `tests/test_notebooks_course.py` fails when a
+copy is out of step with its original.
 
     python notebooks/student_copies.py            # (re)write notebooks/clean/*.ipynb
 """
 
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -15,18 +26,44 @@ from pathlib import Path
 import nbformat
 
 HERE = Path(__file__).resolve().parent
-NOTE = ("**Student copy**: the outputs are stripped so that you can predict before you run. The original, "
-        "with its committed outputs, is `notebooks/{name}`; answers are in `notebooks/answers/`.")
+NOTE = ("**Student copy**: no outputs, and no sentence that gives a result away: predict, run, then write "
+        "down what *your* run shows where it says \"your number: ___\". Cells with `...  # fill in` are "
+        "yours to complete; the `assert` below each tells you when it is right. The questionnaire at the end "
+        "is for recall: answer it without scrolling up. The original of this copy is `notebooks/{name}`.")
+REFERENCE_RUN = "<!-- reference-run -->"
+STUDENT_BLOCK = re.compile(r"<!-- student:\s*(.*?)\s*-->", re.DOTALL)
+GENERIC = ("**Your run.** The original notebook reads the reference run's numbers here. Read the output "
+           "above and write down what your run shows (your number: ___), and what it means, before you "
+           "compare with the original.")
+FILL_IN = re.compile(r"^(\s*[A-Za-z_][\w.]*\s*=\s*)(.+?)(\s+# fill in\b.*)$")
+ANSWERS = re.compile(r"^Answers: `notebooks/answers/[^`]+`.*$", re.MULTILINE)
+ANSWERS_NOTE = "Answers: your teacher has them."
+REFRESH = re.compile(r"<!-- REFRESH:.*?-->\n?", re.DOTALL)  # notes for whoever re-executes the originals
+
+
+def _markdown(text: str) -> str:
+    if REFERENCE_RUN in text:
+        block = STUDENT_BLOCK.search(text)
+        heading = [line for line in text.splitlines()[:1] if line.startswith("#")]
+        text = "\n\n".join(heading + [block.group(1) if block else GENERIC])
+    return ANSWERS.sub(ANSWERS_NOTE, REFRESH.sub("", text))
+
+
+def _code(text: str) -> str:
+    return "\n".join(FILL_IN.sub(r"\1...\3", line) for line in text.split("\n"))
 
 
 def student_copy(path: Path) -> nbformat.NotebookNode:
-    """The notebook at `path` without outputs, execution counts or widget state, with a first note."""
+    """The notebook at `path` as a student copy (the module's docstring says what goes), with a first note."""
     nb = nbformat.read(path, as_version=4)
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+            cell.source = _code(cell.source)
+        elif cell.cell_type == "markdown":
+            cell.source = _markdown(cell.source)
     note = nbformat.v4.new_markdown_cell(NOTE.format(name=path.name))
     note.id = "student-copy-note"  # fixed, so that a copy is a function of its original only
     nb.cells.insert(0, note)

@@ -824,6 +824,14 @@ def sweep_runs(S, name: str, rows: list[str], parallel: int | None = None) -> di
     return {(e["label"], e["seed"]): folder(e) for e in grid.entries}
 
 
+def shown_path(path: str | Path) -> str:
+    """`path` as a notebook prints it: relative to this repository when inside it, else the folder's last three
+    parts after "...": committed outputs name no machine's folders (/work/..., /home/...)."""
+    path, root = Path(path).resolve(), Path(__file__).resolve().parents[1]
+    if path.is_relative_to(root):
+        return str(path.relative_to(root))
+    return str(Path("...", *path.parts[-3:]))
+
 def notebook_sweep(S, name: str, parallel: int | None = None):
     """Notebooks 06/07: the grid's results as a DataFrame (a row per entry and protocol). Committed results
     of the same settings are read (`collect`); only the missing jobs are trained, in parallel
@@ -836,7 +844,7 @@ def notebook_sweep(S, name: str, parallel: int | None = None):
         adopt_records(grid, out)
     rows, missing = ([], list(range(len(grid.jobs)))) if S.retrain else collect(grid, out)
     print(f"grid {name}: {len(grid.entries)} entries, {len(grid.jobs)} jobs; "
-          f"{len(grid.jobs) - len(missing)} read from {out}, {len(missing)} to run")
+          f"{len(grid.jobs) - len(missing)} read from {shown_path(out)}, {len(missing)} to run")
     if missing and S.missing == "skip":
         print(f"PARTIAL (REID_MISSING=skip): {len(missing)} jobs have no result and are left out: "
               + "; ".join(f"{row_label(grid.jobs[i].row)} seed {grid.jobs[i].seed} {grid.jobs[i].budget} steps"

@@ -294,13 +294,17 @@ def plot_paired_deltas(frame: pd.DataFrame, baseline: str, labels: dict, table: 
                 if len(hit):
                     d = hit.iloc[0]
                     # dark: resolved by the Holm-adjusted p of its table (reid.records.stats), as the verdicts
-                    color = "#08519c" if d["p_holm"] < 0.05 else "#6baed6"
+                    # The legend is deduplicated by label, so a label names what its colour means (not
+                    # the row's seed count, which differs between rows: the paired table gives it).
+                    resolved = d["p_holm"] < 0.05
+                    color = "#08519c" if resolved else "#6baed6"
+                    verdict = "resolved (Holm p < 0.05)" if resolved else "not resolved"
                     if d["n"] > 1:
                         ax.errorbar(d["mean"], y, xerr=[[d["mean"] - d["low"]], [d["high"] - d["mean"]]],
                                     fmt="o", color=color, capsize=3,
-                                    label=f"ours: mean Δ, 95 % t interval (n = {d['n']})")
+                                    label=f"ours, {verdict}: mean Δ over seeds, 95 % t interval")
                     else:
-                        ax.plot(d["mean"], y, "o", color=color, label="ours: Δ (one seed)")
+                        ax.plot(d["mean"], y, "o", color=color, label=f"ours, {verdict}: Δ (one seed)")
                 if paper is not None:
                     p = paper[(paper["method"] == row) & (paper["setting"] == setting) & (paper["metric"] == metric)]
                     if len(p):
