@@ -8,6 +8,8 @@ PYTHON   ?= python3
 VENV     ?= .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
+# DATA: the folder that holds SYSU-MM01/ and/or RegDB/, for reproduce and ablation alike (a dataset's own
+# folder is accepted for that dataset; docs/sweeps.md, "Data"). Empty: the synthetic set.
 DATA     ?=
 DATASET  ?=
 PROFILE  ?= smoke

@@ -25,15 +25,6 @@ from reid.utils.errors import UserError
 SETTINGS = {"sysu": ("all", "indoor"), "regdb": ("v2t", "t2v")}
 
 
-def guess_dataset(root: Path) -> str:
-    if (root / "exp").is_dir():
-        return "sysu"
-    if (root / "idx").is_dir():
-        return "regdb"
-    raise UserError(f"--data {root}: neither a SYSU-MM01 root (exp/) nor a RegDB root (idx/); "
-                    "pass --dataset sysu|regdb")
-
-
 def learning_check(sysu: dict) -> dict:
     """Does the model learn at all? Trained all-search Rank-1 >= 5x chance and clearly above untrained."""
     trained, untrained, floor = (sysu[f"all_{k}"]["rank1"] for k in ("trained", "untrained", "chance"))
@@ -106,13 +97,13 @@ def run(profile: str = "smoke", data: str | None = None, dataset: str | None = N
     from reid.config import load_config
     from reid.data.identity import is_synthetic
     from reid.data.synthetic import ensure_synthetic, summarize
+    from reid.data.train_data import data_roots
     from reid.experiments import check_profile, profile_config
 
     # The profile and the overrides first: a typo is one line, not a minute of data generation before it.
     check_profile(profile)
-    if data is not None and not Path(data).is_dir():
-        raise UserError(f"--data {data}: no such directory")
-    for name in ("sysu", "regdb") if data is None else (dataset or guess_dataset(Path(data)),):
+    found = data_roots(data, (dataset,) if dataset else None) if data is not None else None
+    for name in ("sysu", "regdb") if data is None else found:
         load_config(profile_config(profile, name), overrides)
     splits = regdb_splits or default_regdb_splits(profile)
     if not 1 <= splits <= 10:
@@ -123,7 +114,7 @@ def run(profile: str = "smoke", data: str | None = None, dataset: str | None = N
         print(summarize(synthetic))
         print("(numbers below are synthetic-layout numbers, not SYSU-MM01/RegDB numbers)")
     else:
-        roots = {dataset or guess_dataset(Path(data)): Path(data)}
+        roots = found
     # What the data say, as results do: `--data` pointing at (a link to) the synthetic set is synthetic.
     labelled_synthetic = any(is_synthetic(root) for root in roots.values())
     s = Settings(roots.get("sysu"), roots.get("regdb"), synthetic=labelled_synthetic, profile=profile,
