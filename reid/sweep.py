@@ -226,12 +226,12 @@ def grid_budgets(name: str, budgets, profile: str, datasets: tuple[str, ...]) ->
 
 def plan(rows: list[str], seeds: tuple[int, ...], datasets: tuple[str, ...], budgets: tuple[int, ...],
          profile: str | None, roots: dict, overrides=(), runs_dir: str | Path = "runs/sweeps",
-         trials: int = 10, procs: int = 1) -> Grid:
+         trials: int = 10, procs: int = 1, regdb_splits: int | None = None) -> Grid:
     """Resolve every entry of the grid (so that any bad row or budget fails before a job starts) and give
     each distinct training one job. A row may carry its own seeds ('table3_full:0-4'). A budget of 0 is the
     profile's own schedule, as it is (a profile that fixes no number of steps: `paper`). RegDB jobs train
-    the profile's splits (`default_regdb_splits`); `procs` > 1 trains each job with DDP over that many
-    processes."""
+    the profile's splits (`default_regdb_splits`; `regdb_splits`, when given: the notebooks' REID_REGDB_SPLITS);
+    `procs` > 1 trains each job with DDP over that many processes."""
     from reid.experiments import default_regdb_splits
 
     if not rows:
@@ -254,7 +254,7 @@ def plan(rows: list[str], seeds: tuple[int, ...], datasets: tuple[str, ...], bud
                 for seed in own_seeds or seeds:
                     job = Job(row, dataset, str(Path(roots[dataset]).resolve()), seed, int(budget), profile,
                               tuple(overrides), str(runs_dir), trials,
-                              splits=default_regdb_splits(profile or "") if dataset == "regdb" else 1,
+                              splits=(regdb_splits or default_regdb_splits(profile or "")) if dataset == "regdb" else 1,
                               procs=procs)
                     key = job_key(job)  # equal settings under another name: one job
                     if key not in by_training:
@@ -1127,7 +1127,7 @@ def settings_grid(S, name: str) -> Grid:
             budget = epochs * min(S.steps_cap, budget // epochs if budget else S.steps_cap)
         budgets.append(budget)
     return plan(rows, seeds, datasets, tuple(dict.fromkeys(budgets)), S.profile,
-                {d: S.root(d) for d in datasets}, S.run_overrides(), S.runs_dir / "sweeps")
+                {d: S.root(d) for d in datasets}, S.run_overrides(), S.runs_dir / "sweeps", regdb_splits=S.regdb_splits)
 
 
 def notebook_sweep(S, name: str, parallel: int | None = None):

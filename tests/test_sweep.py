@@ -687,6 +687,8 @@ def test_regdb_jobs_train_the_profiles_splits(synthetic_root, tmp_path):
     smoke = plan(["table4_trihard"], (0,), ("regdb",), (3,), "smoke", roots, TINY_GRID, tmp_path)
     assert [(j.dataset, j.splits) for j in paper.jobs] == [("regdb", 10), ("sysu", 1)]
     assert [j.splits for j in smoke.jobs] == [1]
+    notebook = plan(["table4_trihard"], (0,), ("regdb",), (3,), "smoke", roots, TINY_GRID, tmp_path, regdb_splits=3)
+    assert [j.splits for j in notebook.jobs] == [3]  # the notebooks' REID_REGDB_SPLITS (settings_grid)
     assert [c.data.regdb_split for c in job_configs(paper.jobs[0])] == list(range(1, 11))
     one = dataclasses.replace(paper.jobs[0], splits=1)
     assert job_key(paper.jobs[0]) != job_key(one)  # a 1-split record never answers a 10-split entry
