@@ -558,7 +558,7 @@ def _failure(err: BaseException, handle=None) -> str:
             return line.split(":", 1)[-1].strip()
     state = getattr(handle, "state", None) if handle is not None else None
     if any("has not produced any output" in line for line in lines):  # no result, no Python error of its own
-        where = f"; submitit state {state}" if state else ""
+        where = f"; submitit state {state}" if state not in (None, "FINISHED") else ""  # local: the controller's
         if state in ("OUT_OF_MEMORY", "TIMEOUT", "CANCELLED", "PREEMPTED", "NODE_FAIL"):
             return f"the job ended without a result: SLURM state {state}"
         return ("the worker was killed without a result or an error of its own: a signal such as SIGKILL "
