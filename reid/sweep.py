@@ -492,10 +492,7 @@ def _stop_with_the_sweep(poll_s: float = 2.0) -> None:
     import signal
     import threading
 
-    def stop(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, _interrupted)
     sweep_pid = int(os.environ.get(SWEEP_PID_VARIABLE) or 0)
     if not sweep_pid:
         return
@@ -508,6 +505,11 @@ def _stop_with_the_sweep(poll_s: float = 2.0) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, daemon=True, name="sweep-watch").start()
+
+
+def _interrupted(signum, frame):
+    """A SIGTERM handler: stop as Ctrl-C does (a KeyboardInterrupt), so every `finally` runs."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _alive(pid: int) -> bool:
@@ -599,12 +601,8 @@ def launch(grid: Grid, launcher: str = "local", parallel: int = 1, folder: str |
     os.environ[SWEEP_PID_VARIABLE] = str(os.getpid())
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM) if main_thread else None
-
-    def terminated(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
     if main_thread:
-        signal.signal(signal.SIGTERM, terminated)
+        signal.signal(signal.SIGTERM, _interrupted)
     try:
         return _launch(grid, launcher, parallel, folder, slurm, timeout_min, on_done, poll_s)
     finally:
