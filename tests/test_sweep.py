@@ -558,6 +558,31 @@ def test_a_local_job_stops_when_its_sweep_is_gone(tmp_path):
     assert out.strip().endswith("stopped")
 
 
+@pytest.mark.slow
+def test_a_sweep_started_again_after_kill_9_of_the_last_one_runs(synthetic_root, tmp_path):
+    """Issue 34 (low), the probe's command: `kill -9` of the sweep, then the same command at once. Its orphaned
+    job used to train on and fail the restart's job ("another training is running"); it now stops within
+    seconds, the restart waits for it, and its run resumes."""
+    cmd = [sys.executable, "-m", "reid", "sweep", "--name", "k", "--rows", "table3_full", "--seeds", "0",
+           "--budgets", "300", "--data", str(synthetic_root), "--jobs", "1", "--runs-dir", str(tmp_path / "runs"),
+           "--results-dir", str(tmp_path / "results"),
+           *[a for s in TINY_GRID[:2] + ["train.epochs=3", "train.eval_every=3", "optim.milestones=[2]"]
+             for a in ("--set", s)]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((tmp_path / "runs").glob("*/last.pt")):
+        time.sleep(0.1)
+    proc.kill()  # the sweep alone: its job controller and job live on
+    proc.wait()
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    logs = "".join(p.read_text() for p in (tmp_path / "runs" / "jobs" / "k").glob("*_log.out"))
+    assert f"the sweep that started this job (pid {proc.pid}) is gone: stopping" in logs
+    assert "resuming an unfinished run after epoch" in logs and "another training is running" not in again.stdout
+    assert len((tmp_path / "results" / "k" / "runs.csv").read_text().splitlines()) == 3  # header + 2 protocols
+
+
 def test_a_killed_workers_reason_is_one_line_naming_the_job_and_its_log():
     """Issue 34 (low): a worker killed by a signal left no Python error, and the reason shown was the last
     line of its error stream: a progress bar."""
