@@ -24,6 +24,8 @@ OTHER_STAMP := $(VENV)/.installed-system-torch
 CONSTRAINTS := constraints.txt
 VENV_FLAGS :=
 endif
+# DATA: the folder that holds SYSU-MM01/ and/or RegDB/, for reproduce and ablation alike (a dataset's own
+# folder is accepted for that dataset; docs/sweeps.md, "Data"). Empty: the synthetic set.
 DATA     ?=
 DATASET  ?=
 PROFILE  ?= smoke

@@ -209,7 +209,9 @@ def analyse(args) -> None:
 
 def add_reproduce(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="smoke", help="smoke (CPU), paper, paper_literal, paper_literal_batch (P4K4), or any config name/path")
-    p.add_argument("--data", default=None, help="root of a real SYSU-MM01 or RegDB copy")
+    p.add_argument("--data", default=None,
+                   help="DATA: the folder that holds a real SYSU-MM01/ and/or RegDB/ (each found is reproduced), or "
+                        "one dataset's own folder")
     p.add_argument("--dataset", default=None, choices=["sysu", "regdb"], help="which dataset --data is")
     p.add_argument("--synthetic-root", default=None, help="the synthetic set (default: data/synthetic of the repository)")
     p.add_argument("--runs-dir", default="runs", help="training runs, cached by their resolved config")
@@ -316,12 +318,15 @@ def add_sweep(p: argparse.ArgumentParser) -> None:
                         "its own seeds after ':' (e.g. table3_baseline:0-4,table3_ta)")
     p.add_argument("--seeds", default=None, help="training seeds of rows without their own, e.g. 0-2 or 0,3 "
                                                "(default 0-2)")
-    p.add_argument("--datasets", default=None, help="comma list: sysu, regdb (RegDB: split 1; default sysu)")
+    p.add_argument("--datasets", default=None, help="comma list: sysu, regdb (RegDB: split 1 on the CPU profiles, its 10 splits on "
+                        "paper*; default sysu)")
     p.add_argument("--budgets", default=None,
-                   help="comma list of total training steps (default: the profile's own, e.g. 3600 on smoke)")
+                   help="comma list of total training steps, each a multiple of the profile's epochs (default: "
+                        "the grid's, made valid for the profile, or the profile's own, e.g. 3600 on smoke)")
     p.add_argument("--profile", default="smoke", help="base settings every row runs on")
     p.add_argument("--data", default=None,
-                   help="folder with SYSU-MM01/ and RegDB/ (default: the synthetic set, made when missing)")
+                   help="DATA: the folder that holds SYSU-MM01/ and RegDB/ (a dataset's own folder is taken for "
+                        "that dataset; default: the synthetic set, made when missing)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value in every row (repeatable)")
     p.add_argument("--baseline", default=None, help="row the paired differences are taken against (default: the first)")
@@ -330,7 +335,8 @@ def add_sweep(p: argparse.ArgumentParser) -> None:
                    help="jobs at a time (default: the number of CPU cores; one torch thread each)")
     p.add_argument("--partition", default=None, help="SLURM partition")
     p.add_argument("--time", type=int, default=24 * 60, help="minutes a job may run (SLURM time limit)")
-    p.add_argument("--gpus-per-job", type=int, default=0, help="SLURM GPUs per job")
+    p.add_argument("--gpus-per-job", type=int, default=0,
+                   help="GPUs per job; N > 1: each job trains with DDP over N processes, one per GPU")
     p.add_argument("--cpus-per-job", type=int, default=8, help="SLURM CPUs per job")
     p.add_argument("--finished-only", action="store_true",
                    help="train nothing: record and tabulate the runs that have finished (a partial table)")
@@ -350,7 +356,7 @@ def sweep(args) -> int:
     import os
     from pathlib import Path
 
-    from reid.sweep import PROTOCOLS_OF, grid_spec, parse_budgets, parse_seeds, profile_budget, sweep_command
+    from reid.sweep import PROTOCOLS_OF, grid_budgets, grid_spec, parse_budgets, parse_seeds, sweep_command
 
     spec = grid_spec(args.grid) if args.grid else {}
     name = args.name or args.grid
@@ -361,8 +367,6 @@ def sweep(args) -> int:
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows is not None else list(spec.get("rows", []))
     datasets = (tuple(d.strip() for d in args.datasets.split(",") if d.strip()) if args.datasets is not None
                 else tuple(spec.get("datasets", ("sysu",))))
-    if args.budgets is None and spec.get("budgets"):
-        args.budgets = ",".join(str(b) for b in spec["budgets"])
     baseline = args.baseline or spec.get("baseline")
     if args.summary_only:
         from reid.sweep import rewrite_summary
@@ -377,25 +381,18 @@ def sweep(args) -> int:
             raise UserError(f"--datasets {d!r}: expected sysu and/or regdb")
     seeds = parse_seeds(args.seeds if args.seeds is not None else spec.get("seeds", "0-2"))
     parallel = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
-    if args.budgets is None:
-        budgets = tuple(sorted({profile_budget(args.profile, d) for d in datasets}))
-        if 0 in budgets:
-            raise UserError(f"--budgets: profile {args.profile} has no fixed number of steps; give --budgets")
-    else:
-        budgets = parse_budgets(args.budgets)
+    # typed budgets are taken as they are (or refused); a grid's own are made valid for the profile
+    budgets = parse_budgets(args.budgets) if args.budgets is not None else \
+        grid_budgets(name, spec.get("budgets"), args.profile, datasets) if datasets else ()
+    from reid.data.train_data import data_roots
+
     if args.data:
-        root = Path(args.data)
-        if not root.is_dir():
-            raise UserError(f"--data {root}: no such directory")
+        roots = data_roots(args.data, datasets)
     else:
         from reid.data import ensure_synthetic
         from reid.data.train_data import DEFAULT_SYNTHETIC_ROOT
 
-        root = ensure_synthetic(DEFAULT_SYNTHETIC_ROOT, seed=0)
-    roots = {d: root / ("SYSU-MM01" if d == "sysu" else "RegDB") for d in datasets}
-    for d, folder in roots.items():
-        if not folder.is_dir():
-            raise UserError(f"--data {root}: no {folder.name}/ folder in it (needed for --datasets {d})")
+        roots = data_roots(ensure_synthetic(DEFAULT_SYNTHETIC_ROOT, seed=0), datasets)
     slurm = {"partition": args.partition, "gpus": args.gpus_per_job, "cpus": args.cpus_per_job}
     result = sweep_command(rows, seeds, datasets, budgets, args.profile, roots, args.overrides, args.launcher,
                            parallel, name, args.runs_dir, args.results_dir, baseline, slurm, args.time,
@@ -533,6 +530,6 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # a sweep says what it recorded and how to resume (reid.sweep.SweepStopped)
+        print(f"interrupted{': ' + str(err) if str(err) else ''}", file=sys.stderr)
         return 130

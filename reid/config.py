@@ -370,9 +370,12 @@ def load_raw(name_or_path: str | Path, base: str | None = None) -> tuple[dict, s
     if base_path is not None and base_path.resolve() == path.resolve() and not swapped:
         raise UserError(f"config {path}: 'base: {base}' names this file itself; name another config or remove it")
     if base_path is not None and base_path.resolve() != path.resolve():
-        base_raw = _read_yaml(base_path)
-        if "base" in base_raw:
-            raise UserError(f"config {base_path} has its own 'base:'; only one level of inheritance is supported")
+        if swapped:  # a profile in place of the row's base, as it loads on its own (paper_regdb: paper_sysu on RegDB)
+            base_raw = load_raw(base_path)[0]
+        else:
+            base_raw = _read_yaml(base_path)
+            if "base" in base_raw:
+                raise UserError(f"config {base_path} has its own 'base:'; only one level of inheritance is supported")
         # Validate each file on its own first, so an unknown key names the file it is in.
         config_from_dict(base_raw, str(base_path))
         raw = _deep_merge(base_raw, raw)
@@ -383,8 +386,8 @@ def load_raw(name_or_path: str | Path, base: str | None = None) -> tuple[dict, s
 def load_config(
     name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = (), base: str | None = None
 ) -> ExperimentConfig:
-    """Load a config by name or path, with one level of `base:` (or `base` instead of it), then apply
-    `--set` overrides."""
+    """Load a config by name or path, with one level of `base:` (or `base` instead of it: a profile, which may
+    have a base of its own), then apply `--set` overrides."""
     raw, source = load_raw(name_or_path, base)
     config_from_dict(raw, source)  # unknown keys in the file are reported against the file
     raw = apply_overrides(raw, overrides)

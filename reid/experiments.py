@@ -229,6 +229,16 @@ def _check_protocol(protocol: str) -> tuple[str, str]:
     return dataset, setting
 
 
+def cached_result(runs: list[Path], protocol: str, *, trials: int = 10, flip: bool = False,
+                  weights: str = "trained") -> Path:
+    """Where `evaluate_runs` caches the result of `runs` under `protocol`: `<first run>/results/`, named by
+    the protocol, the trials (SYSU-MM01) or the splits and their runs (RegDB), flip and weights."""
+    runs = [Path(r) for r in runs]
+    runs_digest = hashlib.sha1("|".join(r.name for r in runs).encode()).hexdigest()[:6]
+    tag = f"t{trials}" if protocol.startswith("sysu") else f"splits{len(runs)}-{runs_digest}"
+    return runs[0] / "results" / f"{protocol}{'-flip' if flip else ''}-{tag}-{weights}.json"
+
+
 def evaluate_runs(runs: list[Path] | Path, protocol: str, root: str | Path | None = None, *, trials: int = 10,
                   flip: bool = False, weights: str = "trained", device=None, results_dir: str | Path | None = None,
                   name: str | None = None) -> dict:
@@ -248,10 +258,8 @@ def evaluate_runs(runs: list[Path] | Path, protocol: str, root: str | Path | Non
         raise UserError(f"weights={weights!r}: expected 'trained' or 'untrained'")
     if dataset == "sysu" and len(runs) != 1:
         raise UserError(f"{protocol}: expected one run, got {len(runs)}")
-    runs_digest = hashlib.sha1("|".join(r.name for r in runs).encode()).hexdigest()[:6]
-    tag = f"t{trials}" if dataset == "sysu" else f"splits{len(runs)}-{runs_digest}"
-    cache_name = f"{protocol}{'-flip' if flip else ''}-{tag}-{weights}"
-    cached = runs[0] / "results" / f"{cache_name}.json"
+    cached = cached_result(runs, protocol, trials=trials, flip=flip, weights=weights)
+    cache_name = cached.stem
     record_name = name or f"{runs[0].name}-{cache_name}"
     if results_dir is not None:  # before the work: a result is never computed only to be lost
         check_result_location(results_dir, record_name)

@@ -21,18 +21,8 @@ from pathlib import Path
 from reid.data.regdb import NUM_SPLITS, check_split
 from reid.experiments import Settings, chance, default_regdb_splits
 from reid.utils.atomic import atomic_outputs, write_text_atomically
-from reid.utils.errors import UserError
 
 SETTINGS = {"sysu": ("all", "indoor"), "regdb": ("v2t", "t2v")}
-
-
-def guess_dataset(root: Path) -> str:
-    if (root / "exp").is_dir():
-        return "sysu"
-    if (root / "idx").is_dir():
-        return "regdb"
-    raise UserError(f"--data {root}: neither a SYSU-MM01 root (exp/) nor a RegDB root (idx/); "
-                    "pass --dataset sysu|regdb")
 
 
 def learning_check(sysu: dict) -> dict:
@@ -107,14 +97,13 @@ def run(profile: str = "smoke", data: str | None = None, dataset: str | None = N
     from reid.config import load_config
     from reid.data.identity import is_synthetic
     from reid.data.synthetic import ensure_synthetic, summarize
-    from reid.data.train_data import DEFAULT_SYNTHETIC_ROOT
+    from reid.data.train_data import DEFAULT_SYNTHETIC_ROOT, data_roots
     from reid.experiments import check_profile, profile_config
 
     # The profile and the overrides first: a typo is one line, not a minute of data generation before it.
     check_profile(profile)
-    if data is not None and not Path(data).is_dir():
-        raise UserError(f"--data {data}: no such directory")
-    for name in ("sysu", "regdb") if data is None else (dataset or guess_dataset(Path(data)),):
+    found = data_roots(data, (dataset,) if dataset else None) if data is not None else None
+    for name in ("sysu", "regdb") if data is None else found:
         load_config(profile_config(profile, name), overrides)
     splits = regdb_splits or default_regdb_splits(profile)
     check_split(splits, f"--regdb-splits {splits}")
@@ -124,7 +113,7 @@ def run(profile: str = "smoke", data: str | None = None, dataset: str | None = N
         print(summarize(synthetic))
         print("(numbers below are synthetic-layout numbers, not SYSU-MM01/RegDB numbers)")
     else:
-        roots = {dataset or guess_dataset(Path(data)): Path(data)}
+        roots = found
     # What the data say, as results do: `--data` pointing at (a link to) the synthetic set is synthetic.
     labelled_synthetic = any(is_synthetic(root) for root in roots.values())
     s = Settings(roots.get("sysu"), roots.get("regdb"), synthetic=labelled_synthetic, profile=profile,

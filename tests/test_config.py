@@ -165,3 +165,13 @@ def test_a_metric_loss_needs_two_identities_a_batch():
         load_config("table4_center", overrides=["data.num_ids=1"])
     assert load_config("smoke", overrides=["data.num_ids=1", "loss.metric_weight=0"]).data.num_ids == 1
     assert load_config("smoke", overrides=["data.num_ids=2"]).data.num_ids == 2
+
+
+def test_a_profile_swapped_in_for_a_rows_base_may_have_its_own_base():
+    """Issue 33, item 5: Table 4's rows on RegDB with the paper profile failed ("paper_regdb has its own
+    'base:'"): a profile in place of a row's base loads as it does on its own (paper_regdb is paper_sysu on
+    RegDB); a file's own chain of bases stays one level."""
+    cfg = load_config("table4_trihard", base="paper_regdb")
+    paper = load_config("paper_regdb")
+    assert cfg.data.dataset == "regdb" and cfg.loss.metric == "hard_triplet"
+    assert (cfg.train.epochs, cfg.model.preset, cfg.optim.lr) == (paper.train.epochs, paper.model.preset, paper.optim.lr)

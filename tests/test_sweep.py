@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -266,10 +267,10 @@ def test_retrain_trains_into_a_fresh_run_folder(synthetic_root, tmp_path, monkey
     grid = plan(["table3_full"], (0,), ("sysu",), (3,), "smoke", _roots(synthetic_root), TINY_GRID, tmp_path)
     cfg = sweep.job_config(grid.jobs[0])
     run = run_dir(tmp_path, cfg)
-    save_checkpoint({"model": {}, "epoch": cfg.train.epochs}, run / "last.pt")  # a finished run
+    save_checkpoint({"model": {}, "config": {}, "epoch": cfg.train.epochs}, run / "last.pt")  # a finished run
     assert sweep.fresh_run_dir(run, cfg) == run.with_name(f"{run.name}-retrain1")
-    save_checkpoint({"model": {}, "epoch": cfg.train.epochs}, run.with_name(f"{run.name}-retrain1") / "last.pt")
-    save_checkpoint({"model": {}, "epoch": 1}, run.with_name(f"{run.name}-retrain2") / "last.pt")  # a stopped retrain
+    save_checkpoint({"model": {}, "config": {}, "epoch": cfg.train.epochs}, run.with_name(f"{run.name}-retrain1") / "last.pt")
+    save_checkpoint({"model": {}, "config": {}, "epoch": 1}, run.with_name(f"{run.name}-retrain2") / "last.pt")  # a stopped retrain
     assert sweep.fresh_run_dir(run, cfg) == run.with_name(f"{run.name}-retrain2")
     trained = []
 
@@ -297,7 +298,7 @@ def test_check_validates_a_whole_grid_and_runs_nothing(synthetic_root, tmp_path,
     args = ["sweep", "--grid", "table4", "--check", "--data", str(synthetic_root), "--runs-dir",
             str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
     assert main(args) == 0
-    assert "sweep table4: 18 entries -> 18 jobs; checked, nothing run" in capsys.readouterr().out
+    assert "sweep table4: 30 entries -> 30 jobs; checked, nothing run" in capsys.readouterr().out
     assert main([*args, "--baseline", "table3_nope"]) == 2
     assert not (tmp_path / "runs").exists() and not list((tmp_path / "results").rglob("*.json"))
     recipe = Path(__file__).resolve().parents[1].joinpath("Makefile").read_text().split("\nablation:")[1]
@@ -508,3 +509,298 @@ def test_a_paper_sweep_on_real_data_without_a_gpu_is_refused_before_any_job(synt
     assert launched == [] and not (tmp_path / "runs").exists()
     sweep.sweep_command(*args[:5], _roots(synthetic_root), *args[6:])  # synthetic data: a CPU rehearsal launches
     assert len(launched) == 1
+
+
+# ------------------------------------------------------------------- issue 34's remaining low cases
+
+def test_a_run_folder_held_by_another_process_is_refused_naming_it(tmp_path):
+    """Issue 34 (low): after `kill -9` of a sweep, its orphaned job held the run folder and the restart's job
+    failed with "another training is running". The lock names its holder; a sweep checks before any job."""
+    from reid.experiments import run_dir
+    from reid.sweep import Job, check_run_locks, job_config
+    from reid.train.engine import _open_run_folder, lock_holder
+
+    job = Job("table3_full", "sysu", "/x", 0, 3, "smoke", tuple(TINY_GRID), str(tmp_path))
+    folder = run_dir(tmp_path, job_config(job))
+    code = ("import sys, time; from pathlib import Path; from reid.train.engine import _open_run_folder; "
+            "_open_run_folder(Path(sys.argv[1])); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert lock_holder(folder) == holder.pid
+        with pytest.raises(UserError, match=rf"sweep s: {folder} is being trained by process {holder.pid} .*"
+                                            rf"kill {holder.pid}.*run the same command again"):
+            check_run_locks([job], "local", "s", wait_s=0)
+        with pytest.raises(UserError, match=rf"another training is running in this folder \(process {holder.pid}"):
+            _open_run_folder(folder)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock_holder(folder) is None  # a .lock left by a killed process holds nothing
+    check_run_locks([job], "local", "s", wait_s=0)
+
+
+def test_a_local_job_stops_when_its_sweep_is_gone(tmp_path):
+    """Issue 34 (low): a job whose sweep was killed (`kill -9`) trained on, orphaned, holding its run folder.
+    It watches the sweep's process and stops (a KeyboardInterrupt: its run keeps its last epoch)."""
+    sweep_proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    code = ("import os, time\nfrom reid.sweep import _stop_with_the_sweep\n_stop_with_the_sweep(poll_s=0.1)\n"
+            "print('watching', flush=True)\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n"
+            "    print('stopped', flush=True)\n")
+    job = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "REID_SWEEP_PID": str(sweep_proc.pid)},
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert job.stdout.readline().strip() == "watching"
+        sweep_proc.kill()
+        sweep_proc.wait()
+        out, _ = job.communicate(timeout=30)
+    finally:
+        job.kill()
+    assert f"the sweep that started this job (pid {sweep_proc.pid}) is gone: stopping" in out
+    assert out.strip().endswith("stopped")
+
+
+@pytest.mark.slow
+def test_a_sweep_started_again_after_kill_9_of_the_last_one_runs(synthetic_root, tmp_path):
+    """Issue 34 (low), the probe's command: `kill -9` of the sweep, then the same command at once. Its orphaned
+    job used to train on and fail the restart's job ("another training is running"); it now stops within
+    seconds, the restart waits for it, and its run resumes."""
+    cmd = [sys.executable, "-m", "reid", "sweep", "--name", "k", "--rows", "table3_full", "--seeds", "0",
+           "--budgets", "300", "--data", str(synthetic_root), "--jobs", "1", "--runs-dir", str(tmp_path / "runs"),
+           "--results-dir", str(tmp_path / "results"),
+           *[a for s in TINY_GRID[:2] + ["train.epochs=3", "train.eval_every=3", "optim.milestones=[2]"]
+             for a in ("--set", s)]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((tmp_path / "runs").glob("*/last.pt")):
+        time.sleep(0.1)
+    proc.kill()  # the sweep alone: its job controller and job live on
+    proc.wait()
+    again = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    logs = "".join(p.read_text() for p in (tmp_path / "runs" / "jobs" / "k").glob("*_log.out"))
+    assert f"the sweep that started this job (pid {proc.pid}) is gone: stopping" in logs
+    assert "resuming an unfinished run after epoch" in logs and "another training is running" not in again.stdout
+    assert len((tmp_path / "results" / "k" / "runs.csv").read_text().splitlines()) == 3  # header + 2 protocols
+
+
+def test_a_killed_workers_reason_is_one_line_naming_the_job_and_its_log():
+    """Issue 34 (low): a worker killed by a signal left no Python error, and the reason shown was the last
+    line of its error stream: a progress bar."""
+    from submitit.core.utils import FailedJobError, UncompletedJobError
+
+    from reid.sweep import Job, _failure, describe
+
+    bar = "epoch 2/9:  41%|████      | 41/100 [00:05<00:07,  7.85it/s, loss=2.870]"
+    killed = UncompletedJobError(f"Job 123_0 (task: 0) with path /j/123_0_result.pkl\nhas not produced any output "
+                                 f"(state: FINISHED)\nError stream produced:\n{'-' * 40}\n{bar}")
+
+    class Handle:
+        state = "FINISHED"
+
+    reason = _failure(killed, Handle())
+    assert "killed" in reason and "SIGKILL" in reason and "%|" not in reason
+    slurm = Handle()
+    slurm.state = "OUT_OF_MEMORY"
+    assert _failure(killed, slurm) == "the job ended without a result: SLURM state OUT_OF_MEMORY"
+    crashed = FailedJobError(f"Job (task=0) failed during processing with trace:\n{'-' * 40}\nTraceback ...\n"
+                             f"RuntimeError: bad things\n{'-' * 40}\nYou can check full logs with 'job.stderr(0)'\n{bar}")
+    assert _failure(crashed) != bar
+    job = Job("table3_full", "sysu", "/x", 2, 300, "smoke", (), "runs")
+    line = describe(job, {"error": reason, "log": "/j/123_0_log.err", "job_id": "123_0"})
+    assert line.startswith("FAILED table3_full sysu seed 2 300 steps: the worker was killed")
+    assert line.endswith("(job 123_0, log: /j/123_0_log.err)") and "\n" not in line
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_local_sweep_in_one_line_with_exit_130(synthetic_root, tmp_path):
+    """Issue 34 (low): Ctrl-C printed submitit's KeyboardInterrupt traceback (its job controller shares the
+    terminal's process group). One line now: what was recorded, and how to resume; exit 130; no job left."""
+    cmd = [sys.executable, "-m", "reid", "sweep", "--name", "c", "--rows", "table3_full", "--seeds", "0",
+           "--budgets", "600", "--data", str(synthetic_root), "--jobs", "1", "--runs-dir", str(tmp_path / "runs"),
+           "--results-dir", str(tmp_path / "results"),
+           *[a for s in TINY_GRID[:2] + ["train.epochs=6", "train.eval_every=6", "optim.milestones=[4]"]
+             for a in ("--set", s)]]
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((tmp_path / "runs").glob("*/last.pt")):
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C: the whole foreground group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err + out and "KeyboardInterrupt" not in err + out, err
+    lines = [line for line in err.splitlines() if line.strip() and "sweep c:" not in line]  # the bar's lines
+    assert len(lines) == 1 and lines[0].startswith("interrupted: sweep c stopped (Ctrl-C): 0 of 1 jobs recorded"), err
+    assert "1 running jobs stopped at their last epoch" in lines[0] and "re-run the same sweep command" in lines[0]
+    from reid.train.engine import lock_holder
+
+    assert [lock_holder(run) for run in (tmp_path / "runs").glob("table3_full*")] == [None]  # no job left
+
+
+def test_a_record_edited_by_hand_is_named_and_not_adopted(synthetic_root, tmp_path, capsys):
+    """Issue 34 (low): a record edited by hand (rank1 99.9, its training key intact) was adopted as the
+    entry's result. Its digest, or its run's cached result when the run is there, tells; it is named, ignored,
+    and recorded again from its run."""
+    from reid.sweep import collect, entry_name
+
+    grid = plan(["table3_full"], (0,), ("sysu",), (3,), "smoke", _roots(synthetic_root), TINY_GRID, tmp_path / "runs")
+    out, sibling = tmp_path / "sweeps" / "this", tmp_path / "sweeps" / "other"
+    summary = run_job(grid.jobs[0])
+    record_job(grid, 0, summary, out)
+    rows, missing = collect(grid, out)
+    assert missing == [] and len(rows) == 2
+    path = out / f"{entry_name(grid.entries[0], 'sysu-all')}.json"
+    record = json.loads(path.read_text())
+    true_rank1 = record["rank1"]
+    record["rank1"] = 99.9
+    path.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert collect(grid, out) == ([], [0])  # the digest tells
+    assert f"warning: {path}: its metrics differ from the digest written with them" in capsys.readouterr().out
+    del record["sweep"]["digest"]  # no digest (a record written before digests): the run's cached result tells
+    path.write_text(json.dumps(record))
+    assert collect(grid, out) == ([], [0])
+    assert f"warning: {path}: its rank1 differs from its run's cached result" in capsys.readouterr().out
+    sibling.mkdir(parents=True)  # nor is it copied into another sweep (its intact sysu-indoor twin is)
+    path.rename(sibling / path.name)
+    assert [p.name for p in adopt_records(grid, tmp_path / "sweeps" / "third")] == [path.name.replace("-all", "-indoor")]
+    record_job(grid, 0, summary, out)  # recorded again from the run
+    assert json.loads(path.read_text())["rank1"] == true_rank1
+    assert collect(grid, out)[1] == []
+
+
+# ---------------------------------------------------------------------------- issue 33: sweeps on clusters
+
+@pytest.mark.parametrize("grid", ["table3", "table4", "budget", "budget_long"])
+def test_make_ablation_on_the_paper_profile_checks_every_grid(grid, synthetic_root, tmp_path, capsys):
+    """Issue 33, item 5: `make ablation PROFILE=paper` trained Tables 3-4, then the budget grid failed (540 steps
+    are no multiple of the paper's 100 epochs), and Table 4 could not resolve on RegDB (paper_regdb has its own
+    base). Every grid is valid on the paper profile: a grid's budget becomes the nearest multiple of the
+    profile's epochs, said in one line; the paper profile's own schedule where a grid takes the profile's."""
+    args = ["sweep", "--grid", grid, "--profile", "paper", "--check", "--data", str(synthetic_root),
+            "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    assert main(args) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "checked, nothing run" in out
+    if grid == "budget":
+        assert "budgets 540 -> 500 steps (the nearest multiples of its 100 epochs" in out
+    recipe = Path(__file__).resolve().parents[1].joinpath("Makefile").read_text().split("\nablation:")[1]
+    assert "--check" in recipe and "--profile $(PROFILE)" in recipe
+    # a budget typed on the command line is never changed: refused, with the multiples around it
+    assert main(["sweep", "--name", "typed", "--rows", "table3_full", "--budgets", "540", *args[3:]]) == 2
+    assert "--budgets 540: not a multiple of the profile's 100 epochs (e.g. 500 or 600)" in capsys.readouterr().err
+
+
+def test_grid_budgets_round_to_the_profiles_epochs():
+    from reid.sweep import grid_budgets, nearest_budget
+
+    assert nearest_budget(540, 100) == 500 and nearest_budget(550, 100) == 600 and nearest_budget(30, 100) == 100
+    assert nearest_budget(540, 9) == 540
+    assert grid_budgets("budget", (540, 1800, 3600), "smoke", ("sysu",)) == (540, 1800, 3600)
+    assert grid_budgets("budget", (540, 1800, 3600), "paper", ("sysu",)) == (500, 1800, 3600)
+    assert grid_budgets("table3", None, "smoke", ("sysu",)) == (3600,)
+    assert grid_budgets("table3", None, "paper", ("sysu",)) == (0,)  # the paper's own schedule, as it is
+
+
+def test_regdb_jobs_train_the_profiles_splits(synthetic_root, tmp_path):
+    """Issue 33, item 5: sweeps trained RegDB split 1 only; the paper's RegDB numbers are 10-split means. On
+    `paper*` a RegDB job trains and tests the protocol's 10 splits; the CPU profile keeps split 1."""
+    from reid.sweep import job_configs, job_key
+
+    roots = _roots(synthetic_root)
+    paper = plan(["table4_trihard"], (0,), ("regdb", "sysu"), (1000,), "paper", roots, (), tmp_path)
+    smoke = plan(["table4_trihard"], (0,), ("regdb",), (3,), "smoke", roots, TINY_GRID, tmp_path)
+    assert [(j.dataset, j.splits) for j in paper.jobs] == [("regdb", 10), ("sysu", 1)]
+    assert [j.splits for j in smoke.jobs] == [1]
+    notebook = plan(["table4_trihard"], (0,), ("regdb",), (3,), "smoke", roots, TINY_GRID, tmp_path, regdb_splits=3)
+    assert [j.splits for j in notebook.jobs] == [3]  # the notebooks' REID_REGDB_SPLITS (settings_grid)
+    assert [c.data.regdb_split for c in job_configs(paper.jobs[0])] == list(range(1, 11))
+    one = dataclasses.replace(paper.jobs[0], splits=1)
+    assert job_key(paper.jobs[0]) != job_key(one)  # a 1-split record never answers a 10-split entry
+
+
+def test_a_regdb_job_of_two_splits_trains_both_and_records_their_mean(synthetic_root, tmp_path):
+    grid = plan(["table3_full"], (0,), ("regdb",), (3,), "smoke", _roots(synthetic_root), TINY_GRID, tmp_path / "r")
+    grid.jobs[0] = dataclasses.replace(grid.jobs[0], splits=2)
+    summary = run_job(grid.jobs[0])
+    assert [r.rsplit("-seed", 1)[0][-7:] for r in summary["runs"]] == ["-split1", "-split2"]
+    written = record_job(grid, 0, summary, tmp_path / "results")
+    card = json.loads(written[0].read_text())
+    assert len(card["runs"]) == 2 and card["protocol"]["splits"] == 2
+    assert card["rank1"] == summary["results"][card["sweep"]["protocol"]]["rank1"]
+
+
+@pytest.mark.skipif(not __import__("torch").distributed.is_gloo_available(), reason="needs torch.distributed gloo")
+def test_a_job_with_several_processes_trains_with_ddp(synthetic_root, tmp_path):
+    """Issue 33, item 5: a sweep job was one process and could not run DDP. `--gpus-per-job N` gives each job N
+    processes (here 2 on the CPU, gloo); rank 0 writes the run, which the job then evaluates."""
+    from reid.sweep import job_key, sweep_command
+    from reid.utils.checkpoint import load_checkpoint
+
+    checked = sweep_command(["table3_full"], (0,), ("sysu",), (3,), "smoke", _roots(synthetic_root), TINY_GRID,
+                            "local", 1, "ddp", tmp_path / "r", tmp_path / "results", slurm={"gpus": 2}, check_only=True)
+    grid = checked["grid"]
+    assert grid.jobs[0].procs == 2  # --gpus-per-job 2
+    assert job_key(grid.jobs[0]) != job_key(dataclasses.replace(grid.jobs[0], procs=1))  # another training
+    summary = run_job(grid.jobs[0])
+    assert summary["run"].endswith("-ddp2")  # its own folder: a single-process run never resumes it
+    assert load_checkpoint(Path(summary["run"]) / "last.pt")["world_size"] == 2
+    assert summary["steps"] == 3 and set(summary["results"]) == {"sysu-all", "sysu-indoor"}
+
+
+class _TimedOutOnce:
+    """A sweep job whose first attempt trains one of its epochs, then waits for submitit's timeout signal
+    (as a job at its time limit does); requeued, it must end exactly where an uninterrupted job ends."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __call__(self, job):
+        from reid.experiments import run_dir
+        from reid.sweep import JobRunner, job_config
+        from reid.train.engine import train
+
+        if not os.path.exists(self.marker):
+            cfg = job_config(job)
+            one = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=1))
+            train(one, run_dir(job.runs_dir, cfg), device="cpu")  # "stopped" after epoch 1 of 3
+            open(self.marker, "w").close()
+            time.sleep(600)  # the timeout signal arrives here
+        return JobRunner()(job)
+
+    def checkpoint(self, job):
+        from reid.sweep import JobRunner
+
+        return JobRunner().checkpoint(job)
+
+
+@pytest.mark.slow
+def test_a_job_that_times_out_is_requeued_and_resumes_exactly(synthetic_root, tmp_path, monkeypatch):
+    """Issue 33, item 5: no requeue on pre-emption or timeout although exact resume exists. A sweep job is
+    submitit-checkpointable (`JobRunner.checkpoint`): at its time limit it is requeued, and its run resumes
+    from its last epoch to the numbers and weights of an uninterrupted job."""
+    import submitit
+    import torch
+
+    from reid.utils.checkpoint import load_checkpoint
+
+    straight = plan(["table3_full"], (0,), ("sysu",), (3,), "smoke", _roots(synthetic_root), TINY_GRID,
+                    tmp_path / "a")
+    expected = run_job(straight.jobs[0])
+    grid = plan(["table3_full"], (0,), ("sysu",), (3,), "smoke", _roots(synthetic_root), TINY_GRID, tmp_path / "b")
+    here = str(Path(__file__).resolve().parent)  # the worker unpickles _TimedOutOnce from this module
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p))
+    executor = submitit.LocalExecutor(folder=str(tmp_path / "jobs"), max_num_timeout=3)
+    # the timeout signal comes signal_delay_s before the limit: 45 s into each attempt
+    executor.update_parameters(timeout_min=1, signal_delay_s=15)
+    handle = executor.submit(_TimedOutOnce(str(tmp_path / "attempted")), grid.jobs[0])
+    summary = handle.result()
+    log = handle.stdout() + (handle.stderr() or "")
+    assert "timed out or pre-empted; requeued" in log and "resuming an unfinished run after epoch 1 of 3" in log, log
+    assert summary["results"] == expected["results"]
+    a = load_checkpoint(Path(expected["run"]) / "last.pt")
+    b = load_checkpoint(Path(summary["run"]) / "last.pt")
+    assert a["epoch"] == b["epoch"] == 3
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

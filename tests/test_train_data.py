@@ -1,12 +1,14 @@
-"""reid/data/train_data.py: the shared-memory check of the loader (issue 33), with /dev/shm's free space faked."""
+"""reid/data/train_data.py: the shared-memory check of the loader, with /dev/shm's free space faked; the default
+synthetic root anchored at the repository; `data_roots`, the one meaning of DATA (issue 33)."""
 
 from __future__ import annotations
 
 import pytest
 
+from reid.cli import main
 from reid.config import load_config
 from reid.data import train_data
-from reid.data.train_data import PREFETCH_FACTOR, check_shared_memory, images_per_batch
+from reid.data.train_data import PREFETCH_FACTOR, check_shared_memory, data_roots, images_per_batch, layout_of
 from reid.utils.errors import UserError
 
 MiB = 2**20
@@ -78,3 +80,34 @@ def test_the_default_synthetic_set_is_the_repositorys_from_any_working_folder(tm
     monkeypatch.chdir(tmp_path)  # a subfolder, or anywhere
     assert dataset_root("sysu", None) == repo / "data" / "synthetic" / "SYSU-MM01"
     assert seen == [DEFAULT_SYNTHETIC_ROOT] and not (tmp_path / "data").exists()
+
+
+def test_data_is_the_folder_that_holds_the_datasets(synthetic_root, capsys):
+    assert data_roots(synthetic_root) == {"sysu": synthetic_root / "SYSU-MM01", "regdb": synthetic_root / "RegDB"}
+    assert data_roots(synthetic_root, ("regdb",)) == {"regdb": synthetic_root / "RegDB"}
+    assert capsys.readouterr().out == ""
+
+
+def test_a_datasets_own_folder_is_taken_for_it_in_one_line(synthetic_root, capsys):
+    sysu = synthetic_root / "SYSU-MM01"
+    assert layout_of(sysu) == "sysu" and layout_of(synthetic_root / "RegDB") == "regdb"
+    assert layout_of(synthetic_root) is None
+    assert data_roots(sysu, ("sysu",)) == {"sysu": sysu}
+    out = capsys.readouterr().out.strip()
+    assert out == f"--data {sysu}: the SYSU-MM01 folder itself, taken as SYSU-MM01/ (DATA is the folder that holds " \
+                  f"the datasets: {synthetic_root})"
+    assert data_roots(sysu) == {"sysu": sysu}  # reproduce without --dataset: the one it is
+    with pytest.raises(UserError, match=r"the SYSU-MM01 folder itself, and regdb needs RegDB/; give the folder "
+                                        r"that holds SYSU-MM01/ and RegDB/"):
+        data_roots(sysu, ("sysu", "regdb"))  # Table 4 runs both
+
+
+def test_a_folder_without_datasets_is_one_line_naming_it(tmp_path, capsys):
+    with pytest.raises(UserError, match="holds neither SYSU-MM01/ nor RegDB/"):
+        data_roots(tmp_path)
+    with pytest.raises(UserError, match="no such directory"):
+        data_roots(tmp_path / "missing", ("sysu",))
+    assert main(["reproduce", "--data", str(tmp_path), "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --data {tmp_path}: holds neither") and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists()

@@ -69,6 +69,36 @@ def dataset_root(dataset: str, root: str | Path | None) -> Path:
     return root
 
 
+def layout_of(root: Path) -> str | None:
+    """Which dataset a folder is, by its own layout: SYSU-MM01 (exp/), RegDB (idx/), or None."""
+    return "sysu" if (root / "exp").is_dir() else "regdb" if (root / "idx").is_dir() else None
+
+
+def data_roots(data: str | Path, datasets: tuple[str, ...] | None = None, flag: str = "--data") -> dict[str, Path]:
+    """The one meaning of DATA (`make reproduce`, `make ablation`, `reproduce --data`, `sweep --data`): the
+    folder that holds the datasets, `SYSU-MM01/` and/or `RegDB/`. A dataset's own folder (exp/: SYSU-MM01,
+    idx/: RegDB) is accepted for that dataset, said in one line. `datasets`: the ones needed (None: every one found). Returns {dataset: its folder}."""
+    data = Path(data)
+    if not data.is_dir():
+        raise UserError(f"{flag} {data}: no such directory")
+    found = {d: data / name for d, name in LAYOUT_DIRS.items() if (data / name).is_dir()}
+    own = layout_of(data)
+    if own is not None and not found:
+        found = {own: data}
+        print(f"{flag} {data}: the {LAYOUT_DIRS[own]} folder itself, taken as {LAYOUT_DIRS[own]}/ (DATA is the "
+              f"folder that holds the datasets: {data.parent})")
+    wanted = tuple(found) if datasets is None else tuple(datasets)
+    if not wanted and datasets is None:
+        raise UserError(f"{flag} {data}: holds neither SYSU-MM01/ nor RegDB/ (DATA is the folder that holds them; "
+                        "a dataset's own folder has exp/ for SYSU-MM01 or idx/ for RegDB)")
+    for dataset in wanted:
+        if dataset not in found:
+            what = f"the {LAYOUT_DIRS[own]} folder itself" if own else f"no {LAYOUT_DIRS[dataset]}/ folder in it"
+            raise UserError(f"{flag} {data}: {what}, and {dataset} needs {LAYOUT_DIRS[dataset]}/; give the folder "
+                            f"that holds {' and '.join(LAYOUT_DIRS[d] + '/' for d in wanted)}")
+    return {d: found[d] for d in wanted}
+
+
 def open_dataset(dataset: str, root: str | Path, split: int = 1) -> SYSUMM01 | RegDB:
     """The reader of a SYSU-MM01 root, or of one RegDB split (1..10)."""
     return SYSUMM01(root) if dataset == "sysu" else RegDB(root, split=split)

@@ -266,8 +266,15 @@ def _open_run_folder(output_dir: Path):
         pass
     except OSError:
         lock.close()
-        raise UserError(f"--output-dir {output_dir}: another training is running in this folder "
-                        f"(it holds {output_dir / LOCK_NAME}); wait for it or choose another folder") from None
+        pid = lock_holder(output_dir)
+        who = f"process {pid}" if pid else "another process"
+        raise UserError(f"--output-dir {output_dir}: another training is running in this folder ({who} holds "
+                        f"{output_dir / LOCK_NAME}); wait for it, stop it (kill {pid or 'PID'}: `--resume` goes on "
+                        "from its last epoch), or choose another folder") from None
+    # The holder's process id, for the refusal above and a sweep's check before it starts (`lock_holder`)
+    os.ftruncate(lock.fileno(), 0)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
     _HELD_LOCKS[:] = [held for held in _HELD_LOCKS if not held.closed] + [lock]
     # Temporary files of checkpoint writes that a killed process left behind (we hold the lock: no
     # other process is writing them).
@@ -275,6 +282,25 @@ def _open_run_folder(output_dir: Path):
                 *output_dir.glob(".log.csv.tmp"), *output_dir.glob(".part_shares.csv.tmp")]:
         tmp.unlink(missing_ok=True)
     return lock
+
+
+def lock_holder(output_dir: Path) -> int | None:
+    """The process that trains in `output_dir` now (the pid it wrote into its `.lock`; 0 when it wrote none),
+    or None when no process holds the lock (a `.lock` left by a killed run is no lock: flock ends with its
+    holder)."""
+    try:
+        import fcntl
+
+        with open(Path(output_dir) / LOCK_NAME) as lock:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                text = lock.read().strip()
+                return int(text) if text.isdigit() else 0
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+            return None
+    except (ImportError, OSError):  # no fcntl (Windows), or no lock file: nothing holds the folder
+        return None
 
 
 def _load_resume(path: Path, cfg: ExperimentConfig, rank: int) -> dict:
