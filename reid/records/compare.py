@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from reid.records.card import (
+    LINEAGE_SELECTION,
     MODEL_FIELDS,
     NOT_APPLICABLE,
     PROTOCOL_FIELDS,
@@ -30,6 +31,7 @@ from reid.records.card import (
 )
 from reid.utils.errors import UserError
 
+LINEAGE_PREFIX = LINEAGE_SELECTION.split(":")[0] + ":"
 METRICS = (("rank1", "Rank-1"), ("rank5", "Rank-5"), ("rank10", "Rank-10"), ("rank20", "Rank-20"),
            ("mAP", "mAP"), ("mINP", "mINP"))
 NOT_STATED = "paper: not stated"
@@ -151,6 +153,10 @@ def compare(paths: list[str | Path]) -> str:
     lines = [f"{letter} = {path}: {result.get('label', '')}" for letter, path, result in zip(letters, paths, results)]
     lines += ["", *_table(rows), "", _verdict(len(results), differ, unknown, model_differ, paper_differ, paper_unknown,
                                        not_stated)]
+    on_test = [letter for letter, v in zip(letters, values) if v["model_selection"].startswith(LINEAGE_PREFIX)]
+    if on_test:  # the selection that looked at the test set: say what it means, not only that it differs
+        lines.append(f"note: {', '.join(on_test)} chose the epoch by its Rank-1 on the test set (the lineage's "
+                     "reporting: AGW, PMT, DEEN): optimistic; compare such numbers only with others chosen that way")
     return "\n".join(lines)
 
 
