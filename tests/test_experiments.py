@@ -50,6 +50,7 @@ def test_run_folder_changes_with_any_setting_and_with_the_generator(synthetic_ro
     assert a != folder(overrides=["data.batches_per_epoch=60"])
     assert a != folder(overrides=["model.drop_path_rate=0.2"])  # a model default made explicit and changed
     assert a != folder(config="table3_baseline")
+    assert a != folder(overrides=["train.test_every=2"])  # the lineage's outputs: another run
     # The same data written by another generator (here: another seed in its manifest) is another run.
     copy = tmp_path / "copy"
     shutil.copytree(synthetic_root, copy)
@@ -252,3 +253,18 @@ def test_the_switch_takes_seed_ranges_and_auto_workers_as_the_cli_and_config_do(
     assert settings({"REID_WORKERS": "3"}).workers == 3
     with pytest.raises(UserError, match=f"REID_WORKERS='many': expected an integer from 0 to {MAX_WORKERS} or auto"):
         settings({"REID_WORKERS": "many"})
+
+
+def test_run_folders_from_before_test_every_keep_their_names(synthetic_root):
+    """train.test_every off is hashed as the config was before the option existed (no cached run retrains)."""
+    import hashlib
+
+    from reid.config import config_to_dict
+    from reid.data.identity import synthetic_manifest
+    from reid.experiments import run_key
+
+    cfg = resolve("table3_full", "sysu", synthetic_root / "SYSU-MM01", profile="smoke")
+    config = config_to_dict(cfg)
+    del config["train"]["test_every"]
+    blob = json.dumps({"config": config, "synthetic": synthetic_manifest(cfg.data.root)}, sort_keys=True, default=str)
+    assert run_key(cfg) == hashlib.sha1(blob.encode()).hexdigest()[:8]
