@@ -10,7 +10,8 @@ One row per card field (`reid.records.card`), one column per result, then two ve
   "paper: not stated" where the paper does not say (the test feature, flip, the gallery sampler, model
   selection, ...). The paper's protocol: real SYSU-MM01, single-shot, 10 trials, all- and indoor-search,
   no re-ranking; real RegDB, 10 splits, both directions.
-Then the metrics (mean ± std over trials / splits) and a one-line verdict.
+Then the metrics (mean ± std over trials / splits) and a one-line verdict, and a note under it when a card's epoch
+was chosen on the test set (`train.test_every`, the lineage's reporting: docs/agw.md).
 """
 
 from __future__ import annotations
