@@ -228,10 +228,10 @@ def check_pretrained(model_cfg, data_root: str | Path, synthetic: bool) -> None:
     from reid.models.crossvit import timm_name
 
     if model_cfg.backbone == "agw":
-        name, download = "resnet50", "=torchvision (AGW's) or =timm to let them download"
+        name, download = "resnet50", "=torchvision, AGW's, or =timm to let that library download them"
     else:
-        name, download = timm_name(model_cfg.preset, model_cfg.conv_stem) or "a timm CrossViT", "=timm to let timm download"
+        name, download = timm_name(model_cfg.preset, model_cfg.conv_stem) or "a timm CrossViT", "=timm to let timm download them"
     raise UserError(
         f"{data_root} is real data and model.pretrained is not set: the paper trains from ImageNet weights. "
-        f"Pass --set model.pretrained=/path/to/{name}.safetensors (or {download} them), "
+        f"Pass --set model.pretrained=/path/to/{name}.safetensors (or {download}), "
         "or --set model.pretrained=none to train from scratch on purpose")
