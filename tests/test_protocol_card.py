@@ -272,7 +272,7 @@ def test_the_lineage_selection_is_named_on_the_card_whatever_the_epoch():
 
     model = SimpleNamespace(cfg=ModelConfig(backbone="agw", preset="micro", csa=False, pooling="gem",
                                             drop_path_rate=0.0, img_size=(96, 48)),
-                            checkpoint_info={"epoch": 4, "config": {"data": {"val_fraction": 0.0},
+                            checkpoint_info={"epoch": 4, "config": {"data": {"val_fraction": 0.0, "dataset": "sysu"},
                                                                      "train": {"epochs": 9, "seed": 0}},
                                              "selection": {"every": 2, "flip": True}})
     fields = model_fields(model)

@@ -10,7 +10,8 @@ field, `python -m reid compare` sets cards side by side, and `python -m reid eva
     model_selection                   which checkpoint of the run: the last epoch (data.val_fraction 0), the
                                       best validation mAP on training identities held out of training, or
                                       (train.test_every, best_on_test.pt) the lineage's: the best test Rank-1
-                                      on the trial-0 gallery every N epochs, with flip (LINEAGE_SELECTION)
+                                      every N epochs, with flip, on the SYSU-MM01 trial-0 gallery or the RegDB
+                                      split visible to thermal (LINEAGE_SELECTION)
     train_ids                         training identities trained on: all, or the share left by the hold-out
     pretrained, preset                model.pretrained (the ImageNet weights the run started from), model.preset
                                       (AGW's: "agw 50" = its ResNet-50, "agw micro")
@@ -42,7 +43,8 @@ OFFICIAL_SAMPLER = "official exp/rand_perm_cam.mat"
 REGDB_SAMPLER = "n/a (RegDB: the whole test split)"
 # The lineage's model selection (AGW, PMT, DEEN: the epoch of the best Rank-1 on the test set). A protocol field:
 # `compare` calls results selected this way and by the last epoch NOT comparable.
-LINEAGE_SELECTION = "lineage: best test Rank-1 of every {every} epochs (trial-0 gallery, flip)"
+LINEAGE_SELECTION = "lineage: best test Rank-1 of every {every} epochs ({tested}, flip)"
+LINEAGE_TESTED = {"sysu": "trial-0 gallery", "regdb": "visible to thermal"}  # reid.eval.evaluate_test_trial0
 
 # (key, what the compare table calls it). Protocol fields: a difference makes two results incomparable.
 PROTOCOL_FIELDS = [
@@ -117,7 +119,8 @@ def model_fields(model) -> dict:
             out["model_selection"] = f"epoch {epoch}, not the best validation one (epoch {best_epoch})"
     selection = info.get("selection")
     if isinstance(selection, dict):  # best_on_test.pt (reid.train.engine._lineage_epoch)
-        out["model_selection"] = LINEAGE_SELECTION.format(every=selection.get("every", UNKNOWN))
+        tested = LINEAGE_TESTED.get(data.get("dataset"), UNKNOWN)
+        out["model_selection"] = LINEAGE_SELECTION.format(every=selection.get("every", UNKNOWN), tested=tested)
     return out
 
 
