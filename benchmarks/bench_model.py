@@ -9,6 +9,8 @@
    batch in one run: `batch` colour images plus their grayscale copies (2 x batch images, as the
    engine feeds them), same weights. The full step also computes the paper's losses (LSCE + adaptive
    triplet). Target: full / bare <= 1.3 (issue 4). Per-image cost counts every image fed.
+3. AGW, the calibration baseline (docs/agw.md): parameters and FLOPs of its ResNet-50 and of the CPU `micro`
+   size, at 288x144 and at the smoke profile's 96x48 (`--agw-presets`, empty to skip).
 """
 
 from __future__ import annotations
@@ -50,6 +52,16 @@ def sizes(preset: str) -> None:
     for name, n, flops in rows:
         # FlopCounterMode counts a multiply-add as 2 FLOPs
         print(f"  preset {preset:5s} {name:13s} {n / 1e6:7.2f} M params {flops / 1e9:7.2f} GFLOPs/image")
+
+
+def agw_sizes(preset: str) -> None:
+    for size in (SIZE, (96, 48)):
+        cfg = ModelConfig(backbone="agw", preset=preset, img_size=size, csa=False, pooling="gem", drop_path_rate=0.0)
+        model = build_model(cfg, num_classes=395).eval()
+        with torch.no_grad():  # modality 0: one stem, as every image takes exactly one
+            flops = count_flops(lambda x, model=model: model(x, 0), torch.randn(1, 3, *size))
+        print(f"  AGW {preset:5s} at {size[0]}x{size[1]}  {params(model) / 1e6:7.2f} M params "
+              f"({params(model.backbone) / 1e6:.2f} M backbone)  {flops / 1e9:7.3f} GFLOPs/image")
 
 
 def sync(device: torch.device) -> None:
@@ -116,6 +128,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
+    parser.add_argument("--agw-presets", default="50,micro", help="AGW sizes for its table (empty: none)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -123,6 +136,9 @@ def main() -> None:
     print(f"Sizes at {SIZE[0]}x{SIZE[1]} (395 training identities, SYSU-MM01):")
     for preset in args.presets.split(","):
         sizes(preset.strip())
+    print("AGW (395 training identities):")
+    for preset in filter(None, args.agw_presets.split(",")):
+        agw_sizes(preset.strip())
     print("Training step time per image:")
     timing(args.time_preset, args.batch, args.iters, device)
 

@@ -2,6 +2,7 @@
 
     synth      reid.data.synthetic.make_synthetic      the procedural dataset in both real layouts
     train      reid.experiments.train_command          a config -> a run folder (RegDB: one run per split)
+    calibrate  reid.experiments.calibrate              AGW trained + evaluated here, beside its published numbers
     evaluate   reid.eval.evaluate.evaluate_checkpoint  a checkpoint -> a recorded result
     compare    reid.records.compare.compare            result JSONs -> their protocol cards side by side
     analyse    reid.tools.analysis.analyse_checkpoint  a checkpoint -> t-SNE map and distance histograms
@@ -30,6 +31,7 @@ from reid.utils.errors import UserError
 EXAMPLES = {
     "synth": "python -m reid synth --out data/synthetic --seed 0",
     "train": "python -m reid train --config paper_sysu --data /data/SYSU-MM01",
+    "calibrate": "python -m reid calibrate --data /data/SYSU-MM01 --set model.pretrained=torchvision",
     "evaluate": "python -m reid evaluate --checkpoint runs/sysu/best.pt --dataset sysu --data /data/SYSU-MM01",
     "compare": "python -m reid compare results/a.json results/b.json",
     "analyse": "python -m reid analyse --checkpoint runs/sysu/best.pt --dataset sysu --data /data/SYSU-MM01 "
@@ -126,6 +128,29 @@ def train(args) -> None:
     train_command(args.config, args.dataset or config_dataset(args.config), args.data, profile=args.profile,
                   seed=args.seed, overrides=args.overrides, runs_dir=args.runs_dir, output_dir=args.output_dir,
                   resume=args.resume, splits=args.splits, results_dir=args.results_dir, device=args.device)
+
+
+# ---------------------------------------------------------------------------------------- calibrate
+
+def add_calibrate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", choices=["sysu", "regdb"], default="sysu", help="config agw_<dataset>")
+    p.add_argument("--data", default=None, help="dataset root (default: the synthetic set, made if missing)")
+    p.add_argument("--profile", default=None,
+                   help="default: AGW's own paper-size settings; smoke: the CPU variant (micro ResNet, 96x48)")
+    p.add_argument("--seed", type=int, default=None, help="train.seed (default 0)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set model.pretrained=torchvision (repeatable)")
+    p.add_argument("--splits", type=int, default=None, help="RegDB splits 1..N (default: 10; 1 on smoke)")
+    p.add_argument("--runs-dir", default="runs", help="runs go to RUNS_DIR/<config>-<dataset>-seed<s>-<hash>")
+    p.add_argument("--results-dir", default="results", help="where the results are recorded")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when present)")
+
+
+def calibrate(args) -> None:
+    from reid.experiments import calibrate as run_calibration
+
+    run_calibration(args.dataset, args.data, profile=args.profile, seed=args.seed, overrides=args.overrides,
+                    runs_dir=args.runs_dir, results_dir=args.results_dir, splits=args.splits, device=args.device)
 
 
 # ----------------------------------------------------------------------------------------- evaluate
@@ -487,6 +512,7 @@ def probe(args) -> None:
 COMMANDS = {
     "synth": (add_synth, synth, "write the procedural synthetic dataset in the SYSU-MM01 and RegDB layouts"),
     "train": (add_train, train, "train a model from a config"),
+    "calibrate": (add_calibrate, calibrate, "train and evaluate AGW, the calibration baseline, beside its published numbers"),
     "evaluate": (add_evaluate, evaluate, "evaluate a checkpoint with the SYSU-MM01 / RegDB protocols"),
     "compare": (add_compare, compare, "set result cards side by side: are the numbers comparable?"),
     "analyse": (add_analyse, analyse, "t-SNE map and distance histograms of a checkpoint's test embeddings"),

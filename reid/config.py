@@ -5,6 +5,8 @@ A config file names the settings it changes; everything else keeps the defaults 
     base: paper_sysu          # optional, one level: a config name or a path (relative to this file)
     model: {backbone: vit, csa: false}
     data: {trivial_augment: false}
+    profiles:                 # optional: settings of this file on a given base only (a row under a profile)
+      smoke: {model: {preset: micro}}
 
 `load_config("table3_ta")` finds `reid/configs/table3_ta.yaml`; a path works too.
 `overrides=["optim.lr=0.01", "model.preset=tiny"]` (the CLI's `--set`) are typed from the
@@ -95,6 +97,11 @@ class TrainConfig:
     grad_clip: float = 0.0  # max gradient norm; 0 = off
     eval_every: int = 1  # validate every N epochs (and after the last one)
     max_steps_per_epoch: int = 0  # 0 = a full pass of the sampler; >0 caps it (tests, smoke runs)
+    # Lineage-style reporting (AGW, PMT, DEEN keep the epoch with the best *test* Rank-1): N > 0 tests the model
+    # every N epochs (and after the last) on the test set's trial-0 gallery (SYSU-MM01 all-search; RegDB the
+    # run's split, visible->thermal) with flip, and keeps that epoch's weights in best_on_test.pt, beside --
+    # never instead of -- the last epoch (best.pt). 0 = off. Its results are labelled (docs/agw.md).
+    test_every: int = 0
 
 
 @dataclass
@@ -258,6 +265,7 @@ RANGES = [
     ("train.seed", lambda v: v >= 0, ">= 0"),
     ("train.grad_clip", lambda v: v >= 0, ">= 0 (0 = off)"),
     ("train.max_steps_per_epoch", lambda v: v >= 0, ">= 0 (0 = a full pass)"),
+    ("train.test_every", lambda v: v >= 0, ">= 0 (0 = off)"),
 ]
 
 
@@ -366,6 +374,17 @@ def load_raw(name_or_path: str | Path, base: str | None = None) -> tuple[dict, s
     base = base if swapped else raw.pop("base", None)
     raw.pop("base", None)
     source = str(path)
+    # `profiles: {<base config>: {section: {...}}}`: what this file sets on that base only, e.g. a row whose
+    # model must be smaller on the CPU profile than on the paper's (agw_*.yaml: its ResNet size)
+    variants = raw.pop("profiles", None) or {}
+    if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
+        raise UserError(f"'profiles' in {path} must map base config names to sections, e.g. "
+                        "profiles: {smoke: {model: {preset: micro}}}")
+    for key in variants:  # a misspelt base would be skipped silently
+        if str(key) not in available_configs():
+            raise UserError(f"'profiles: {key}' in {path}: no config named {key!r} (known: {', '.join(available_configs())})")
+    if base is not None and Path(str(base)).stem in variants:
+        raw = _deep_merge(raw, variants[Path(str(base)).stem])
     base_path = resolve_config_path(base, path.parent) if base is not None else None
     if base_path is not None and base_path.resolve() == path.resolve() and not swapped:
         raise UserError(f"config {path}: 'base: {base}' names this file itself; name another config or remove it")

@@ -53,7 +53,7 @@ from reid.records.provenance import (
     repo_root,
     write_result,
 )
-from reid.train.engine import repair_best_checkpoint, train
+from reid.train.engine import LINEAGE_CHECKPOINT, repair_best_checkpoint, train
 from reid.utils.checkpoint import load_checkpoint
 from reid.utils.errors import UserError
 
@@ -123,12 +123,21 @@ def with_split(cfg, split: int):
 
 # ---------------------------------------------------------------------------------------------- runs
 
+def _hashed(cfg) -> dict:
+    """The config as the run and training keys hash it: an option added later is left out while it is off,
+    so run folders and committed records from before it keep their keys (train.test_every)."""
+    config = config_to_dict(cfg)
+    if not config["train"]["test_every"]:
+        del config["train"]["test_every"]
+    return config
+
+
 def run_key(cfg) -> str:
     """Hash of everything that decides what a run learns: the resolved config and the data's generator.
     It reads the data root `resolve` wrote into the config and never creates data."""
     if cfg.data.root is None:
         raise UserError(f"{cfg.name}: the config names no data root (experiments.resolve sets data.root)")
-    blob = json.dumps({"config": config_to_dict(cfg), "synthetic": synthetic_manifest(cfg.data.root)},
+    blob = json.dumps({"config": _hashed(cfg), "synthetic": synthetic_manifest(cfg.data.root)},
                       sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:8]
 
@@ -156,7 +165,7 @@ def training_key(cfg) -> str:
     name and data root, plus the synthetic generator's manifest (None for real data, whose records are
     matched on the protocol card's dataset fingerprint as well). A committed result answers a notebook's
     entry only when this key is equal."""
-    d = config_to_dict(cfg)
+    d = _hashed(cfg)
     for key in ("name", "description"):
         d.pop(key, None)
     d["data"] = {k: v for k, v in d["data"].items() if k != "root"}
@@ -168,7 +177,9 @@ def training_key(cfg) -> str:
 def equal_finished_run(cfg, runs_dirs) -> Path | None:
     """A finished run in one of `runs_dirs` that trained exactly what `cfg` trains (`training_key`) under
     another folder name: a sweep's `table3_full@smoke` run is the profile's full model, Table 4's L_trihardw
-    row is Table 3's full model. The folder `run_dir` gives `cfg` itself is not this function's business."""
+    row is Table 3's full model, and a run of the same row whose folder hash differs only by where the data
+    lay (the data root is in the folder's hash, not in what the run learns). The folder `run_dir` gives `cfg`
+    itself is not this function's business."""
     key = None
     for runs in runs_dirs:
         own = run_dir(runs, cfg).name
@@ -180,8 +191,6 @@ def equal_finished_run(cfg, runs_dirs) -> Path | None:
                 other = load_config(saved)
             except (UserError, OSError, ValueError):
                 continue
-            if other.name == cfg.name and runs == runs_dirs[0]:
-                continue  # this row's own folders in its own runs folder: run_dir decides about them
             key = key or training_key(cfg)
             if training_key(other) == key and is_finished(folder, other):
                 return folder
@@ -250,6 +259,10 @@ def evaluate_runs(runs: list[Path] | Path, protocol: str, root: str | Path | Non
     the data the runs were trained on. The result is cached in `<first run>/results/` (a cached result
     without a protocol card, written before it existed, is evaluated again); with `results_dir` it is also
     written there as `<name>.json` + a `results.csv` row.
+
+    Runs trained with `train.test_every` hold `best_on_test.pt`, the lineage's selection: it is evaluated too
+    (with flip, under the same protocol), summarised in the result's `"lineage"` entry and recorded beside it
+    as `<name>-lineage`, whose card names the selection (`compare` flags it against the last epoch's).
     """
 
     runs = [Path(r) for r in runs] if isinstance(runs, (list, tuple)) else [Path(runs)]
@@ -261,29 +274,55 @@ def evaluate_runs(runs: list[Path] | Path, protocol: str, root: str | Path | Non
     cached = cached_result(runs, protocol, trials=trials, flip=flip, weights=weights)
     cache_name = cached.stem
     record_name = name or f"{runs[0].name}-{cache_name}"
+    # train.test_every: the lineage's selection (best_on_test.pt) is evaluated too, with flip, and reported
+    # beside the last epoch's result (its "lineage" entry and its own record), never instead of it.
+    lineage = weights == "trained" and all((r / LINEAGE_CHECKPOINT).is_file() for r in runs)
     if results_dir is not None:  # before the work: a result is never computed only to be lost
         check_result_location(results_dir, record_name)
+        if lineage:
+            check_result_location(results_dir, f"{record_name}-lineage")
+    args = (runs, dataset, setting, root, trials, weights, device)
+    result = _evaluate_cached(*args, flip=flip, cache_name=cache_name, checkpoint="best.pt")
+    if lineage:
+        lineage_name = cached_result(runs, protocol, trials=trials, flip=True, weights="lineage").stem
+        selected = _evaluate_cached(*args, flip=True, cache_name=lineage_name,
+                                    checkpoint=LINEAGE_CHECKPOINT)
+        result = {**result, "lineage": {
+            "label": selected["label"], **{k: selected[k] for k in ("rank1", "mAP", "mINP", "std") if k in selected},
+            **{k: selected["protocol"].get(k) for k in ("model_selection", "flip", "epoch")},
+            "record": f"{record_name}-lineage"}}
+        if results_dir is not None:
+            write_result(selected, results_dir, f"{record_name}-lineage")
+    if results_dir is not None:
+        write_result(result, results_dir, record_name)
+    return result
+
+
+def _evaluate_cached(runs: list[Path], dataset: str, setting: str, root, trials: int, weights: str, device, *,
+                     flip: bool, cache_name: str, checkpoint: str) -> dict:
+    """One evaluation of `checkpoint` in each run, cached in `<first run>/results/<cache_name>.json`."""
+    cached = runs[0] / "results" / f"{cache_name}.json"
     result = json.loads(cached.read_text()) if cached.is_file() else None
     if result is None or "steps" not in result.get("protocol", {}):  # no cache, or one from an older card
         configs = [run_config(r) for r in runs]  # read from last.pt: only when there is work to do
         root = Path(root) if root is not None else Path(configs[0].data.root)
 
         def model(i: int):
-            best = runs[i] / "best.pt"
-            return load_model(best) if weights == "trained" else load_untrained(best, configs[i].train.seed)
+            path = runs[i] / checkpoint
+            return load_model(path) if weights == "trained" else load_untrained(path, configs[i].train.seed)
 
         if dataset == "sysu":
             result = evaluate_sysu(model(0), root, mode=setting, trials=trials, device=device, flip=flip)
         else:
             result = evaluate_regdb(lambda split: model(split - 1), root, splits=len(runs), direction=setting,
                                     device=device, flip=flip)
+        if checkpoint == LINEAGE_CHECKPOINT:
+            result["label"] = f"{result['protocol']['model_selection']}: {result['label']}"
         names = [r.name for r in runs]
         result = {**result, "weights": weights, "runs": names,
-                  "checkpoints": [str(r / "best.pt") for r in runs] if weights == "trained" else None,
+                  "checkpoints": [str(r / checkpoint) for r in runs] if weights == "trained" else None,
                   "provenance": provenance(extra={"runs": names, "config": configs[0].name})}
         write_result(result, runs[0] / "results", cache_name)
-    if results_dir is not None:
-        write_result(result, results_dir, record_name)
     return result
 
 
@@ -341,6 +380,56 @@ def train_command(config: str | None, dataset: str, root: str | Path | None, *, 
         print(f"{result['label']}: Rank-1 {result['rank1']:.2f} +- {result['std']['rank1']:.2f}%, "
               f"mAP {result['mAP']:.2f} +- {result['std']['mAP']:.2f}%  -> {Path(results_dir) / name}.json")
     return runs
+
+
+# ------------------------------------------------------------------------------ the CLI's `calibrate`
+
+CALIBRATION_PUBLISHED = {"sysu-all": ("SYSU-MM01", "all-search"), "regdb-v2t": ("RegDB", "visible to thermal")}
+
+
+def calibrate(dataset: str, root: str | Path | None, *, profile: str | None = None, seed: int | None = None,
+              overrides=(), runs_dir: str | Path = "runs", results_dir: str | Path = "results",
+              splits: int | None = None, device=None) -> list[dict]:
+    """`python -m reid calibrate` (`make calibrate DATA=...`): AGW (`agw_<dataset>.yaml`, the field's reference
+    baseline) trained and evaluated on this pipeline's readers, protocol, loop and records, printed beside AGW's
+    published numbers (results/paper/agw.csv). Within a few points of them on real data, the data, readers and
+    protocol are right before any CrossViT number is trusted (docs/agw.md). `profile=None` is AGW's own
+    (paper-size) setting, "smoke" the CPU variant. RegDB: splits 1..`splits` (the protocol's 10 on the paper
+    size), both directions. Recorded in `results_dir` as calibrate_<config>_<protocol>_seed<s>[-lineage]."""
+    from reid.records.tables import paper_rows
+
+    config = f"agw_{dataset}"
+    resolve(config, dataset, ".", seed=seed, profile=profile, overrides=overrides)  # a typo: before any data
+    root = dataset_root(dataset, root)
+    cfg = resolve(config, dataset, root, seed=seed, profile=profile, overrides=overrides)
+    protocols = ["sysu-all"] if dataset == "sysu" else ["regdb-v2t", "regdb-t2v"]
+    names = {p: f"calibrate_{cfg.name.replace('@', '-')}_{p}_seed{cfg.train.seed}" for p in protocols}
+    for name in names.values():  # before hours of training, not after
+        check_result_location(results_dir, name)
+    if dataset == "sysu":
+        runs = [train_run(cfg, runs_dir, device)]
+    else:
+        runs = train_splits(cfg, runs_dir, splits or default_regdb_splits(profile or "paper"), device)
+    published = paper_rows("agw")
+    results = []
+    for protocol in protocols:
+        result = evaluate_runs(runs, protocol, trials=10, device=device, results_dir=results_dir,
+                               name=names[protocol])
+        rows = [("AGW here, last epoch", result)]
+        if "lineage" in result:
+            rows.append(("AGW here, lineage selection", result["lineage"]))
+        print(f"{result['label']}  -> {Path(results_dir) / names[protocol]}.json")
+        for title, r in rows:
+            print(f"  {title:<32} Rank-1 {r['rank1']:6.2f}  mAP {r['mAP']:6.2f}  mINP {r['mINP']:6.2f}")
+        if protocol in CALIBRATION_PUBLISHED:
+            data_name, setting = CALIBRATION_PUBLISHED[protocol]
+            row = published[(published.dataset == data_name) & (published.setting == setting)]
+            value = dict(zip(row.metric, row.value))
+            note = "" if result["data"].get("kind") == "real" else "  (real data; not comparable with synthetic)"
+            print(f"  {'AGW published (results/paper)':<32} Rank-1 {value['rank1']:6.2f}  mAP {value['mAP']:6.2f}  "
+                  f"mINP {value['mINP']:6.2f}{note}")
+        results.append(result)
+    return results
 
 
 # ------------------------------------------------------------------------------- the notebooks' switch

@@ -175,3 +175,18 @@ def test_a_profile_swapped_in_for_a_rows_base_may_have_its_own_base():
     paper = load_config("paper_regdb")
     assert cfg.data.dataset == "regdb" and cfg.loss.metric == "hard_triplet"
     assert (cfg.train.epochs, cfg.model.preset, cfg.optim.lr) == (paper.train.epochs, paper.model.preset, paper.optim.lr)
+
+
+def test_a_files_profiles_section_applies_on_its_base_only_and_names_a_known_config(tmp_path):
+    row = tmp_path / "row.yaml"
+    row.write_text("base: paper_sysu\nmodel: {backbone: vit, csa: false}\n"
+                   "profiles:\n  smoke: {optim: {lr: 0.5}}\n  paper_sysu: {optim: {lr: 0.25}}\n")
+    assert load_config(row).optim.lr == 0.25  # its own base
+    assert load_config(row, base="smoke").optim.lr == 0.5  # the profile swapped in
+    assert load_config(row, ["optim.lr=0.125"], base="smoke").optim.lr == 0.125  # --set still wins
+    row.write_text("base: paper_sysu\nprofiles:\n  smok: {optim: {lr: 0.5}}\n")
+    with pytest.raises(UserError, match="'profiles: smok' in .*row.yaml: no config named 'smok'"):
+        load_config(row)
+    row.write_text("base: paper_sysu\nprofiles: [smoke]\n")
+    with pytest.raises(UserError, match="must map base config names"):
+        load_config(row)

@@ -30,10 +30,14 @@ def _worker(rank: int, world_size: int, port: int, root: str, out: str, extra: l
     torch.save({k: v.clone() for k, v in state.items()}, os.path.join(out, f"rank{rank}.pt"))
 
 
+AGW = ["model.backbone=agw", "model.preset=micro", "model.csa=false", "model.conv_stem=false", "model.pooling=gem",
+       "model.pretrained=none", "data.with_gray=false", "train.test_every=1"]  # modality kwarg + rank-0 testing
+
+
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                     reason="needs torch.distributed with gloo")
-@pytest.mark.parametrize("extra", [[], ["loss.metric=center", "loss.metric_weight=5e-4"]],
-                         ids=["adaptive_triplet", "center_loss"])
+@pytest.mark.parametrize("extra", [[], ["loss.metric=center", "loss.metric_weight=5e-4"], AGW],
+                         ids=["adaptive_triplet", "center_loss", "agw_lineage"])
 def test_two_gloo_ranks_end_identical(synthetic_root, tmp_path, extra):
     """Model and loss state (the center loss's centres too) are the same on every rank."""
     mp.spawn(_worker, args=(2, _free_port(), str(synthetic_root / "SYSU-MM01"), str(tmp_path), extra), nprocs=2)

@@ -50,6 +50,7 @@ def test_run_folder_changes_with_any_setting_and_with_the_generator(synthetic_ro
     assert a != folder(overrides=["data.batches_per_epoch=60"])
     assert a != folder(overrides=["model.drop_path_rate=0.2"])  # a model default made explicit and changed
     assert a != folder(config="table3_baseline")
+    assert a != folder(overrides=["train.test_every=2"])  # the lineage's outputs: another run
     # The same data written by another generator (here: another seed in its manifest) is another run.
     copy = tmp_path / "copy"
     shutil.copytree(synthetic_root, copy)
@@ -185,6 +186,11 @@ def test_the_notebooks_reuse_a_sweeps_equal_training_under_another_name(syntheti
     assert notebook.train("sysu", overrides=TINY, device="cpu") == [swept]
     assert "an equal training finished in" in capsys.readouterr().out
     assert sorted(p.name for p in runs.iterdir()) == ["sweeps"]  # nothing trained again
+    # the same row on the same data moved elsewhere: another folder hash (the root is in it), the same training
+    moved = tmp_path / "moved"
+    shutil.copytree(synthetic_root, moved)
+    elsewhere = Settings(moved / "SYSU-MM01", None, synthetic=True, profile="smoke", runs_dir=runs / "sweeps")
+    assert elsewhere.train("sysu", row="table3_full", overrides=TINY, device="cpu") == [swept]
     # a different setting is not equal: it trains its own run
     other = notebook.train("sysu", overrides=[*TINY, "optim.lr=5e-4"], device="cpu")
     assert other != [swept] and other[0].parent == runs
@@ -297,3 +303,18 @@ def test_a_resume_decision_reads_last_pt_once_and_the_resume_once_more(synthetic
     reads.clear()
     train_run(longer, tmp_path, device="cpu", folder=folder)
     assert reads == ["mapped"] and "reusing it" in capsys.readouterr().out
+
+
+def test_run_folders_from_before_test_every_keep_their_names(synthetic_root):
+    """train.test_every off is hashed as the config was before the option existed (no cached run retrains)."""
+    import hashlib
+
+    from reid.config import config_to_dict
+    from reid.data.identity import synthetic_manifest
+    from reid.experiments import run_key
+
+    cfg = resolve("table3_full", "sysu", synthetic_root / "SYSU-MM01", profile="smoke")
+    config = config_to_dict(cfg)
+    del config["train"]["test_every"]
+    blob = json.dumps({"config": config, "synthetic": synthetic_manifest(cfg.data.root)}, sort_keys=True, default=str)
+    assert run_key(cfg) == hashlib.sha1(blob.encode()).hexdigest()[:8]

@@ -156,6 +156,7 @@ def test_collate_puts_the_grayscale_copies_after_the_colour_views():
     keep = old["gray_keep"]
     assert torch.equal(batch["img"], torch.cat([old["img"], old["gray"][keep]]))
     assert torch.equal(batch["pid"], torch.cat([old["pid"], old["pid"][keep]])) and batch["num_gray"] == 3
+    assert torch.equal(batch["modality"], torch.cat([old["modality"], old["modality"][keep]]))  # AGW's stems
     plain = collate_train([{k: s[k] for k in ("img", "pid")} for s in samples])
     assert plain["img"].shape == (6, 3, 4, 2) and plain["num_gray"] == 0
 

@@ -48,3 +48,11 @@ def test_paired_tables_of_a_sweep_resolve_only_beyond_the_interval():
     assert list(seeds.index.get_level_values("row")) == ["baseline", "+far", "+near"]
     one = paired_table(pd.DataFrame(rows[::3]), "base", labels)
     assert set(one[("mAP", "verdict")]) == {"no interval"}
+
+
+def test_agw_file_holds_agws_published_numbers_labelled_as_agws():
+    rows = {(r["dataset"], r["setting"], r["metric"]): float(r["value"]) for r in _rows(PAPER / "agw.csv")}
+    assert {r["method"] for r in _rows(PAPER / "agw.csv")} == {"AGW (published)"}
+    assert rows[("SYSU-MM01", "all-search", "rank1")] == 47.50 and rows[("SYSU-MM01", "all-search", "mAP")] == 47.65
+    assert rows[("RegDB", "visible to thermal", "rank1")] == 70.05
+    assert rows[("RegDB", "visible to thermal", "mAP")] == 66.37

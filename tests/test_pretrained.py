@@ -220,3 +220,24 @@ def test_a_pickled_weights_file_is_refused_as_unsafe_in_our_words(tmp_path):
     line = str(err.value)
     assert "\n" not in line and "weights_only" not in line and "evil.pth" in line
     assert not (tmp_path / "pwned").exists()
+
+
+def test_agw_on_real_data_without_weights_names_the_resnet50_sources():
+    from reid.models.pretrained import check_pretrained
+
+    cfg = ModelConfig(backbone="agw", preset="50", csa=False, pooling="gem", drop_path_rate=0.0)
+    with pytest.raises(UserError, match=r"resnet50\.safetensors \(or =torchvision, AGW's, or =timm"):
+        check_pretrained(cfg, "/data/SYSU-MM01", synthetic=False)
+
+
+def test_agw_weights_without_internet_are_one_line_naming_the_file_to_pass(monkeypatch):
+    import torchvision
+
+    from reid.models.pretrained import resnet_state_dict
+
+    def offline(*args, **kwargs):
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.models, "resnet50", offline)
+    with pytest.raises(UserError, match=r"cannot get torchvision's ResNet-50 .*model\.pretrained=/path/to/resnet50"):
+        resnet_state_dict("torchvision")

@@ -262,3 +262,19 @@ def test_a_result_recorded_again_supersedes_the_earlier_row(tmp_path):
     current, superseded = (results / "results.md").read_text().split("## Superseded")
     assert "34.81" in current and "46.25" not in current
     assert "| reproduce_smoke |" in superseded and "46.25" in superseded
+
+
+def test_the_lineage_selection_is_named_on_the_card_whatever_the_epoch():
+    from types import SimpleNamespace
+
+    from reid.models import ModelConfig
+    from reid.records.card import model_fields
+
+    model = SimpleNamespace(cfg=ModelConfig(backbone="agw", preset="micro", csa=False, pooling="gem",
+                                            drop_path_rate=0.0, img_size=(96, 48)),
+                            checkpoint_info={"epoch": 4, "config": {"data": {"val_fraction": 0.0, "dataset": "sysu"},
+                                                                     "train": {"epochs": 9, "seed": 0}},
+                                             "selection": {"every": 2, "flip": True}})
+    fields = model_fields(model)
+    assert fields["model_selection"] == "lineage: best test Rank-1 of every 2 epochs (trial-0 gallery, flip)"
+    assert fields["preset"] == "agw micro" and fields["epoch"] == "4 of 9" and fields["train_ids"] == "all"

@@ -53,3 +53,23 @@ def test_rng_state_round_trips_through_a_safe_checkpoint(tmp_path):
     save_checkpoint({"model": {}, "rng": state}, tmp_path / "rng.pt")
     set_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"])  # weights_only=True load
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_resume_continues_the_lineage_record_and_its_best_on_test_checkpoint(sysu_root, tmp_path):
+    """train.test_every: the best-test-Rank-1 record and best_on_test.pt come out of a resumed run as out of a
+    straight one (AGW's smoke variant: no pretrained file needed)."""
+
+    def cfg(epochs):
+        return load_config("agw_sysu", [*TINY_RUN, "model.preset=micro", "data.val_fraction=0",
+                                        f"data.root={sysu_root}", "train.test_every=1", f"train.epochs={epochs}"],
+                           base="smoke")
+
+    train(cfg(2), tmp_path / "straight", device="cpu")
+    train(cfg(1), tmp_path / "stopped", device="cpu")
+    torch.manual_seed(12345)
+    train(cfg(2), tmp_path / "stopped", resume=True, device="cpu")
+    a, b = (load_checkpoint(tmp_path / run / "last.pt") for run in ("straight", "stopped"))
+    assert a["lineage"] == b["lineage"] and a["lineage"]["epoch"] in (1, 2)
+    chosen = [load_checkpoint(tmp_path / run / "best_on_test.pt") for run in ("straight", "stopped")]
+    assert chosen[0]["epoch"] == chosen[1]["epoch"] == a["lineage"]["epoch"]
+    assert all(torch.equal(chosen[0]["model"][k], chosen[1]["model"][k]) for k in chosen[0]["model"])

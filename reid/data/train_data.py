@@ -183,17 +183,18 @@ def collate_train(samples: list[dict]) -> dict:
     (`gray_keep`), `pid` their labels in the same order (the copies repeat their originals' pids), and
     `num_gray` how many copies there are. The same tensors, in the same order, as concatenating the
     collated `img` and `gray[gray_keep]`; made here, so that a worker hands over one tensor the loader
-    can pin (default_collate writes it straight into shared memory in a worker)."""
+    can pin (default_collate writes it straight into shared memory in a worker). `modality` (0 visible,
+    1 infrared), when the samples have one, follows the same order: a copy keeps its original's modality
+    (AGW's two-stream model routes each image through its modality's first stage)."""
     imgs = [s["img"] for s in samples]
     pids = [s["pid"] for s in samples]
-    if "gray" in samples[0]:
-        kept = [s for s in samples if s["gray_keep"]]
-        imgs += [s["gray"] for s in kept]
-        pids += [s["pid"] for s in kept]
-        num_gray = len(kept)
-    else:
-        num_gray = 0
-    return {"img": default_collate(imgs), "pid": default_collate(pids), "num_gray": num_gray}
+    kept = [s for s in samples if s["gray_keep"]] if "gray" in samples[0] else []
+    imgs += [s["gray"] for s in kept]
+    pids += [s["pid"] for s in kept]
+    batch = {"img": default_collate(imgs), "pid": default_collate(pids), "num_gray": len(kept)}
+    if "modality" in samples[0]:
+        batch["modality"] = default_collate([s["modality"] for s in samples + kept])
+    return batch
 
 
 class _EpochBatches:

@@ -40,6 +40,7 @@ from reid.data.regdb import NUM_SPLITS
 from reid.eval.metrics import eval_regdb, eval_sysu
 from reid.eval.rerank import card_value, k_reciprocal_rerank, variant_name
 from reid.eval.rerank import label as rerank_label
+from reid.models.agw import INFRARED, VISIBLE
 from reid.records.card import card_fields, card_lines, model_fields, sysu_sampler
 from reid.records.provenance import check_result_location, provenance, write_result
 from reid.utils.device import check_device, default_device
@@ -83,7 +84,8 @@ def load_model(checkpoint: str | Path, map_location: str = "cpu"):
     model.load_state_dict(state, strict=True)
     model.eval()
     model.checkpoint_info = {"path": str(checkpoint), "epoch": ckpt.get("epoch"), "config": ckpt.get("config"),
-                             "best": ckpt.get("best"), "history": ckpt.get("history")}
+                             "best": ckpt.get("best"), "history": ckpt.get("history"),
+                             "selection": ckpt.get("selection")}
     return model
 
 
@@ -111,11 +113,13 @@ def extract_features(
     device: str | torch.device | None = None,
     flip: bool = False,
     desc: str = "features",
+    modality: int | None = None,
 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """Embed `items` in batches -> (features (N, D) float32 on CPU, pids (N,), camids (N,)).
 
     The model's eval-mode output is used (L2-normalised, before/after the BN neck per its
     `cfg.test_feature`). `flip=True` averages the embeddings of the image and its mirror image.
+    `modality` (0 visible, 1 infrared: every item's) is passed to the model, for AGW's modality stems.
     """
     from torch.utils.data import DataLoader
 
@@ -132,9 +136,10 @@ def extract_features(
     features = []
     for images, _, _ in tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True, mininterval=1.0):
         images = images.to(device, non_blocking=True)
-        emb = model(images)
+        embed = model if modality is None else (lambda x: model(x, modality))
+        emb = embed(images)
         if flip:
-            emb = F.normalize(emb + model(torch.flip(images, dims=[3])), dim=1)
+            emb = F.normalize(emb + embed(torch.flip(images, dims=[3])), dim=1)
         features.append(emb.float().cpu())
     pids = np.array([pid for _, pid, _ in items], dtype=np.int64)
     camids = np.array([cam for _, _, cam in items], dtype=np.int64)
@@ -228,11 +233,11 @@ def evaluate_sysu(
         raise UserError(f"{dataset.root}: the SYSU-MM01 test set is empty (mode={mode}, shots={shots})")
     cache = ImageCache(*model.cfg.img_size)
     q_feat, q_pids, q_cams = extract_features(model, query, cache, batch_size=batch_size, device=device,
-                                              flip=flip, desc="query")
+                                              flip=flip, desc="query", modality=INFRARED)
     # Every trial's gallery is a subset of the test RGB images: embed their union once.
     union = list(dict.fromkeys(item for gallery in galleries for item in gallery))
     g_feat_all, _, _ = extract_features(model, union, cache, batch_size=batch_size, device=device, flip=flip,
-                                        desc="gallery")
+                                        desc="gallery", modality=VISIBLE)
     row_of = {item: i for i, item in enumerate(union)}
 
     per_trial = []
@@ -342,10 +347,11 @@ def evaluate_regdb(
         test_feature = model.cfg.test_feature
         fields.append(model_fields(model))
         query, gallery = dataset.query(direction), dataset.gallery(direction)
+        q_mod, g_mod = (VISIBLE, INFRARED) if direction == "v2t" else (INFRARED, VISIBLE)
         q_feat, q_pids, _ = extract_features(model, query, batch_size=batch_size, device=device, flip=flip,
-                                             desc=f"split {split} query")
+                                             desc=f"split {split} query", modality=q_mod)
         g_feat, g_pids, _ = extract_features(model, gallery, batch_size=batch_size, device=device, flip=flip,
-                                             desc=f"split {split} gallery")
+                                             desc=f"split {split} gallery", modality=g_mod)
         cmc, mAP, mINP = eval_regdb(distances(q_feat, g_feat, rerank), q_pids, g_pids)
         per_split.append({"split": split, "num_query": len(query), "num_gallery": len(gallery),
                           **_percent(cmc, mAP, mINP)})
@@ -374,11 +380,41 @@ def evaluate_held_out(model: torch.nn.Module, query, gallery, cache, transform, 
     if not query or not gallery:
         return {}
     was_training = model.training
-    q, q_pids, _ = extract_features(model, query, cache, transform, batch_size, device, desc="val query")
-    g, g_pids, _ = extract_features(model, gallery, cache, transform, batch_size, device, desc="val gallery")
+    q, q_pids, _ = extract_features(model, query, cache, transform, batch_size, device, desc="val query",
+                                    modality=INFRARED)
+    g, g_pids, _ = extract_features(model, gallery, cache, transform, batch_size, device, desc="val gallery",
+                                    modality=VISIBLE)
     model.train(was_training)
     cmc, mAP, _ = eval_regdb(distances(q, g), q_pids, g_pids)
     return {"val_mAP": 100.0 * float(mAP), "val_rank1": 100.0 * float(cmc[0])}
+
+
+# ------------------------------------------------------------------- the lineage's selection on the test set
+def evaluate_test_trial0(model: torch.nn.Module, dataset: str, root: str | Path, split: int, batch_size: int,
+                         device, flip: bool = True, cache=None) -> dict:
+    """Rank-1 and mAP (percent) on the *test* set as the lineage's training scripts measure them for their
+    best-epoch selection (AGW `train.py`: every 2 epochs, SYSU-MM01 all-search with the trial-0 gallery,
+    RegDB visible->thermal on the run's split; PMT and DEEN the same), here with flip averaging (CAJ's
+    test). Only `train.test_every` calls it; the result it selects is labelled as such (protocol card)."""
+    from reid.data.regdb import RegDB
+    from reid.data.sysu import SYSUMM01
+
+    was_training = model.training
+    if dataset == "sysu":
+        data = SYSUMM01(root)
+        query, gallery, mods = data.query("all"), data.gallery("all", trial=0, shots=1), (INFRARED, VISIBLE)
+    else:
+        data = RegDB(root, split=split)
+        query, gallery, mods = data.query("v2t"), data.gallery("v2t"), (VISIBLE, INFRARED)
+    q, q_pids, q_cams = extract_features(model, query, cache, None, batch_size, device, flip, "test query", mods[0])
+    g, g_pids, g_cams = extract_features(model, gallery, cache, None, batch_size, device, flip, "test gallery",
+                                         mods[1])
+    model.train(was_training)
+    if dataset == "sysu":
+        cmc, mAP, _ = eval_sysu(distances(q, g), q_pids, g_pids, q_cams, g_cams)
+    else:
+        cmc, mAP, _ = eval_regdb(distances(q, g), q_pids, g_pids)
+    return {"test_rank1": 100.0 * float(cmc[0]), "test_mAP": 100.0 * float(mAP)}
 
 
 # ----------------------------------------------------------------------------- `python -m reid evaluate`

@@ -18,6 +18,11 @@ sees 240x240 -> a 20x20 grid, the coarse branch (patch 16) sees 224x224 -> 14x14
 `timm.layers.resample_abs_pos_embed`, passing both grid sizes (the new grids are not square).
 The classifier heads are dropped; every other tensor must match exactly.
 
+AGW's ResNet (`backbone: agw`, `reid.models.agw`) loads ResNet-50 ImageNet weights the same three ways: a file
+(a torchvision or timm resnet50 state_dict), "torchvision" (torchvision's IMAGENET1K_V1, the weights AGW's code
+loads through `resnet50(pretrained=True)`), "timm" (timm's resnet50 default), or "none". The stem goes into both
+modality stems, as AGW starts both streams from one ImageNet network; its non-local blocks start as identities.
+
 A relative file path is read from the repository root (`weights_file`), whatever the working directory
 (a notebook runs in notebooks/), so a config can name a committed file such as `FRACTAL_WEIGHTS`, the
 CPU profile's FractalDB-pretrained backbone (docs/pretraining.md; `python -m reid pretrain` writes it).
@@ -180,14 +185,59 @@ def load_pretrained_backbone(backbone: nn.Module, source: str | Path, preset: st
     backbone.vit.load_state_dict(state, strict=True)
 
 
+def resnet_state_dict(source: str) -> dict[str, torch.Tensor]:
+    """ResNet-50 ImageNet weights through torchvision's or timm's own download and cache."""
+    try:
+        if source == "torchvision":
+            from torchvision.models import ResNet50_Weights, resnet50
+
+            return resnet50(weights=ResNet50_Weights.IMAGENET1K_V1).state_dict()
+        import timm
+
+        return timm.create_model("resnet50", pretrained=True).state_dict()
+    except Exception as err:  # noqa: BLE001 -- offline, not cached: one line naming the weights and the fix
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(
+            f"model pretrained={source}: cannot get {source}'s ResNet-50 ImageNet weights ({message[:160]}); on a "
+            "machine without internet, download them elsewhere and pass the file: "
+            "model.pretrained=/path/to/resnet50.pth") from None
+
+
+def load_resnet_backbone(backbone: nn.Module, source: str | Path, preset: str = "50") -> None:
+    """ResNet-50 ImageNet weights (a file, "torchvision" or "timm") into an `AGWBackbone`; its non-local
+    blocks keep their identity start. Only preset "50" has ImageNet weights."""
+    from reid.models.agw import imagenet_keys
+
+    if preset != "50":
+        raise UserError(f"model pretrained={str(source)!r}: AGW preset {preset!r} has no ImageNet weights (they "
+                        "are ResNet-50's); use preset 50 or model.pretrained=none")
+    if str(source) in ("torchvision", "timm"):
+        state = resnet_state_dict(str(source))
+    else:
+        state = read_state_dict(source)
+    state = imagenet_keys(state)
+    target = {k: v for k, v in backbone.state_dict().items() if not k.startswith("non_local.")}
+    missing, unexpected = sorted(set(target) - set(state)), sorted(set(state) - set(target))
+    mismatched = sorted(k for k in set(target) & set(state) if state[k].shape != target[k].shape)
+    if missing or unexpected or mismatched:
+        example = (missing or unexpected or mismatched)[0]
+        raise UserError(f"model pretrained={str(source)!r} does not fit AGW's ResNet-50 ({len(missing)} missing, "
+                        f"{len(unexpected)} unexpected, {len(mismatched)} mismatched tensors, e.g. {example}); "
+                        "expected a torchvision/timm resnet50 state_dict")
+    backbone.load_state_dict(state, strict=False)  # strict on every tensor but the new non-local blocks
+
+
 def check_pretrained(model_cfg, data_root: str | Path, synthetic: bool) -> None:
     """Refuse, before any work, a run on real data whose config leaves `model.pretrained` unset."""
     if model_cfg.pretrained is not None or synthetic:
         return
     from reid.models.crossvit import timm_name
 
-    name = timm_name(model_cfg.preset, model_cfg.conv_stem) or "a timm CrossViT"
+    if model_cfg.backbone == "agw":
+        name, download = "resnet50", "=torchvision, AGW's, or =timm to let that library download them"
+    else:
+        name, download = timm_name(model_cfg.preset, model_cfg.conv_stem) or "a timm CrossViT", "=timm to let timm download them"
     raise UserError(
         f"{data_root} is real data and model.pretrained is not set: the paper trains from ImageNet weights. "
-        f"Pass --set model.pretrained=/path/to/{name}.safetensors (or =timm to let timm download them), "
+        f"Pass --set model.pretrained=/path/to/{name}.safetensors (or {download}), "
         "or --set model.pretrained=none to train from scratch on purpose")

@@ -1,11 +1,15 @@
 """The re-ID model: backbone -> CSA per branch -> pooling -> BN neck -> bias-free classifier.
 
+The backbone is CrossViT (the paper's), the Table 3 ViT baseline, or AGW's two-stream ResNet with non-local
+blocks (`backbone: agw`, the calibration baseline of `reid.models.agw`; GeM pooling, no CSA).
+
 Every image (visible, infrared, and the grayscale copies the engine appends to the batch with the same
 labels) goes through the same weights: one shared backbone, one CSA per branch, one head.
 
     model = build_model(ModelConfig(), num_classes=395)
     model.train(); out = model(x)          # {"features", "bn_features", "logits"}
     model.eval();  emb = model(x)          # (B, D) L2-normalised embedding
+    model(x, modality)                     # modality (B,) or one int, 0 visible / 1 infrared: AGW's stems
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reid.models import agw
 from reid.models.crossvit import PRESETS, CrossViTBackbone, check_conv_stem, check_img_size, tokens_to_map
 from reid.models.csa import CSA, SPATIAL_ATTENTION_MODES
 from reid.models.vit import ViTBackbone
 from reid.utils.errors import UserError
 
-BACKBONES = ("crossvit", "vit")
-POOLINGS = ("gap+cls", "gap", "cls")
+BACKBONES = ("crossvit", "vit", "agw")
+POOLINGS = ("gap+cls", "gap", "cls", "gem")  # gem: AGW's generalised-mean pooling (backbone agw only)
 TEST_FEATURES = ("after_bn", "before_bn")
 PART_NORMS = ("none", "bn", "ln", "l2")
 
@@ -49,8 +54,8 @@ class ModelConfig:
     """Everything that decides the architecture. `ModelConfig(**dataclasses.asdict(cfg))` round-trips,
     also after YAML/JSON (lists are turned back into tuples). Invalid values raise `UserError`."""
 
-    backbone: str = "crossvit"  # "crossvit" | "vit" (the Table 3 baseline)
-    preset: str = "9"  # "tiny" | "9" | "small": timm's widths and depths
+    backbone: str = "crossvit"  # "crossvit" | "vit" (the Table 3 baseline) | "agw" (the calibration baseline)
+    preset: str = "9"  # "tiny" | "9" | "small": timm's widths and depths; backbone agw: "50" | "micro"
     img_size: tuple[int, int] = (288, 144)  # (H, W)
     patch_sizes: tuple[int, int] = (12, 16)  # (fine, coarse); the ViT baseline uses the coarse one
     csa: bool = True  # channel + spatial attention on each branch's token map (Sec. 1.3)
@@ -73,12 +78,13 @@ class ModelConfig:
     drop_path_rate: float = 0.1
     # ImageNet weights for the backbone: a local timm checkpoint file (.pth / .safetensors), "timm" (timm's
     # own download and cache), or "none" (from scratch, on purpose). Unset (None) is refused on real data.
+    # Backbone agw: a torchvision/timm ResNet-50 file, "torchvision" (AGW's IMAGENET1K_V1), "timm" or "none".
     pretrained: str | None = None
 
     def __post_init__(self) -> None:
         _choice("backbone", self.backbone, BACKBONES)
         self.preset = str(self.preset)  # YAML reads `preset: 9` as an int
-        _choice("preset", self.preset, list(PRESETS))
+        _choice("preset", self.preset, list(agw.PRESETS if self.backbone == "agw" else PRESETS))
         self.img_size = _int_pair("img_size", self.img_size)
         self.patch_sizes = _int_pair("patch_sizes", self.patch_sizes)
         for name in ("csa", "multiscale_residual", "conv_stem"):
@@ -101,9 +107,25 @@ class ModelConfig:
         if self.pretrained is not None and not (isinstance(self.pretrained, str) and self.pretrained):
             raise UserError(f"model pretrained={self.pretrained!r} is not valid; expected a file path, 'timm' "
                             "or 'none'")
+        if self.backbone == "agw":
+            self._check_agw()
+            return
+        if self.pooling == "gem":
+            raise UserError(f"model pooling=gem is AGW's (backbone agw); backbone {self.backbone} expects one of "
+                            f"{[p for p in POOLINGS if p != 'gem']}")
         used_patches = self.patch_sizes if self.backbone == "crossvit" else self.patch_sizes[1:]
         check_img_size(self.img_size, used_patches)
         check_conv_stem(self.conv_stem, used_patches)
+
+    def _check_agw(self) -> None:
+        """AGW has no CSA, conv stem, part norms or drop path: a setting that claims one is refused, never
+        silently ignored (the patch sizes and CSA internals are CrossViT's, unused here as by the ViT)."""
+        _choice("pooling", self.pooling, ("gem", "gap"))
+        wrong = [f"{name}={getattr(self, name)!r} (expected {want!r})" for name, want in
+                 (("csa", False), ("conv_stem", False), ("part_norm", "none"), ("drop_path_rate", 0.0))
+                 if getattr(self, name) != want]
+        if wrong:
+            raise UserError(f"model backbone=agw: {', '.join(wrong)}; AGW's ResNet has none of these")
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
@@ -140,9 +162,11 @@ class ReIDModel(nn.Module):
                 cfg.preset, cfg.img_size, cfg.patch_sizes, cfg.drop_path_rate, cfg.multiscale_residual,
                 cfg.conv_stem,
             )
-        else:
+        elif cfg.backbone == "vit":
             self.backbone = ViTBackbone(cfg.preset, cfg.img_size, cfg.patch_sizes[1], cfg.drop_path_rate,
                                         cfg.conv_stem)
+        else:
+            self.backbone = agw.AGWBackbone(cfg.preset, cfg.img_size)
         dims = self.backbone.dims
         # nn.Identity when CSA is off keeps the module path (and Grad-CAM hooks) the same.
         self.csa = nn.ModuleList(
@@ -150,7 +174,7 @@ class ReIDModel(nn.Module):
             if cfg.csa else nn.Identity()
             for d, grid in zip(dims, self.backbone.grid_sizes)
         )
-        per_branch = {"gap+cls": 2, "gap": 1, "cls": 1}[cfg.pooling]
+        per_branch = {"gap+cls": 2, "gap": 1, "cls": 1, "gem": 1}[cfg.pooling]
         # Dimensions of the parts of the pooled feature, in order: per branch [GAP(CSA map)], [CLS].
         self.part_dims = [d for d in dims for _ in range(per_branch)]
         self.feature_dim = sum(self.part_dims)
@@ -176,14 +200,17 @@ class ReIDModel(nn.Module):
                 f"model img_size={height}x{width}: make the transforms produce that size"
             )
 
-    def forward_features(self, x: torch.Tensor) -> dict:
+    def forward_features(self, x: torch.Tensor, modality=None) -> dict:
         """-> {"global": (B, D) pooled before the BN neck, "maps": per-branch (B, C, h, w) after CSA,
-        "cls": per-branch (B, C) CLS tokens}."""
+        "cls": per-branch (B, C) CLS tokens (None for AGW)}. `modality` (0 visible, 1 infrared, per image or
+        one for all) routes AGW's first stage; the single-stream backbones do not read it."""
         self.check_input(x)
-        cls, maps = self.backbone(x)
+        cls, maps = self.backbone(x, modality) if self.cfg.backbone == "agw" else self.backbone(x)
         maps = [attend(m) for attend, m in zip(self.csa, maps)]
         pooled = []
         for token, fmap in zip(cls, maps):
+            if self.cfg.pooling == "gem":
+                pooled.append(agw.gem(fmap))
             if self.cfg.pooling in ("gap+cls", "gap"):
                 pooled.append(fmap.mean(dim=(2, 3)))
             if self.cfg.pooling in ("gap+cls", "cls"):
@@ -203,8 +230,8 @@ class ReIDModel(nn.Module):
             "logits": self.classifier(bn_features),
         }
 
-    def forward(self, x: torch.Tensor):
-        head = self.forward_head(self.forward_features(x)["global"])
+    def forward(self, x: torch.Tensor, modality=None):
+        head = self.forward_head(self.forward_features(x, modality)["global"])
         if self.training:
             return head
         key = "bn_features" if self.cfg.test_feature == "after_bn" else "features"
@@ -226,6 +253,8 @@ class ReIDModel(nn.Module):
             raise ValueError(f"branch={branch} does not exist; this model has {len(self.csa)} branch(es)")
         if layer == "csa":
             return [self.csa[branch]], None
+        if layer == "tokens" and self.cfg.backbone == "agw":
+            raise ValueError("layer='tokens' is a transformer's; backbone agw has no tokens (use layer='csa')")
         if layer == "tokens":
             grid = self.backbone.grid_sizes[branch]
             return [self.backbone.last_token_layer(branch)], partial(tokens_to_map, grid=grid)
@@ -246,9 +275,12 @@ def build_model(cfg: ModelConfig, num_classes: int, load_pretrained: bool = True
         cfg = ModelConfig.from_dict(cfg)
     model = ReIDModel(cfg, num_classes)
     if load_pretrained and cfg.pretrained not in (None, "none"):
-        from reid.models.pretrained import load_pretrained_backbone
+        from reid.models.pretrained import load_pretrained_backbone, load_resnet_backbone
 
-        load_pretrained_backbone(model.backbone, cfg.pretrained, cfg.preset, cfg.conv_stem)
+        if cfg.backbone == "agw":
+            load_resnet_backbone(model.backbone, cfg.pretrained, cfg.preset)
+        else:
+            load_pretrained_backbone(model.backbone, cfg.pretrained, cfg.preset, cfg.conv_stem)
     return model
 
 

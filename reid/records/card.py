@@ -7,10 +7,14 @@ field, `python -m reid compare` sets cards side by side, and `python -m reid eva
     gallery_sampler                   how each SYSU-MM01 trial's gallery is drawn (below)
     splits, direction, model_per_split   RegDB: splits 1..N, v2t | t2v, one model per split or one for all
     test_feature, flip, rerank        embedding before / after the BN neck, flip averaging, k-reciprocal re-ranking
-    model_selection                   which checkpoint of the run: the last epoch (data.val_fraction 0) or the
-                                      best validation mAP on training identities held out of training
+    model_selection                   which checkpoint of the run: the last epoch (data.val_fraction 0), the
+                                      best validation mAP on training identities held out of training, or
+                                      (train.test_every, best_on_test.pt) the lineage's: the best test Rank-1
+                                      every N epochs, with flip, on the SYSU-MM01 trial-0 gallery or the RegDB
+                                      split visible to thermal (LINEAGE_SELECTION)
     train_ids                         training identities trained on: all, or the share left by the hold-out
     pretrained, preset                model.pretrained (the ImageNet weights the run started from), model.preset
+                                      (AGW's: "agw 50" = its ResNet-50, "agw micro")
     config, seed, epoch               the run's config name, training seed, and the checkpoint's epoch
     steps                             optimisation steps the checkpoint was trained for (the budget: a
                                       comparison of configs holds only at a budget where the ranking settled)
@@ -37,6 +41,10 @@ SYSU_SAMPLER = "AGW seeded draw (random.seed(trial))"
 SYSU_SAMPLER_MULTI = "AGW-style seeded draw, {shots} per id and camera"
 OFFICIAL_SAMPLER = "official exp/rand_perm_cam.mat"
 REGDB_SAMPLER = "n/a (RegDB: the whole test split)"
+# The lineage's model selection (AGW, PMT, DEEN: the epoch of the best Rank-1 on the test set). A protocol field:
+# `compare` calls results selected this way and by the last epoch NOT comparable.
+LINEAGE_SELECTION = "lineage: best test Rank-1 of every {every} epochs ({tested}, flip)"
+LINEAGE_TESTED = {"sysu": "trial-0 gallery", "regdb": "visible to thermal"}  # reid.eval.evaluate_test_trial0
 
 # (key, what the compare table calls it). Protocol fields: a difference makes two results incomparable.
 PROTOCOL_FIELDS = [
@@ -69,6 +77,8 @@ def _pretrained(value) -> str:
         return "none (random init)"
     if value == "timm":
         return "timm (ImageNet, timm's download)"
+    if value == "torchvision":
+        return "torchvision (ImageNet IMAGENET1K_V1, torchvision's download)"
     return f"file {value}"
 
 
@@ -81,7 +91,7 @@ def model_fields(model) -> dict:
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
     train = config.get("train") if isinstance(config.get("train"), dict) else {}
     out = {"pretrained": _pretrained(cfg.pretrained) if cfg is not None else UNKNOWN,
-           "preset": str(cfg.preset) if cfg is not None else UNKNOWN,
+           "preset": (f"agw {cfg.preset}" if cfg.backbone == "agw" else str(cfg.preset)) if cfg is not None else UNKNOWN,
            "config": str(config.get("name", UNKNOWN)), "seed": train.get("seed", UNKNOWN)}
     if info.get("untrained"):  # reid.eval.evaluate.load_untrained: an initialised network, never trained
         return {**out, "pretrained": "none (untrained network)", "model_selection": "n/a (untrained network)",
@@ -107,6 +117,10 @@ def model_fields(model) -> dict:
             out["model_selection"] = "best validation mAP on held-out training ids"
         else:
             out["model_selection"] = f"epoch {epoch}, not the best validation one (epoch {best_epoch})"
+    selection = info.get("selection")
+    if isinstance(selection, dict):  # best_on_test.pt (reid.train.engine._lineage_epoch)
+        tested = LINEAGE_TESTED.get(data.get("dataset"), UNKNOWN)
+        out["model_selection"] = LINEAGE_SELECTION.format(every=selection.get("every", UNKNOWN), tested=tested)
     return out
 
 

@@ -10,7 +10,8 @@ One row per card field (`reid.records.card`), one column per result, then two ve
   "paper: not stated" where the paper does not say (the test feature, flip, the gallery sampler, model
   selection, ...). The paper's protocol: real SYSU-MM01, single-shot, 10 trials, all- and indoor-search,
   no re-ranking; real RegDB, 10 splits, both directions.
-Then the metrics (mean ± std over trials / splits) and a one-line verdict.
+Then the metrics (mean ± std over trials / splits) and a one-line verdict, and a note under it when a card's epoch
+was chosen on the test set (`train.test_every`, the lineage's reporting: docs/agw.md).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 from pathlib import Path
 
 from reid.records.card import (
+    LINEAGE_SELECTION,
     MODEL_FIELDS,
     NOT_APPLICABLE,
     PROTOCOL_FIELDS,
@@ -30,6 +32,7 @@ from reid.records.card import (
 )
 from reid.utils.errors import UserError
 
+LINEAGE_PREFIX = LINEAGE_SELECTION.split(":")[0] + ":"
 METRICS = (("rank1", "Rank-1"), ("rank5", "Rank-5"), ("rank10", "Rank-10"), ("rank20", "Rank-20"),
            ("mAP", "mAP"), ("mINP", "mINP"))
 NOT_STATED = "paper: not stated"
@@ -151,6 +154,10 @@ def compare(paths: list[str | Path]) -> str:
     lines = [f"{letter} = {path}: {result.get('label', '')}" for letter, path, result in zip(letters, paths, results)]
     lines += ["", *_table(rows), "", _verdict(len(results), differ, unknown, model_differ, paper_differ, paper_unknown,
                                        not_stated)]
+    on_test = [letter for letter, v in zip(letters, values) if v["model_selection"].startswith(LINEAGE_PREFIX)]
+    if on_test:  # the selection that looked at the test set: say what it means, not only that it differs
+        lines.append(f"note: {', '.join(on_test)} chose the epoch by its Rank-1 on the test set (the lineage's "
+                     "reporting: AGW, PMT, DEEN): optimistic; compare such numbers only with others chosen that way")
     return "\n".join(lines)
 
 

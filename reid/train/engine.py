@@ -8,7 +8,8 @@ same labels; everything goes through the one shared model, and
 
 Outputs in the run folder: `last.pt` (every epoch), `best.pt` (the model the run reports: the best
 validation mAP on identities held out of the *training* set, never the test set; with `data.val_fraction: 0`
-the last epoch, see `_save_epoch`), `log.csv`, TensorBoard events in `tb/`, `config.yaml` (written
+the last epoch, see `_save_epoch`), with `train.test_every` also `best_on_test.pt` (the lineage's selection,
+reported beside best.pt and labelled, see `_lineage_epoch`), `log.csv`, TensorBoard events in `tb/`, `config.yaml` (written
 with each checkpoint: the config that ran), `.lock` (held while a process trains there). What `--resume`
 may change, and what is checked before work starts: docs/architecture.md, "Reliability".
 
@@ -50,7 +51,8 @@ from reid.utils.errors import UserError
 from reid.utils.rng import epoch_seed, get_rng_state, seed_everything, set_rng_state
 
 LOG_FIELDS = ["epoch", "steps", "lr", "loss", "loss_id", "loss_metric", "train_acc", "images_per_s", "epoch_time_s",
-              "val_mAP", "val_rank1"]
+              "val_mAP", "val_rank1", "test_mAP", "test_rank1"]
+LINEAGE_CHECKPOINT = "best_on_test.pt"  # train.test_every: the epoch of the best test Rank-1 (trial 0, flip)
 
 
 class DivergedError(UserError):
@@ -354,7 +356,8 @@ def _restore(ckpt: dict, path: Path, num_classes: int, state: dict) -> dict:
     except (KeyError, RuntimeError, ValueError, TypeError) as err:
         raise UserError(f"--resume: {path} holds no usable RNG state ({_first_line(err)}); it cannot continue "
                         "the run exactly") from None
-    return {"epoch": ckpt["epoch"], "history": ckpt["history"], "best": ckpt["best"]}
+    return {"epoch": ckpt["epoch"], "history": ckpt["history"], "best": ckpt["best"],
+            "lineage": ckpt.get("lineage")}
 
 
 def _first_line(err: BaseException) -> str:
@@ -476,6 +479,24 @@ def repair_best_checkpoint(output_dir: str | os.PathLike, locked: bool = False, 
 RESUME_ADVICE = "continue with --resume"
 
 
+def _lineage_epoch(snapshot: dict, output_dir: Path, cfg: ExperimentConfig, epoch: int) -> None:
+    """Write `best_on_test.pt`: this epoch's checkpoint, the best test Rank-1 so far (`train.test_every`).
+
+    AGW's `train.py` keeps the epoch of the best Rank-1 on the test set's trial-0 gallery (tested every 2
+    epochs); PMT and DEEN do the same. That is a selection on the test set: the numbers it gives are
+    optimistic, and only ever reported beside the last epoch's, under their own card (model_selection). Written
+    *before* last.pt: a kill between the two retrains this epoch on resume (exact resume) and writes it again,
+    so the file is never behind the record that names it."""
+    path = output_dir / LINEAGE_CHECKPOINT
+    selection = {"rule": "best test Rank-1", "every": cfg.train.test_every, "gallery": "trial 0", "flip": True,
+                 "epoch": epoch + 1}
+    try:
+        save_checkpoint({**snapshot, "selection": selection}, path)
+    except OSError as err:
+        raise UserError(f"cannot write {path} after epoch {epoch + 1} ({err.strerror or err}); make room and "
+                        f"{RESUME_ADVICE}") from None
+
+
 def _save_epoch(snapshot: dict, output_dir: Path, cfg: ExperimentConfig, history: list, improved: bool,
                 epoch: int) -> None:
     """Write an epoch's outputs: `last.pt`, then `best.pt` when this epoch is the reported model (always
@@ -509,7 +530,8 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
-    from reid.eval.evaluate import evaluate_held_out
+    from reid.data.dataset import ImageCache
+    from reid.eval.evaluate import evaluate_held_out, evaluate_test_trial0
     from reid.models import build_model
 
     amp_dtype = autocast_dtype(device, cfg.train.amp)  # the dtype the device line (`train`) stated
@@ -552,13 +574,15 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
               f"{', at least data.batches_per_epoch' if cfg.data.batches_per_epoch else ''}"
               f"{f'; {len(data.sampler)} per rank' if world_size > 1 else ''}), {cfg.train.epochs} epochs, "
               f"{len(data.train_items)} training images of {data.num_classes} identities")
-    progress = {"epoch": 0, "history": [], "best": {"val_mAP": -1.0, "epoch": 0}}
+    progress = {"epoch": 0, "history": [], "best": {"val_mAP": -1.0, "epoch": 0}, "lineage": None}
     if resume:
         progress = _restore(resumed, last_path, data.num_classes, state)
         if rank == 0:  # a kill between last.pt and best.pt, or a run from before this rule
             repair_best_checkpoint(output_dir, locked=True, last=resumed)  # from the copy read: no second read
         del resumed  # the weights live in the model and optimiser now
     start_epoch, history, best = progress["epoch"], progress["history"], progress["best"]
+    lineage = progress["lineage"] or {"test_rank1": -1.0, "test_mAP": -1.0, "epoch": 0}
+    test_cache = ImageCache(cfg.data.height, cfg.data.width) if cfg.train.test_every else None
     # Last-epoch selection: no identities held out (or none left to validate on); best.pt follows last.pt.
     last_epoch_selection = cfg.data.val_fraction == 0 or not data.val_query
 
@@ -579,6 +603,7 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
             **{key: obj.state_dict() for key, obj in state.items()}, "epoch": epoch, "rng": get_rng_state(),
             "sampler_epoch": epoch, "model_config": asdict(cfg.model), "num_classes": data.num_classes,
             "config": config_to_dict(cfg), "history": history, "best": best, "world_size": world_size,
+            **({"lineage": lineage} if cfg.train.test_every else {}),
         }
 
     try:
@@ -608,13 +633,23 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
             if rank == 0 and ((epoch + 1) % cfg.train.eval_every == 0 or last):
                 row.update(evaluate_held_out(model, data.val_query, data.val_gallery, data.cache,
                                              data.test_transform, cfg.data.test_batch_size, device))
+            tested = rank == 0 and cfg.train.test_every > 0 and ((epoch + 1) % cfg.train.test_every == 0 or last)
+            if tested:
+                row.update(evaluate_test_trial0(model, cfg.data.dataset, data.root, cfg.data.regdb_split,
+                                                cfg.data.test_batch_size, device, flip=True, cache=test_cache))
             history.append({k: row.get(k, "") for k in LOG_FIELDS})
             if rank == 0:
                 improved = last_epoch_selection or row.get("val_mAP", -1.0) > best["val_mAP"] or (
                     last and best["epoch"] == 0)
                 if improved:
                     best = {"val_mAP": row.get("val_mAP", -1.0), "epoch": epoch + 1}
-                _save_epoch(checkpoint(epoch + 1), output_dir, cfg, history, improved, epoch)
+                lineage_improved = tested and row["test_rank1"] > lineage["test_rank1"]
+                if lineage_improved:
+                    lineage = {"test_rank1": row["test_rank1"], "test_mAP": row["test_mAP"], "epoch": epoch + 1}
+                snapshot = checkpoint(epoch + 1)
+                if lineage_improved:
+                    _lineage_epoch(snapshot, output_dir, cfg, epoch)
+                _save_epoch(snapshot, output_dir, cfg, history, improved, epoch)
                 for key in LOG_FIELDS[1:]:
                     if row.get(key, "") != "":
                         writer.add_scalar(key, row[key], epoch + 1)
@@ -726,12 +761,12 @@ class _StepStats:
 
 
 def train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype=None, grad_clip: float = 0.0,
-               check=None, center_optimizer=None, world_size: int = 1) -> tuple[torch.Tensor, dict, dict]:
+               check=None, center_optimizer=None, world_size: int = 1, modality=None) -> tuple[torch.Tensor, dict, dict]:
     """One optimisation step on a batch; `check(loss, parts, out)` runs before the backward pass (the NaN
     guard and the running sums)."""
     context = torch.autocast(imgs.device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
     with context:
-        out = net(imgs)
+        out = net(imgs) if modality is None else net(imgs, modality)  # modality: AGW's two stems
     loss, parts = criterion(out, pids)  # in fp32: the losses exponentiate distances (Eq. 15)
     if check is not None:
         check(loss, parts, out)
@@ -773,12 +808,14 @@ def _train_one_epoch(net, criterion, optimizer, scaler, loader, cfg, epoch, devi
         # tensor, copied without blocking the host.
         imgs = batch["img"].to(device, non_blocking=True)
         pids = batch["pid"].to(device, non_blocking=True)
+        modality = batch["modality"].to(device, non_blocking=True) if "modality" in batch else None
 
         def check(loss, parts, out, pids=pids):
             stats.add(loss, parts, (out["logits"].detach().argmax(1) == pids).float().mean())
 
         _, _, out = train_step(net, criterion, optimizer, scaler, imgs, pids, amp_dtype, cfg.train.grad_clip,
-                               check=check, center_optimizer=center_optimizer, world_size=world_size)
+                               check=check, center_optimizer=center_optimizer, world_size=world_size,
+                               modality=modality)
         images += imgs.shape[0] * world_size
         last_features = out["features"].detach()  # for the per-part diagnostics
         bar.update()
