@@ -46,10 +46,23 @@ def check_this_repository(cwd: str | Path | None = None) -> None:
                           "restart the kernel and run the first cell first, or `pip uninstall reid`")
 
 
+def _inline_figures() -> None:
+    """`%matplotlib inline` in a Jupyter kernel, once matplotlib is installed: the first cell cannot say it
+    itself, since in a bare Jupyter (no matplotlib yet) the magic fails before `install_missing` runs."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and "IPKernelApp" in shell.config:
+        shell.run_line_magic("matplotlib", "inline")
+
+
 def setup(inline_dpi: int = 100, threads: int | None = None, environ=None):
     """Install if needed, check the package, set the figure style and threads; the notebook's `Settings`."""
     install_missing()
     check_this_repository()
+    _inline_figures()
     import torch
 
     from reid.experiments import settings
