@@ -37,6 +37,7 @@ def test_release_copies_logs_and_slims_a_checkpoint_that_gives_the_recorded_numb
     assert released.stat().st_size < (run / "best.pt").stat().st_size
     manifest = json.loads((results / "checkpoints" / "manifest.json").read_text())
     assert manifest[run.name]["sha256"] == sha256(released) and manifest[run.name]["records"] == ["mine.json"]
+    assert manifest[run.name]["provenance"]["commit"] and "command" in manifest[run.name]["provenance"]
     # the released file, evaluated as any checkpoint, gives the recorded numbers exactly
     recorded_result = json.loads((results / "mine.json").read_text())
     again = evaluate_checkpoint(str(released), "sysu", synthetic_root / "SYSU-MM01", trials=2, device="cpu",

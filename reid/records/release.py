@@ -9,7 +9,7 @@ number could not be re-read from its log or re-evaluated (with flip, another fea
 Every run a result JSON under `results/` names (its `runs` list) gets `results/runs/<run>/log.csv` and
 `config.yaml`, once, whichever records share the run. A released checkpoint is the run's `best.pt`
 without the optimiser, scheduler and RNG state (the model, its config and its history: about a third of
-the size), `results/checkpoints/<run>.pt`, with its sha256, size and the records it produced in
+the size), `results/checkpoints/<run>.pt`, with its sha256, size, the records it produced and the release's provenance (commit, command) in
 `results/checkpoints/manifest.json`; `python -m reid evaluate --checkpoint` reads it as it reads `best.pt`
 and gives the recorded numbers exactly on the same data (tests/test_release.py).
 """
@@ -21,6 +21,7 @@ import json
 import shutil
 from pathlib import Path
 
+from reid.records.provenance import provenance
 from reid.utils.atomic import write_text_atomically
 from reid.utils.checkpoint import load_checkpoint, save_checkpoint
 from reid.utils.errors import UserError
@@ -89,7 +90,7 @@ def release(results_dir: str | Path = "results", runs_dirs=RUNS_DIRS, checkpoint
         path = save_checkpoint({k: state[k] for k in RELEASED_KEYS if k in state},
                                results_dir / "checkpoints" / f"{run}.pt")
         manifest[run] = {"file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size,
-                         "from": str(folder / "best.pt"), "records": named[run]}
+                         "from": str(folder / "best.pt"), "records": named[run], "provenance": provenance()}
     if chosen:
         write_text_atomically(manifest_path, json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
     return {"logs": logs, "missing": missing, "checkpoints": [manifest[r] for r in chosen]}
