@@ -11,9 +11,18 @@ import pytest
 import torch
 
 from reid.cli import main as cli
-from reid.eval.evaluate import METRICS, evaluate_regdb, evaluate_sysu, extract_features, load_model
+from reid.eval.diagnostics import NO_CSA, GateRecorder, part_shares
+from reid.eval.evaluate import (
+    METRICS,
+    evaluate_regdb,
+    evaluate_sysu,
+    extract_features,
+    load_model,
+    summary_text,
+)
 from reid.eval.metrics import eval_sysu
 from reid.eval.rerank import card_value
+from reid.records.provenance import CSV_COLUMNS
 from reid.utils.checkpoint import save_checkpoint
 from reid.utils.errors import UserError
 
@@ -65,6 +74,18 @@ def test_sysu_runner_matches_a_direct_computation(tiny, data):
     cmc, mAP, _ = eval_sysu((1 - q @ g.T).numpy(), q_pids, g_pids, q_cams, g_cams)
     assert result["per_trial"][1]["rank1"] == pytest.approx(100 * cmc[0])
     assert result["per_trial"][1]["mAP"] == pytest.approx(100 * mAP)
+    # diagnostics: the part shares of the queries and the union of the trials' galleries, the gates of the queries
+    diagnostics = result["diagnostics"]
+    shares = diagnostics["part_shares"]
+    assert list(shares) == ["gap_fine", "cls_fine", "gap_coarse", "cls_coarse"]
+    assert sum(s["share"] for s in shares.values()) == pytest.approx(1.0)
+    union = list(dict.fromkeys(ds.gallery("all", 0, 1) + ds.gallery("all", 1, 1)))
+    by_hand = part_shares(torch.cat([q, extract_features(model, union, device="cpu")[0]]), model.part_dims)
+    assert [s["share"] for s in shares.values()] == pytest.approx([s["share"] for s in by_hand])
+    assert f"{len(q)} query and {len(union)} gallery features" in diagnostics["part_shares_of"]
+    gates = diagnostics["csa_gates"]
+    assert list(gates) == ["fine", "coarse"] and f"{len(q)} IR query images" in diagnostics["csa_gates_of"]
+    assert all(0 <= v <= 1 for branch in gates.values() for v in branch.values())
 
 
 def test_features_are_normalised_and_flip_is_an_average(tiny, data):
@@ -77,6 +98,9 @@ def test_features_are_normalised_and_flip_is_an_average(tiny, data):
     torch.testing.assert_close(plain.norm(dim=1), torch.ones(5))
     torch.testing.assert_close(flipped.norm(dim=1), torch.ones(5))
     assert not torch.allclose(plain, flipped)
+    with GateRecorder().recording(tiny[0]) as gates:  # what the runners do while they embed the queries
+        hooked, _, _ = extract_features(tiny[0], items, batch_size=2, device="cpu")
+    assert torch.equal(plain, hooked) and set(gates.summary()) == {"fine", "coarse"}
 
 
 def test_regdb_one_model_versus_one_per_split(tiny, data):
@@ -93,6 +117,10 @@ def test_regdb_one_model_versus_one_per_split(tiny, data):
     literal = evaluate_regdb(model, data / "RegDB", splits=1, device="cpu", rerank="eq7")
     assert literal["protocol"]["rerank"] == card_value("eq7") and literal["label"].endswith("(literal Eq. 7)")
     assert literal["per_split"][0] != per_split["per_split"][0]  # the variants measure differently here
+    shares = per_split["diagnostics"]["part_shares"]  # the mean over the splits of shares that sum to 1
+    assert sum(s["share"] for s in shares.values()) == pytest.approx(1.0)
+    assert per_split["diagnostics"]["part_shares_of"].endswith("of the 2 splits, the mean over the splits")
+    assert single["diagnostics"]["csa_gates_of"] == "the thermal query images of split 1"
     with pytest.raises(UserError, match="one per split"):
         evaluate_regdb([model], data / "RegDB", splits=2)
     with pytest.raises(UserError, match="--splits"):
@@ -114,7 +142,37 @@ def test_cli_sysu_writes_json_csv_and_provenance(checkpoint, data, tmp_path, cap
     with open(tmp_path / "results" / "results.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert row["data"] == "synthetic SYSU-MM01-layout" and row["flip"] == "True"
-    assert "synthetic SYSU-MM01-layout" in capsys.readouterr().out
+    assert list(row) == CSV_COLUMNS  # the diagnostics are in the JSON only
+    printed = capsys.readouterr().out
+    assert "synthetic SYSU-MM01-layout" in printed
+    # the diagnostics, under the card and above the metrics: a line per part and per branch's gates
+    card_end, metrics = printed.index("diagnostics (measured, not card fields):"), printed.index("per trial")
+    assert printed.index("protocol card:") < card_end < metrics
+    lines = printed[card_end:metrics].splitlines()
+    assert lines[1].startswith("  part shares of the squared pair distance, on the ")
+    assert [line.split()[0] for line in lines[2:6]] == ["gap_fine", "cls_fine", "gap_coarse", "cls_coarse"]
+    shares = result["diagnostics"]["part_shares"]
+    assert [float(line.split()[1]) for line in lines[2:6]] == pytest.approx(
+        [100 * s["share"] for s in shares.values()], abs=0.05)
+    assert lines[6].startswith("  CSA gates, mean ± sd") and lines[6].endswith("and their mirror images:")  # flip
+    assert [line.split()[0] for line in lines[7:9]] == ["fine", "coarse"]
+    assert all("channel 0." in line and "top quarter 0." in line for line in lines[7:9])
+    assert float(lines[7].split("channel ")[1].split()[0]) == pytest.approx(
+        result["diagnostics"]["csa_gates"]["fine"]["channel_mean"], abs=5e-4)
+    assert lines[9].strip().startswith("(top quarter: ") and "0.25 = flat" in lines[9]
+
+
+def test_a_model_without_csa_says_n_a(data):
+    from reid.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(preset="tiny", img_size=IMG, csa=False), num_classes=8).eval()
+    result = evaluate_regdb(model, data / "RegDB", splits=1, device="cpu")
+    assert result["diagnostics"]["csa_gates"] == NO_CSA
+    assert sum(s["share"] for s in result["diagnostics"]["part_shares"].values()) == pytest.approx(1.0)
+    assert "  CSA gates: n/a: no CSA" in summary_text(result).splitlines()
+    del result["diagnostics"]  # a result recorded before the diagnostics
+    assert "diagnostics: not recorded (a result from before them)" in summary_text(result)
 
 
 @pytest.mark.parametrize("template, written", [("split{split}.pt", "split1.pt"),

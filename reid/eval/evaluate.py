@@ -17,9 +17,13 @@ train/test identity partitions. Metrics are reported in percent, as mean and std
 splits) plus one row each; the feature used (`test_feature`: after or before the BN neck), flip TTA and
 re-ranking are part of every result's `protocol`; the label names each one that is not the default
 ("before-BN feature", "flip", "re-ranked"). `protocol` is the result's protocol card (`reid.records.card`: also
-the gallery sampler, model selection, training ids, pretrained weights, preset and the data's fingerprint);
-`summary_text(result)` is what `python -m reid evaluate` prints: the card, one line per trial or split, the
-average.
+the gallery sampler, model selection, training ids, pretrained weights, preset and the data's fingerprint).
+`diagnostics`, beside it, is what the evaluation measured besides its metrics (`reid.eval.diagnostics`): each
+feature part's share of the test features' pair distances (SYSU-MM01: the queries and the union of the trials'
+galleries; RegDB: each split's query and gallery, the mean over splits) and each branch's CSA gate statistics
+while the query features are extracted (forward hooks, which leave the features as they are).
+`summary_text(result)` is what `python -m reid evaluate` prints: the card, the diagnostics, one line per trial
+or split, the average.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from tqdm import tqdm
 
 from reid.data.identity import describe_data
 from reid.data.regdb import NUM_SPLITS
+from reid.eval.diagnostics import GateRecorder, diagnostics_entry, diagnostics_lines, feature_part_shares
 from reid.eval.metrics import eval_regdb, eval_sysu
 from reid.eval.rerank import card_value, k_reciprocal_rerank, variant_name
 from reid.eval.rerank import label as rerank_label
@@ -181,11 +186,13 @@ def metric_line(row: dict, std: dict | None = None) -> str:
 
 
 def summary_text(result: dict) -> str:
-    """What `python -m reid evaluate` prints: the label, the protocol card, one metric line per SYSU-MM01
-    trial (RegDB split) and the all-average line (mean ± population std over them)."""
+    """What `python -m reid evaluate` prints: the label, the protocol card, the diagnostics (part shares, CSA
+    gates: `reid.eval.diagnostics`), one metric line per SYSU-MM01 trial (RegDB split) and the all-average line
+    (mean ± population std over them)."""
     rows = result.get("per_trial") or result.get("per_split") or []
     word = "trial" if "per_trial" in result else "split"
-    lines = [result["label"], "protocol card:", *card_lines(result.get("protocol", {}))]
+    lines = [result["label"], "protocol card:", *card_lines(result.get("protocol", {})),
+             *diagnostics_lines(result.get("diagnostics"))]
     lines.append(f"per {word} (percent):")
     lines += [f"  {word} {row[word]:<3}      {metric_line(row)}" for row in rows]
     lines.append(f"  all average    {metric_line(result, result.get('std'))}")
@@ -232,8 +239,10 @@ def evaluate_sysu(
     if not query or not any(galleries):
         raise UserError(f"{dataset.root}: the SYSU-MM01 test set is empty (mode={mode}, shots={shots})")
     cache = ImageCache(*model.cfg.img_size)
-    q_feat, q_pids, q_cams = extract_features(model, query, cache, batch_size=batch_size, device=device,
-                                              flip=flip, desc="query", modality=INFRARED)
+    gates = GateRecorder()
+    with gates.recording(model):  # the CSA gates of the query images (reid.eval.diagnostics); hooks that only read
+        q_feat, q_pids, q_cams = extract_features(model, query, cache, batch_size=batch_size, device=device,
+                                                  flip=flip, desc="query", modality=INFRARED)
     # Every trial's gallery is a subset of the test RGB images: embed their union once.
     union = list(dict.fromkeys(item for gallery in galleries for item in gallery))
     g_feat_all, _, _ = extract_features(model, union, cache, batch_size=batch_size, device=device, flip=flip,
@@ -255,6 +264,10 @@ def evaluate_sysu(
         counts["single-shot all-search gallery per trial"] = len(galleries[0])
     warnings = camera_warnings + published_count_warnings(data, counts)
     setting = f"{'all' if mode == 'all' else 'indoor'}-search, {'single' if shots == 1 else f'{shots}'}-shot"
+    diagnostics = diagnostics_entry(
+        [feature_part_shares(torch.cat([q_feat, g_feat_all]), model)],
+        f"the {len(query)} query and {len(union)} gallery features, the union of the {trials} trials' galleries",
+        gates, f"the {len(query)} IR query images{' and their mirror images' if flip else ''}")
     return {
         "label": _label(data, setting, trials, "trial", rerank, flip, model.cfg.test_feature),
         **summarize(per_trial, "per_trial"),
@@ -264,6 +277,7 @@ def evaluate_sysu(
                      "test_feature": model.cfg.test_feature, "flip": flip, "rerank": card_value(rerank),
                      **card_fields("sysu", [model_fields(model)], dataset.root,
                                    sysu_sampler(shots, official=dataset.uses_rand_perm_cam))},
+        "diagnostics": diagnostics,
     }
 
 
@@ -340,7 +354,7 @@ def evaluate_regdb(
         raise UserError(f"{len(models)} models given for {splits} RegDB splits: need one per split")
     per_split_models = not isinstance(models, torch.nn.Module) and not (
         isinstance(models, (str, Path)) and not is_split_template(models))
-    per_split, test_feature, fields = [], None, []
+    per_split, test_feature, fields, shares, gates = [], None, [], [], GateRecorder()
     for split in range(1, splits + 1):
         dataset = RegDB(root, split=split)
         model = _model_for_split(models, split)
@@ -348,10 +362,12 @@ def evaluate_regdb(
         fields.append(model_fields(model))
         query, gallery = dataset.query(direction), dataset.gallery(direction)
         q_mod, g_mod = (VISIBLE, INFRARED) if direction == "v2t" else (INFRARED, VISIBLE)
-        q_feat, q_pids, _ = extract_features(model, query, batch_size=batch_size, device=device, flip=flip,
-                                             desc=f"split {split} query", modality=q_mod)
+        with gates.recording(model):  # the CSA gates of the query images, pooled over the splits
+            q_feat, q_pids, _ = extract_features(model, query, batch_size=batch_size, device=device, flip=flip,
+                                                 desc=f"split {split} query", modality=q_mod)
         g_feat, g_pids, _ = extract_features(model, gallery, batch_size=batch_size, device=device, flip=flip,
                                              desc=f"split {split} gallery", modality=g_mod)
+        shares.append(feature_part_shares(torch.cat([q_feat, g_feat]), model))
         cmc, mAP, mINP = eval_regdb(distances(q_feat, g_feat, rerank), q_pids, g_pids)
         per_split.append({"split": split, "num_query": len(query), "num_gallery": len(gallery),
                           **_percent(cmc, mAP, mINP)})
@@ -361,6 +377,11 @@ def evaluate_regdb(
     setting = "visible to thermal" if direction == "v2t" else "thermal to visible"
     if not per_split_models:
         setting += ", one model for all splits"
+    which = f"the {splits} splits" if splits > 1 else "split 1"
+    diagnostics = diagnostics_entry(
+        shares, f"the query and gallery features of {which}{', the mean over the splits' if splits > 1 else ''}",
+        gates, f"the {'visible' if direction == 'v2t' else 'thermal'} query images of {which}"
+               f"{' and their mirror images' if flip else ''}")
     return {
         "label": _label(data, setting, splits, "split", rerank, flip, test_feature),
         **summarize(per_split, "per_split"),
@@ -369,6 +390,7 @@ def evaluate_regdb(
         "protocol": {"dataset": "regdb", "setting": setting, "direction": direction, "splits": splits,
                      "test_feature": test_feature, "flip": flip, "rerank": card_value(rerank),
                      "model_per_split": per_split_models, **card_fields("regdb", fields, root)},
+        "diagnostics": diagnostics,
     }
 
 

@@ -23,6 +23,13 @@ field, `python -m reid compare` sets cards side by side, and `python -m reid eva
 A field that does not apply to the dataset is "n/a". A field the result cannot know is "unknown", never a
 guess: e.g. a model built in memory has no training config, a result from before the card has no card.
 
+Not on the card: the result's `"diagnostics"` entry beside `"protocol"` (`reid.eval.diagnostics`; `evaluate` prints
+it under the card): each feature part's share of the test features' pair distances and the statistics of each
+branch's CSA gates (Eq. 10, 12) on the query images. They are measurements of the model, like its metrics, not
+settings of the protocol or the model: two results whose diagnostics differ are still comparable, so `compare`
+does not read them; and `results.csv` keeps its fixed columns (a column more would need a migration of every
+committed table), so they live in the result's JSON only.
+
 SYSU-MM01 gallery sampler: the published AGW code's seeded draw (`process_gallery_sysu` with
 `random.seed(trial)`): for each test identity (sorted) and RGB camera of the search mode, one
 `random.choice` over the sorted file names, Python's `random` seeded with the trial number 0..N-1
