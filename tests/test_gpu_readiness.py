@@ -338,6 +338,10 @@ def test_part_share_warnings_after_epoch_1_name_the_fix(tmp_path, capsys):
     assert "after epoch 1" in out and "warning: gap_fine" in out and "model.part_norm=bn" in out
     _log_part_shares(dominated, [8] * 4, epoch=1, output_dir=tmp_path, report=False)
     assert capsys.readouterr().out == "" and (tmp_path / "part_shares.csv").read_text().count("\n") == 3
+    vit = tmp_path / "vit"  # one branch, gap+cls: its two parts are gap and cls, not CrossViT's fine / coarse
+    vit.mkdir()
+    _log_part_shares(collapsed, [8, 8], epoch=0, output_dir=vit, report=False, branches=1)
+    assert (vit / "part_shares.csv").read_text().startswith("epoch,gap_share,gap_variance,cls_share,")
 
 
 def test_csa_trains_at_the_backbone_lr_as_the_lineages_inserted_modules_do():

@@ -619,7 +619,7 @@ def _train(cfg: ExperimentConfig, output_dir: Path, resume: bool, device: torch.
             if rank == 0 and feats is not None and len(getattr(model, "part_dims", [])) > 1:
                 try:
                     shares = _log_part_shares(feats, model.part_dims, epoch, output_dir,
-                                              epoch == 0 or epoch + 1 == cfg.train.epochs)
+                                              epoch == 0 or epoch + 1 == cfg.train.epochs, len(model.csa))
                 except OSError as err:
                     kept = f"last.pt still holds epoch {epoch}" if epoch > 0 else "no checkpoint was written"
                     raise UserError(f"cannot write {output_dir / 'part_shares.csv'} after epoch {epoch + 1} "
@@ -673,14 +673,14 @@ def _save_config_atomically(cfg: ExperimentConfig, path: Path) -> None:
 
 
 def _log_part_shares(features: torch.Tensor, part_dims: list, epoch: int, output_dir: Path,
-                     report: bool) -> dict:
+                     report: bool, branches: int = 2) -> dict:
     """Append each part's share of the pair distances (reid.train.diagnostics), on the epoch's last batch, to
     part_shares.csv; when `report` (after epoch 1 and after the last) print them and warn about parts that
     collapsed or dominate, with the fix to try (one line each, so a long run's log stays readable).
     Returns {part: share} for TensorBoard."""
     from reid.train.diagnostics import format_shares, geometry_warnings, part_names, part_shares
 
-    shares, names = part_shares(features, part_dims), part_names(len(part_dims))
+    shares, names = part_shares(features, part_dims), part_names(len(part_dims), branches)
     if report:
         print(f"part shares of the pair distances after epoch {epoch + 1}: {format_shares(shares, names)}")
         for message in geometry_warnings(shares, names):
