@@ -66,6 +66,28 @@ def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
 
+def triplet_gaps(features: torch.Tensor, pids: torch.Tensor, adaptive: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per anchor, the triplet hinge's argument before the margin, and whether the anchor has both a positive
+    and a negative in the batch (`valid`; the gap of an invalid anchor is meaningless):
+
+        Eq. 14 (adaptive=False): max_p d(a, p) - min_n d(a, n)
+        Eq. 15 (adaptive=True):  sum_p w_p d(a, p) - sum_n w_n d(a, n)   (softmax weights, AdaptiveTripletLoss)
+
+    The hinge [gap + margin]_+ is active where gap > -margin. While it is active for every anchor, the mean
+    loss is mean(gap) + margin and its gradient does not depend on the margin at all."""
+    dist = pairwise_distances(features)
+    positives, negatives = _pair_masks(pids)
+    valid = positives.any(dim=1) & negatives.any(dim=1)
+    if adaptive:
+        weighted_positive = (_masked_softmax(dist, positives) * dist).sum(dim=1)
+        weighted_negative = (_masked_softmax(-dist, negatives) * dist).sum(dim=1)
+        return weighted_positive - weighted_negative, valid
+    hardest_positive = dist.masked_fill(~positives, float("-inf")).amax(dim=1)
+    hardest_negative = dist.masked_fill(~negatives, float("inf")).amin(dim=1)
+    # where(valid, ...) keeps the +-inf of invalid anchors out of the graph (their grad would be NaN)
+    return torch.where(valid, hardest_positive - hardest_negative, torch.zeros_like(hardest_positive)), valid
+
+
 class LabelSmoothingCrossEntropy(nn.Module):
     """Eq. 13: cross-entropy against q_i = 1 - (N-1)/N * eps for the true class and eps/N otherwise,
     i.e. (1 - eps) * one_hot + eps / N (N = number of training identities). Averaged over the batch.
@@ -95,13 +117,7 @@ class HardTripletLoss(nn.Module):
         self.reduction = _check_reduction(reduction)
 
     def forward(self, features: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
-        dist = pairwise_distances(features)
-        positives, negatives = _pair_masks(pids)
-        hardest_positive = dist.masked_fill(~positives, float("-inf")).amax(dim=1)
-        hardest_negative = dist.masked_fill(~negatives, float("inf")).amin(dim=1)
-        valid = positives.any(dim=1) & negatives.any(dim=1)
-        # where(valid, ...) keeps the +-inf of invalid anchors out of the graph (their grad would be NaN)
-        gap = torch.where(valid, hardest_positive - hardest_negative, torch.zeros_like(hardest_positive))
+        gap, valid = triplet_gaps(features, pids, adaptive=False)
         return _reduce(F.relu(gap + self.margin), valid, self.reduction)
 
 
@@ -124,13 +140,8 @@ class AdaptiveTripletLoss(nn.Module):
         self.reduction = _check_reduction(reduction)
 
     def forward(self, features: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
-        dist = pairwise_distances(features)
-        positives, negatives = _pair_masks(pids)
-        weighted_positive = (_masked_softmax(dist, positives) * dist).sum(dim=1)
-        weighted_negative = (_masked_softmax(-dist, negatives) * dist).sum(dim=1)
-        gap = weighted_positive - weighted_negative
+        gap, valid = triplet_gaps(features, pids, adaptive=True)
         per_anchor = F.softplus(gap) if self.soft_margin else F.relu(gap + self.margin)
-        valid = positives.any(dim=1) & negatives.any(dim=1)
         return _reduce(per_anchor, valid, self.reduction)
 
 

@@ -119,3 +119,25 @@ def test_analyse_errors_are_one_line(synthetic_root, checkpoint, tmp_path, capsy
         assert cli(["analyse", "--checkpoint", str(checkpoint), "--dataset", "sysu", *args]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err and word in err
+
+
+def test_hinge_activity_counts_active_hinges_on_training_batches_and_leaves_the_model(sysu_root):
+    from reid.config import load_config
+    from reid.data import TrainData
+    from reid.models import build_model
+    from reid.tools.analysis import hinge_activity
+    from tests.conftest import TINY
+
+    cfg = load_config("smoke", [*TINY, f"data.root={sysu_root}", "data.num_ids=2", "data.num_instances=2"])
+    data = TrainData(cfg)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, data.num_classes, load_pretrained=False).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rows = hinge_activity(model, data, margins=(0.0, 0.3, 100.0), batches=2)
+    assert [r["loss"] for r in rows] == ["Eq. 14 (batch-hard)", "Eq. 15 (adaptive)"]
+    for row in rows:
+        shares = [row[f"active at α={m}"] for m in ("0", "0.3", "100")]
+        assert row["anchors"] > 0 and 0.0 <= shares[0] <= shares[1] <= shares[2] == 1.0  # more margin, more active
+    hard, adaptive = rows
+    assert hard["mean gap"] >= adaptive["mean gap"]  # a weighted mean sits inside [min, max]: Eq. 15's gap is smaller
+    assert not model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -307,3 +307,28 @@ def test_center_loss_centres_reach_the_class_means_under_their_own_optimiser():
         train_step(net, criterion, optimizer, scaler, batch, pids, center_optimizer=center_optimizer)
     end = (criterion.metric_loss.centers.detach() - means).norm()
     assert end < 1e-3 * start
+
+
+def test_triplet_gaps_by_hand_and_the_margin_drops_out_while_every_hinge_is_active():
+    """Issue 32's margin control: Eq. 14 at alpha 0.3 trained bit for bit as at alpha 1 (every weight equal).
+    The reason, in miniature: while gap + alpha > 0 for every anchor, the mean hinge is mean(gap) + alpha, and
+    its gradient is the same for any such alpha."""
+    from reid.losses import triplet_gaps
+
+    feats = torch.tensor([[0.0], [3.0], [1.0], [2.5]])  # 1-D points: distances are |x - y|
+    pids = torch.tensor([0, 0, 1, 1])
+    gap, valid = triplet_gaps(feats, pids, adaptive=False)
+    # anchor 0: positive at 3, nearest negative at 1 -> 3 - 1; anchor 1: 3 - 0.5; anchor 2: 1.5 - 1; anchor 3: 1.5 - 0.5
+    assert valid.all() and torch.allclose(gap, torch.tensor([2.0, 2.5, 0.5, 1.0]))
+    adaptive, _ = triplet_gaps(feats, pids, adaptive=True)  # one positive each: w_p = 1
+    w_n0 = torch.softmax(-torch.tensor([1.0, 2.5]), 0)  # anchor 0's negatives at distances 1 and 2.5
+    assert torch.isclose(adaptive[0], 3.0 - (w_n0 * torch.tensor([1.0, 2.5])).sum())
+
+    def grad(loss):
+        x = feats.clone().requires_grad_(True)
+        loss(x, pids).backward()
+        return x.grad
+
+    for loss in (HardTripletLoss, AdaptiveTripletLoss):
+        assert torch.equal(grad(loss(margin=0.3)), grad(loss(margin=1.0)))  # every gap > -0.3: same steps
+        assert not torch.equal(grad(loss(margin=0.3)), grad(loss(margin=-0.75)))  # anchor 2's hinge is off

@@ -246,3 +246,40 @@ def analyse_checkpoint(checkpoint: str | Path, dataset: str, root: str | Path, o
               f"{100 * row['intra_below_inter']:>11.1f} %")
     print(f"wrote {out / 'embedding_map.png'}, {out / 'distance_histograms.png'} and {out / 'analysis.json'}")
     return record
+
+
+# ------------------------------------------------------------------------------------ the triplet hinge
+HINGE_LOSSES = (("Eq. 14 (batch-hard)", False), ("Eq. 15 (adaptive)", True))
+
+
+def hinge_activity(model, data, margins=(0.1, 0.3, 1.0), batches: int = 4, seed: int = 0) -> list[dict]:
+    """How often the triplet hinges [gap + alpha]_+ of Eq. 14 and Eq. 15 are active on training batches:
+    per loss, the anchors counted, their mean gap (`reid.losses.triplet_gaps`) and, per margin alpha, the
+    share of anchors with gap + alpha > 0.
+
+    `data` is a `reid.data.TrainData`; its first `batches` batches of epoch 0 (loader seed `seed`) go through
+    a copy of `model` in training mode with no gradient, so the features f are those the losses saw in
+    training (BN on batch statistics) and the model's own buffers are left as they were. Where the share is
+    1 at two margins, a training run with either margin takes the same steps (the gradient of the mean
+    hinge does not depend on alpha while every hinge is active)."""
+    import copy
+
+    import torch
+
+    from reid.losses import triplet_gaps
+
+    net = copy.deepcopy(model).train()
+    gaps = {name: [] for name, _ in HINGE_LOSSES}
+    with torch.no_grad():
+        for _, batch in zip(range(batches), data.loader(epoch=0, seed=seed)):
+            modality = batch.get("modality")
+            out = net(batch["img"]) if modality is None else net(batch["img"], modality)
+            for name, adaptive in HINGE_LOSSES:
+                gap, valid = triplet_gaps(out["features"].float(), batch["pid"], adaptive)
+                gaps[name].append(gap[valid])
+    rows = []
+    for name, parts in gaps.items():
+        gap = torch.cat(parts)
+        rows.append({"loss": name, "anchors": len(gap), "mean gap": float(gap.mean()),
+                     **{f"active at α={m:g}": float((gap + m > 0).double().mean()) for m in margins}})
+    return rows
