@@ -1081,14 +1081,22 @@ def grid_spec(name: str) -> dict:
     return GRIDS[name]
 
 
-def settings_grid(S, name: str) -> Grid:
-    """A named grid on a notebook's settings: its rows and seeds (REID_SEEDS, when set, for every row), the
-    profile's budget (REID_STEPS_CAP caps each epoch, as in every run), the datasets the settings have."""
+def settings_grid(S, name: str, rows: list[str] | None = None) -> Grid:
+    """A named grid on a notebook's settings: its rows (`rows`: only these of them) and seeds (REID_SEEDS, when
+    set, for every row), the profile's budget (REID_STEPS_CAP caps each epoch, as in every run), the datasets
+    the settings have."""
     from reid.config import load_config
     from reid.experiments import profile_config
 
     spec = grid_spec(name)
-    rows = [parse_row(r)[0] for r in spec["rows"]] if S.seeds_given else list(spec["rows"])
+    chosen = list(spec["rows"])
+    if rows is not None:
+        unknown = sorted(set(rows) - {parse_row(r)[0] for r in chosen})
+        if unknown:
+            raise UserError(f"grid {name}: rows {unknown} are not in it; its rows: "
+                            f"{[parse_row(r)[0] for r in chosen]}")
+        chosen = [r for r in chosen if parse_row(r)[0] in rows]
+    rows = [parse_row(r)[0] for r in chosen] if S.seeds_given else chosen
     seeds = S.seeds if S.seeds_given else parse_seeds(spec["seeds"])
     datasets = tuple(d for d in spec["datasets"] if d in S.datasets())
     epochs = load_config(profile_config(S.profile, datasets[0])).train.epochs
@@ -1118,14 +1126,15 @@ def _train_missing(S, name: str, grid: Grid, missing: list[int], out: Path, para
     return summaries
 
 
-def sweep_runs(S, name: str, rows: list[str], parallel: int | None = None) -> dict[tuple[str, int], Path]:
-    """Notebook 08: the run folders {(row, seed): folder} of a grid's `rows` at the settings' seeds, trained
-    (and recorded) where no finished run is there: Fig. 3 is measured on Table 3's own baseline and
-    full-model trainings, not on others of the same name."""
+def sweep_runs(S, name: str, rows: list[str], parallel: int | None = None,
+               seeds: list[int] | None = None) -> dict[tuple[str, int], Path]:
+    """Notebooks 07-09: the run folders {(row, seed): folder} of a grid's `rows` at the settings' seeds (`seeds`:
+    only these of them), trained (and recorded) where no finished run is there: Fig. 3 is measured on Table 3's
+    own baseline and full-model trainings, not on others of the same name."""
     from reid.experiments import is_finished
 
-    grid = settings_grid(S, name)
-    grid = Grid(jobs=grid.jobs, entries=[e for e in grid.entries if e["label"] in rows])
+    grid = settings_grid(S, name, rows)
+    grid = Grid(jobs=grid.jobs, entries=[e for e in grid.entries if seeds is None or e["seed"] in seeds])
 
     def folder(entry) -> Path | None:
         job = grid.jobs[entry["job"]]
@@ -1147,13 +1156,14 @@ def shown_path(path: str | Path) -> str:
         return str(path.relative_to(root))
     return str(Path("...", *path.parts[-3:]))
 
-def notebook_sweep(S, name: str, parallel: int | None = None):
-    """Notebooks 06/07: the grid's results as a DataFrame (a row per entry and protocol). Committed results
-    of the same settings are read (`collect`); only the missing jobs are trained, in parallel
-    single-thread jobs, and recorded, or every job with REID_RETRAIN=1. Prints what it read and trained."""
+def notebook_sweep(S, name: str, parallel: int | None = None, rows: list[str] | None = None):
+    """Notebooks 06/07: the grid's results as a DataFrame (a row per entry and protocol; `rows`: only these
+    rows of the grid). Committed results of the same settings are read (`collect`); only the missing jobs are
+    trained, in parallel single-thread jobs, and recorded, or every job with REID_RETRAIN=1. Prints what it
+    read and trained."""
     import pandas as pd
 
-    grid = settings_grid(S, name)
+    grid = settings_grid(S, name, rows)
     out = Path(S.results_dir) / "sweeps" / name
     if not S.retrain:
         adopt_records(grid, out)

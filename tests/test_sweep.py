@@ -435,6 +435,15 @@ def test_notebooks_read_committed_results_and_train_only_what_is_missing(synthet
     partial = sweep.notebook_sweep(dataclasses.replace(S, missing="skip"), "tiny")
     assert "PARTIAL (REID_MISSING=skip): 1 jobs" in capsys.readouterr().out
     assert set(partial["label"]) == {"table4_trihardw"} and not (tmp_path / "runs").exists()
+    # some rows only (notebook 07's controls): the others are neither read nor trained; an unknown row is named
+    only = sweep.notebook_sweep(S, "tiny", rows=["table4_trihardw"])
+    assert "2 jobs; 2 read from" in capsys.readouterr().out and set(only["label"]) == {"table4_trihardw"}
+    with pytest.raises(UserError, match=r"grid tiny: rows \['table3_full'\] are not in it"):
+        sweep.settings_grid(S, "tiny", ["table3_full"])
+    # notebook 09: one seed's run folder, only that one looked up (or trained: the runs were removed above)
+    runs = sweep.sweep_runs(S, "tiny", ["table4_trihardw"], seeds=[1])
+    assert list(runs) == [("table4_trihardw", 1)] and (runs[("table4_trihardw", 1)] / "last.pt").is_file()
+    assert len(list((tmp_path / "runs" / "sweeps").glob("*/last.pt"))) == 1
 
 
 @pytest.mark.slow
