@@ -94,3 +94,42 @@ def test_summary_only_rewrites_a_summary_from_runs_csv(tmp_path):
                  *(["--baseline", GRIDS[name]["baseline"]] if GRIDS.get(name, {}).get("baseline") else [])]) == 0
     assert (folder / "summary.md").read_text() == (committed / "summary.md").read_text()
     assert Path(folder / "runs.csv").read_text() == (committed / "runs.csv").read_text()
+
+
+def test_equal_results_counts_seeds_whose_every_number_agrees():
+    """The margin control: Eq. 14 at alpha 0.3 and at alpha 1 gave the same numbers (notebook 07: every hinge
+    is open, so the margin does not act); the page says at how many of the seeds both ran."""
+    import pandas as pd
+
+    from reid.records.claims import equal_results
+
+    def rows(label, seed, shift=0.0):
+        return [{"label": label, "seed": seed, "protocol": p, "rank1": 4.0 + shift, "rank10": 30.0, "rank20": 45.0,
+                 "mAP": 7.1, "mINP": 4.0} for p in ("sysu-all", "sysu-indoor")]
+
+    frame = pd.DataFrame(rows("a", 0) + rows("b", 0) + rows("a", 1) + rows("b", 1, 1e-9) + rows("a", 2))
+    assert equal_results(frame, "a", "b") == (1, 2)  # seed 1 differs in its last digits; seed 2: one row only
+    assert equal_results(frame, "a", "c") == (0, 0)
+
+
+def test_data_seed_table_pairs_each_draw_and_aliases_table3s_eq14_row(tmp_path):
+    import json
+
+    from reid.records.claims import _data_seed_table, data_seed_differences
+
+    maps = {0: {"table3_baseline": [5.0, 6.0], "table3_full": [9.0, 11.0], "table3_ta_crossvit_csa": [6.0, 6.0]},
+            1: {"table3_baseline": [4.0, 4.0], "table3_full": [10.0, 8.0], "table4_trihard": [5.0, 7.0]},
+            2: {"table3_baseline": [6.0, 5.0], "table3_full": [9.0, 9.0, 1.0]}}  # a third seed the others lack
+    for seed, name in {0: "table3", 1: "data_seed1", 2: "data_seed2"}.items():
+        folder = tmp_path / "results" / "sweeps" / name
+        folder.mkdir(parents=True)
+        (folder / "grid.json").write_text(json.dumps({"provenance": {"command": f"sweep {name}"}}))
+        lines = ["label,seed,protocol,mAP"] + [f"{label},{s},sysu-all,{v}" for label, values in maps[seed].items()
+                                               for s, v in enumerate(values)]
+        (folder / "runs.csv").write_text("\n".join(lines) + "\n")
+    assert data_seed_differences(tmp_path, "table3_full", "table4_trihard") == {0: {0: 3.0, 1: 5.0},
+                                                                                1: {0: 5.0, 1: 1.0}}
+    table = "\n".join(_data_seed_table(tmp_path))
+    # full - baseline: draw means 4.5, 5.0, 3.5 over seeds 0-1 -> 4.33; Eq. 15 - Eq. 14 on two draws only
+    assert "| the full model against the ViT baseline | 3 × 2 (seeds 0, 1) | +4.33 [" in table
+    assert "| Eq. 15 against Eq. 14 on the same model | 2 × 2 (seeds 0, 1) | +3.50 [" in table
