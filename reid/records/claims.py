@@ -556,7 +556,10 @@ def claims_markdown(root=None) -> str:
         "the baseline and the L_trihard rows inherit it untuned. Grid `recipe_parity`: the baseline at the same lr "
         "grid (5e-4, 1e-3, 2e-3, 4e-3), one training seed, on the same development set (data seed 7), as the full model's lr was "
         "chosen."),
-        "- *Modules.* Only once the two above are run can a module row's difference be read as the module's.",
+        ("- *Modules.* Only once the two above are run can a module row's difference be read as the module's. "
+        "And on the smoke profile CSA's channel bottleneck (C/16: 3 and 6 units at the micro widths) mostly dies "
+        "in training, leaving a constant channel gate: a +CSA row there tests mostly the spatial gate "
+        "(`docs/deviations.md`, CSA)."),
         "",
         *_control_table(controls),
         "",
