@@ -79,7 +79,7 @@ ablation: $(STAMP)
 # ruff first (the code and the notebooks, seconds): a lint finding fails before the long run starts.
 # The notebooks (in order: 04 reuses the run 03 trains) and the tests run side by side, one core each (every
 # test and notebook uses one torch thread); the notebooks' report follows the tests' when both have ended.
-TEST_ENV := REID_STEPS_CAP=25 REID_SEEDS=0 REID_OUTPUT_DIR=runs/make-test
+TEST_ENV := REID_STEPS_CAP=25 REID_SEEDS=0 REID_MISSING=train REID_OUTPUT_DIR=runs/make-test
 test: $(STAMP)
 	$(MAKE) --no-print-directory lint
 	@mkdir -p runs/make-test

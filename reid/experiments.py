@@ -448,7 +448,9 @@ class Settings:
     workers: int | str | None = None  # data.workers for every run (a number or "auto"); None: the config's
     seeds_given: bool = False  # REID_SEEDS was set: a sweep grid then uses these seeds for every row
     retrain: bool = False  # REID_RETRAIN=1: sweep notebooks run every job instead of reading committed results
-    missing: str = "train"  # REID_MISSING=skip: sweep notebooks show a partial table instead of training
+    # REID_MISSING: what sweep notebooks (06/07) do with jobs that have no committed result: "skip" (default:
+    # a partial table, printed as such; opening a notebook never starts hours of training) or "train"
+    missing: str = "skip"
     runs_dir: Path = Path("runs")
     results_dir: Path = Path("results")
     figures_dir: Path = Path("figures")
@@ -621,6 +623,6 @@ def settings(environ=None) -> Settings:
         workers=_env_int(environ, "REID_WORKERS", 0, 0, MAX_WORKERS, WORD_VALUES[("data", "workers")])
         if "REID_WORKERS" in environ or sys.platform in ("win32", "darwin") else None,
         seeds_given="REID_SEEDS" in environ, retrain=_env_int(environ, "REID_RETRAIN", 0, 0, 1) == 1,
-        missing=_env_choice(environ, "REID_MISSING", "train", ("train", "skip")),
+        missing=_env_choice(environ, "REID_MISSING", "skip", ("skip", "train")),
         runs_dir=root / "runs", results_dir=outputs / "results", figures_dir=outputs / "figures",
     )

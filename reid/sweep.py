@@ -1170,8 +1170,9 @@ def notebook_sweep(S, name: str, parallel: int | None = None, rows: list[str] | 
     rows, missing = ([], list(range(len(grid.jobs)))) if S.retrain else collect(grid, out)
     print(f"grid {name}: {len(grid.entries)} entries, {len(grid.jobs)} jobs; "
           f"{len(grid.jobs) - len(missing)} read from {shown_path(out)}, {len(missing)} to run")
-    if missing and S.missing == "skip":
-        print(f"PARTIAL (REID_MISSING=skip): {len(missing)} jobs have no result and are left out: "
+    if missing and S.missing == "skip" and not S.retrain:
+        print(f"PARTIAL (REID_MISSING=skip): {len(missing)} jobs have no result and are left out "
+              f"(REID_MISSING=train trains them): "
               + "; ".join(f"{row_label(grid.jobs[i].row)} seed {grid.jobs[i].seed} {budget_label(grid.jobs[i].budget)}"
                           for i in missing))
         return pd.DataFrame(rows)

@@ -410,7 +410,8 @@ def test_notebooks_read_committed_results_and_train_only_what_is_missing(synthet
     monkeypatch.setitem(sweep.GRIDS, "tiny", {"rows": ["table3_baseline", "table4_trihardw:0-1"], "seeds": "0",
                                               "datasets": ("sysu",), "budgets": None})
     S = Settings(sysu_root=synthetic_root / "SYSU-MM01", regdb_root=None, synthetic=True, steps_cap=1,
-                 runs_dir=tmp_path / "runs", results_dir=tmp_path / "results")
+                 runs_dir=tmp_path / "runs", results_dir=tmp_path / "results", missing="train")
+    assert Settings(sysu_root=None, regdb_root=None, synthetic=True).missing == "skip"  # the default
     first = sweep.notebook_sweep(S, "tiny")
     assert "3 jobs; 0 read from" in capsys.readouterr().out
     assert set(first["budget"]) == {9} and len(first) == 3 * 2  # 9 epochs x 1 step; 2 protocols per entry

@@ -447,6 +447,12 @@ DATA_SEED_COMPARISONS = {"the full model against the ViT baseline": ("table3_ful
 DATA_SEED_ALIASES = {"table4_trihard": "table3_ta_crossvit_csa"}
 
 
+def _all_search_map(frame, label: str) -> dict:
+    """{training seed: SYSU all-search mAP} of a row (or of its alias: the same training under another name)."""
+    hits = frame[(frame["protocol"] == "sysu-all") & frame["label"].isin([label, DATA_SEED_ALIASES.get(label, label)])]
+    return dict(zip(hits["seed"], hits["mAP"]))
+
+
 def data_seed_differences(root: Path, row: str, base: str) -> dict:
     """{data seed: {training seed: row - base}} on SYSU all-search mAP, over the draws that have run."""
     out = {}
@@ -454,13 +460,7 @@ def data_seed_differences(root: Path, row: str, base: str) -> dict:
         frame, _ = _sweep(root, name)
         if frame is None:
             continue
-        frame = frame[frame["protocol"] == "sysu-all"]
-
-        def values(label):
-            hits = frame[frame["label"].isin([label, DATA_SEED_ALIASES.get(label, label)])]
-            return dict(zip(hits["seed"], hits["mAP"]))
-
-        a, b = values(row), values(base)
+        a, b = _all_search_map(frame, row), _all_search_map(frame, base)
         diffs = {seed: a[seed] - b[seed] for seed in sorted(set(a) & set(b))}
         if diffs:
             out[data_seed] = diffs
@@ -474,8 +474,8 @@ def _data_seed_table(root: Path) -> list[str]:
               "`data_seed2`), at the training seeds every draw has run, SYSU all-search mAP. The interval is a "
               "t interval over the draws' means (it generalises over draws); the share is the data seeds' part of "
               "the variance of a difference (one-way random effects, `reid.records.stats.data_seed_components`)."),
-             "", "| comparison | data seeds × training seeds | Δ mAP [95 % t over draws] | per draw | "
-             "share of variance from data seeds |", "|---|---|---|---|---|"]
+             "", ("| comparison | data seeds × training seeds | Δ mAP [95 % t over draws] | per draw | "
+                  "share of variance from data seeds |"), "|---|---|---|---|---|"]
     for title, (row, base) in DATA_SEED_COMPARISONS.items():
         diffs = data_seed_differences(root, row, base)
         seeds = sorted(set.intersection(*(set(d) for d in diffs.values()))) if diffs else []
