@@ -551,7 +551,11 @@ def claims_markdown(root=None) -> str:
         "positive distances is at most their maximum, of the negative distances at least their minimum; "
         "`tests/test_losses.py`), so Eq. 14 at alpha = 1 pushes harder than Eq. 15 at alpha = 1. Grid "
         "`controls_loss`: Eq. 14 at alpha 0.1, 0.3, 0.5 (and 1.0, Table 4's row), Eq. 15 with AGW's soft margin "
-        "(softplus, no alpha), against Eq. 15 at alpha 1."),
+        "(softplus, no alpha), against Eq. 15 at alpha 1. What the logs add: every Eq. 14 run on the stand-in "
+        "collapses (its triplet term stays at alpha + 0.03 from epoch 2 on, the hinge open for every anchor), so "
+        "its margin cannot act; Eq. 15 does not collapse (`docs/deviations.md`, Losses; notebook 07's hinge "
+        "cell). A batch-hard triplet that does not collapse (soft margin, normalised features) is the control "
+        "still missing."),
         ("- *Recipe.* The smoke profile's learning rate was chosen on the full model only (`docs/recipe_search.md`); "
         "the baseline and the L_trihard rows inherit it untuned. Grid `recipe_parity`: the baseline at the same lr "
         "grid (5e-4, 1e-3, 2e-3, 4e-3), one training seed, on the same development set (data seed 7), as the full model's lr was "
