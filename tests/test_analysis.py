@@ -141,3 +141,6 @@ def test_hinge_activity_counts_active_hinges_on_training_batches_and_leaves_the_
     hard, adaptive = rows
     assert hard["mean gap"] >= adaptive["mean gap"]  # a weighted mean sits inside [min, max]: Eq. 15's gap is smaller
     assert not model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    state = torch.get_rng_state()
+    assert hinge_activity(model, data, margins=(0.0, 0.3, 100.0), batches=2) == rows  # the same batches again
+    assert torch.equal(torch.get_rng_state(), state)  # and the caller's stream untouched

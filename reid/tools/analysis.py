@@ -267,16 +267,22 @@ def hinge_activity(model, data, margins=(0.1, 0.3, 1.0), batches: int = 4, seed:
     import torch
 
     from reid.losses import triplet_gaps
+    from reid.utils.rng import get_rng_state, seed_everything, set_rng_state
 
     net = copy.deepcopy(model).train()
     gaps = {name: [] for name, _ in HINGE_LOSSES}
-    with torch.no_grad():
-        for _, batch in zip(range(batches), data.loader(epoch=0, seed=seed)):
-            modality = batch.get("modality")
-            out = net(batch["img"]) if modality is None else net(batch["img"], modality)
-            for name, adaptive in HINGE_LOSSES:
-                gap, valid = triplet_gaps(out["features"].float(), batch["pid"], adaptive)
-                gaps[name].append(gap[valid])
+    caller_rng = get_rng_state()
+    seed_everything(seed)  # the augmentations and drop-path draw from it: the same batches every call
+    try:
+        with torch.no_grad():
+            for _, batch in zip(range(batches), data.loader(epoch=0, seed=seed)):
+                modality = batch.get("modality")
+                out = net(batch["img"]) if modality is None else net(batch["img"], modality)
+                for name, adaptive in HINGE_LOSSES:
+                    gap, valid = triplet_gaps(out["features"].float(), batch["pid"], adaptive)
+                    gaps[name].append(gap[valid])
+    finally:
+        set_rng_state(caller_rng)  # the caller's random streams go on as if nothing was drawn
     rows = []
     for name, parts in gaps.items():
         gap = torch.cat(parts)
