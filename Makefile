@@ -83,7 +83,7 @@ TEST_ENV := REID_STEPS_CAP=25 REID_SEEDS=0 REID_MISSING=train REID_OUTPUT_DIR=ru
 test: $(STAMP)
 	$(MAKE) --no-print-directory lint
 	@mkdir -p runs/make-test
-	@$(TEST_ENV) $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \
+	@$(TEST_ENV) OMP_NUM_THREADS=1 $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \
 	  > runs/make-test/notebooks.log 2>&1 & notebooks=$$!; trap "kill $$notebooks 2>/dev/null" INT TERM; \
 	$(TEST_ENV) $(PY) -m pytest tests -p no:cacheprovider; tests=$$?; \
 	wait $$notebooks; nbval=$$?; echo "== notebooks (nbval), run beside the tests:"; \

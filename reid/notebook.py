@@ -69,7 +69,12 @@ def setup(inline_dpi: int = 100, threads: int | None = None, environ=None):
     from reid.viz import use_style
 
     use_style(inline_dpi=inline_dpi)
-    torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
+    # Every core by default; OMP_NUM_THREADS (the usual variable) caps it, e.g. make test's notebooks run
+    # beside the tests on one core each.
+    env = os.environ if environ is None else environ
+    capped = env.get("OMP_NUM_THREADS", "")
+    torch.set_num_threads(threads or (int(capped) if capped.isdigit() and int(capped) > 0 else 0)
+                          or max(1, os.cpu_count() or 1))
     S = settings(environ)
     print("data:", S.data_label, "| profile:", S.profile, "| seeds:", S.seeds, "| RegDB splits:", S.regdb_splits,
           "| committed results:", "ignored (REID_RETRAIN=1)" if S.retrain else "read",
