@@ -592,11 +592,7 @@ def settings(environ=None) -> Settings:
     root = repo_root()
     sysu, regdb = environ.get("REID_SYSU_ROOT"), environ.get("REID_REGDB_ROOT")
     synthetic = not (sysu or regdb)
-    if synthetic:
-
-        data = ensure_synthetic(DEFAULT_SYNTHETIC_ROOT, seed=0)
-        sysu_root, regdb_root = data / "SYSU-MM01", data / "RegDB"
-    else:
+    if not synthetic:
         if not (sysu and regdb):
             raise UserError("set both REID_SYSU_ROOT and REID_REGDB_ROOT to use real data")
         sysu_root, regdb_root = Path(sysu), Path(regdb)
@@ -605,7 +601,6 @@ def settings(environ=None) -> Settings:
                 raise UserError(f"{name}={path}: no such directory")
         # "Real" is what the data say, not which variables are set: a link to (or a copy of) the synthetic
         # set keeps its manifest, and the notebooks must not print its numbers as real beside the paper's.
-
         synthetic = is_synthetic(sysu_root) or is_synthetic(regdb_root)
         if synthetic:  # through the links: the notebooks find the generation root as the roots' parent
             sysu_root, regdb_root = sysu_root.resolve(), regdb_root.resolve()
@@ -615,14 +610,19 @@ def settings(environ=None) -> Settings:
     for folder in (outputs / "results", outputs / "figures"):  # a file, or no write access: say so here
         check_writable_folder(folder, "REID_OUTPUT_DIR")
     seeds = parse_seeds(environ.get("REID_SEEDS", "0"), "REID_SEEDS=")  # the rule of --seeds: here, not at first use
-    return Settings(
-        sysu_root, regdb_root, synthetic, profile, seeds,
-        regdb_splits=_env_int(environ, "REID_REGDB_SPLITS", default_regdb_splits(profile), 1, NUM_SPLITS),
-        steps_cap=_env_int(environ, "REID_STEPS_CAP", 0, 0, 10**6),
-        pretrained=environ.get("REID_PRETRAINED") or None,
-        workers=_env_int(environ, "REID_WORKERS", 0, 0, MAX_WORKERS, WORD_VALUES[("data", "workers")])
+    switches = {
+        "regdb_splits": _env_int(environ, "REID_REGDB_SPLITS", default_regdb_splits(profile), 1, NUM_SPLITS),
+        "steps_cap": _env_int(environ, "REID_STEPS_CAP", 0, 0, 10**6),
+        "pretrained": environ.get("REID_PRETRAINED") or None,
+        "workers": _env_int(environ, "REID_WORKERS", 0, 0, MAX_WORKERS, WORD_VALUES[("data", "workers")])
         if "REID_WORKERS" in environ or sys.platform in ("win32", "darwin") else None,
-        seeds_given="REID_SEEDS" in environ, retrain=_env_int(environ, "REID_RETRAIN", 0, 0, 1) == 1,
-        missing=_env_choice(environ, "REID_MISSING", "skip", ("skip", "train")),
+        "seeds_given": "REID_SEEDS" in environ, "retrain": _env_int(environ, "REID_RETRAIN", 0, 0, 1) == 1,
+        "missing": _env_choice(environ, "REID_MISSING", "skip", ("skip", "train")),
+    }
+    if not (sysu or regdb):  # the default synthetic set: generated (minutes) only once every switch is valid
+        data = ensure_synthetic(DEFAULT_SYNTHETIC_ROOT, seed=0)
+        sysu_root, regdb_root = data / "SYSU-MM01", data / "RegDB"
+    return Settings(
+        sysu_root, regdb_root, synthetic, profile, seeds, **switches,
         runs_dir=root / "runs", results_dir=outputs / "results", figures_dir=outputs / "figures",
     )

@@ -126,6 +126,29 @@ def test_ensure_synthetic_regenerates_only_when_settings_change(tmp_path):
     assert not marker.exists()  # other seed: generated afresh
 
 
+def test_ensure_synthetic_waits_for_another_process_generating_the_same_set(tmp_path):
+    """make test's notebooks and tests both need data/synthetic: run at once, the second process wiped the
+    first's half-written folders (CI, stop 39). Now the second waits on the lock, then uses the finished set."""
+    import subprocess
+    import sys
+    import time
+
+    from reid.utils.atomic import file_lock
+
+    root = tmp_path / "s"
+    code = f"from reid.data import ensure_synthetic; ensure_synthetic({str(root)!r}, seed=1, **{TINY_SIZES!r})"
+    with file_lock(tmp_path / ".s.lock") as held:  # this test is the process generating
+        assert held
+        waiting = subprocess.Popen([sys.executable, "-c", code])
+        time.sleep(2.0)
+        assert waiting.poll() is None and not root.exists()  # blocked, wrote nothing
+        make_synthetic(root, seed=1, **TINY_SIZES)
+        marker = root / "SYSU-MM01" / "marker"
+        marker.write_text("kept")
+    assert waiting.wait(timeout=120) == 0
+    assert marker.exists()  # found finished, not generated again
+
+
 def test_refuses_to_overwrite_data_it_did_not_generate(tmp_path):
     real = tmp_path / "SYSU-MM01" / "cam1" / "0001"
     real.mkdir(parents=True)

@@ -56,7 +56,7 @@ from reid.data.capture import (
 from reid.data.capture import clutter_objects as _clutter_objects
 from reid.data.identity import SYNTHETIC_MANIFEST
 from reid.data.regdb import SPLITS
-from reid.utils.atomic import write_text_atomically
+from reid.utils.atomic import file_lock, write_text_atomically
 from reid.utils.errors import UserError
 
 GENERATOR_VERSION = 5  # the default version (realistic capture, docs/synthetic.md); every version of `CAPTURES` can be generated and redrawn
@@ -932,17 +932,28 @@ def _manifest(seed: int, sizes: Sizes, version: int = GENERATOR_VERSION) -> dict
     return {"generator_version": version, "seed": seed, "sizes": asdict(sizes)}
 
 
+def _generated(root: Path, wanted: dict) -> bool:
+    try:
+        return json.loads((root / MANIFEST).read_text()) == wanted
+    except (OSError, ValueError):
+        return False
+
+
 def ensure_synthetic(root: str | Path, seed: int = 0, small: bool = False, version: int = GENERATOR_VERSION,
                      workers: int = 1, **sizes) -> Path:
     """Generate into ``root`` unless a finished generation with the same settings is already there."""
     root = Path(root)
     wanted = _manifest(seed, Sizes.preset(small, version, **sizes), version)
-    try:
-        done = json.loads((root / MANIFEST).read_text()) == wanted
-    except (OSError, ValueError):
-        done = False
-    if not done:
-        return make_synthetic(root, seed, small, version, workers, **sizes)
+    if not _generated(root, wanted):
+        # Two processes that both need the set (make test's notebooks beside its tests, two notebooks, a
+        # sweep's jobs) must not write it at once: one generates, the others wait, then find it finished.
+        try:
+            root.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"--out {root}: cannot write there ({err.strerror or err})") from None
+        with file_lock(root.parent / f".{root.name}.lock"):
+            if not _generated(root, wanted):
+                return make_synthetic(root, seed, small, version, workers, **sizes)
     for name in LAYOUTS:  # a generation from before the layout folders carried the manifest
         try:
             if not (root / name / MANIFEST).is_file():

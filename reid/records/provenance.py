@@ -24,6 +24,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from reid.utils.atomic import file_lock
 from reid.utils.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # reid/records/ -> the repository
@@ -208,24 +209,14 @@ def results_lock(results_dir: Path, shared: bool = False):
     JSON, appended row, tables), shared while results.csv is only read. Parallel evaluations (a sweep's
     jobs, two notebooks) then record one after the other: one header, whole rows, tables of every row.
     Without fcntl (Windows) there is no lock. The lock file is created when missing (a hidden, empty file)."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    try:
-        lock = open(results_dir / RESULTS_LOCK, "a")  # noqa: SIM115 -- closed below, after the unlock
-    except OSError as err:
-        if shared:  # a read-only results folder can still be read
-            yield
-            return
-        raise UserError(f"cannot record the result in {results_dir}: {err.strerror or err}") from None
-    with lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+    lock = results_dir / RESULTS_LOCK
+    if not shared:  # recording needs the lock: an unwritable folder is said here, before anything is written
         try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+            open(lock, "a").close()
+        except OSError as err:
+            raise UserError(f"cannot record the result in {results_dir}: {err.strerror or err}") from None
+    with file_lock(lock, shared):  # a read-only results folder can still be read, unlocked
+        yield
 
 
 def check_writable_folder(folder: Path, flag: str) -> None:

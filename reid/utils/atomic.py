@@ -56,3 +56,27 @@ def write_text_atomically(path: str | os.PathLike, text: str, label: str = "outp
     with atomic_outputs([path], label) as (tmp,):
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike, shared: bool = False) -> Iterator[bool]:
+    """Hold an `flock` on `path` (created when missing, an empty file) while the block runs: exclusive, or
+    shared among readers. Yields True while held; False where no lock can be taken (no fcntl on Windows, or
+    a folder that cannot be written, which no other process can be writing either). Two processes that
+    would write the same output take turns through it."""
+    try:
+        import fcntl
+    except ImportError:
+        yield False
+        return
+    try:
+        handle = open(path, "a")  # noqa: SIM115 -- closed below, after the unlock
+    except OSError:
+        yield False
+        return
+    with handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
