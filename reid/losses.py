@@ -109,16 +109,22 @@ class LabelSmoothingCrossEntropy(nn.Module):
 
 
 class HardTripletLoss(nn.Module):
-    """Eq. 14, batch-hard: for each anchor, [max_p d(a, p) - min_n d(a, n) + margin]_+."""
+    """Eq. 14, batch-hard: for each anchor, [max_p d(a, p) - min_n d(a, n) + margin]_+.
 
-    def __init__(self, margin: float = 0.3, reduction: str = "mean") -> None:
+    soft_margin=True replaces the hinge by softplus without a margin, Hermans et al.'s soft-margin batch-hard
+    (a control of issue 32: a batch-hard triplet whose gradient never vanishes, so it cannot settle into
+    the collapse where every hinge sits open at alpha)."""
+
+    def __init__(self, margin: float = 0.3, soft_margin: bool = False, reduction: str = "mean") -> None:
         super().__init__()
         self.margin = margin
+        self.soft_margin = soft_margin
         self.reduction = _check_reduction(reduction)
 
     def forward(self, features: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
         gap, valid = triplet_gaps(features, pids, adaptive=False)
-        return _reduce(F.relu(gap + self.margin), valid, self.reduction)
+        per_anchor = F.softplus(gap) if self.soft_margin else F.relu(gap + self.margin)
+        return _reduce(per_anchor, valid, self.reduction)
 
 
 class AdaptiveTripletLoss(nn.Module):
@@ -169,7 +175,7 @@ def build_metric_loss(name: str, *, margin: float, num_classes: int, feat_dim: i
                       soft_margin: bool = False) -> nn.Module:
     """The metric loss of Table 4 by name: "hard_triplet" | "adaptive_triplet" | "center"."""
     if name == "hard_triplet":
-        return HardTripletLoss(margin=margin)
+        return HardTripletLoss(margin=margin, soft_margin=soft_margin)
     if name == "adaptive_triplet":
         return AdaptiveTripletLoss(margin=margin, soft_margin=soft_margin)
     if name == "center":

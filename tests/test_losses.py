@@ -36,12 +36,13 @@ def loop_pairs(features, pids, anchor):
     return positives, negatives
 
 
-def loop_hard_triplet(features, pids, margin, reduction="mean"):
+def loop_hard_triplet(features, pids, margin, reduction="mean", soft_margin=False):
     losses = []
     for a in range(len(pids)):
         pos, neg = loop_pairs(features, pids, a)
         if pos and neg:
-            losses.append(max(0.0, max(pos) - min(neg) + margin))
+            gap = max(pos) - min(neg)
+            losses.append(math.log1p(math.exp(gap)) if soft_margin else max(0.0, gap + margin))
     if not losses:
         return 0.0
     return sum(losses) / len(losses) if reduction == "mean" else sum(losses)
@@ -89,6 +90,15 @@ def test_hard_triplet_matches_loop(margin, reduction, seed):
     assert got.item() == pytest.approx(
         loop_hard_triplet(features, pids, margin, reduction), rel=1e-4, abs=1e-4
     )
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_soft_margin_hard_triplet_is_softplus_of_the_batch_hard_gap(seed):
+    """The soft-margin control of Eq. 14: softplus(max_p d - min_n d), the margin plays no part."""
+    features, pids = batch(seed)
+    got = HardTripletLoss(margin=5.0, soft_margin=True)(features, pids)
+    assert got.item() == pytest.approx(loop_hard_triplet(features, pids, 0.0, soft_margin=True), rel=1e-4)
+    assert got.item() != pytest.approx(HardTripletLoss(margin=5.0)(features, pids).item(), rel=1e-2)
 
 
 @pytest.mark.parametrize("soft_margin", [False, True])

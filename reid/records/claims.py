@@ -263,7 +263,7 @@ def figure_rows(root: Path, table3: dict) -> list[dict]:
 
 CONTROL_ROWS = {"table4_trihard": "Eq. 14, alpha 1", "control_trihard_m05": "Eq. 14, alpha 0.5",
                 "control_trihard_m03": "Eq. 14, alpha 0.3", "control_trihard_m01": "Eq. 14, alpha 0.1",
-                "control_trihardw_soft": "Eq. 15, soft margin"}
+                "control_trihardw_soft": "Eq. 15, soft margin", "control_trihard_soft": "Eq. 14, soft margin"}
 
 
 # The margin controls: Eq. 14 at another alpha, against Eq. 14 at alpha 1 on equal seeds.
