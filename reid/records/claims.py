@@ -320,7 +320,7 @@ def loss_switch(table4: dict, controls: dict) -> dict | None:
     return None
 
 
-def attribution_row(table3: dict, table4: dict, controls: dict) -> dict:
+def attribution_row(table3: dict, table4: dict, controls: dict, recipe: dict | None) -> dict:
     loss = loss_switch(table4, controls)
     modules = [table3[(label, "sysu-all")]["mean"] for label in TABLE3_ROWS
                if label != "table3_full" and (label, "sysu-all") in table3]
@@ -337,7 +337,7 @@ def attribution_row(table3: dict, table4: dict, controls: dict) -> dict:
     if modules:
         parts.append(f"the module rows sit between {min(modules):+.2f} and {max(modules):+.2f} (SYSU all-search)")
     run = [CONTROL_ROWS[k] for k in CONTROL_ROWS if k in controls and k != "table4_trihard"]
-    parts.append("loss controls run: " + (", ".join(run) if run else "none") + "; recipe parity: not run")
+    parts.append("loss controls run: " + (", ".join(run) if run else "none") + "; " + _recipe_text(recipe))
     return {"claim": "Sec. 2.3.1: the full model's gain comes from its modules (TA, CrossViT, CSA) and the loss",
             "paper": "each Table 3 row adds a gain", "ours": "; ".join(parts),
             "p": "", "verdict": "open (controls not all run)",
@@ -438,6 +438,99 @@ def _control_table(controls: dict) -> list[str]:
     return lines + ["", *equal] if equal else lines
 
 
+# The recipe-parity grid (reid.sweep.GRIDS["recipe_parity"]): the baseline at each lr the full model's lr was
+# chosen from, one training seed on the development set; the rule that chose the full model's (the best dev mAP).
+RECIPE_ROWS = ("control_baseline_lr5e4", "table3_baseline", "control_baseline_lr2e3", "control_baseline_lr4e3")
+PROFILE = "smoke"  # the CPU profile every grid here runs on (its lr is the one the baseline inherits)
+
+
+def recipe_choice(root: Path) -> dict | None:
+    """{lr: (Rank-1, mAP)} of the baseline on the development set (SYSU all-search, seed 0), the lr the
+    full model's rule picks for it (highest mAP) and the lr it inherits; None while the grid has not run."""
+    from reid.config import load_config
+
+    frame, _ = _sweep(root, "recipe_parity")
+    if frame is None:
+        return None
+    hits = frame[(frame["protocol"] == "sysu-all") & frame["label"].isin(RECIPE_ROWS)]
+    scores = {load_config(r.label, base=PROFILE).optim.lr: (r.rank1, r.mAP) for r in hits.itertuples()}
+    if not scores:
+        return None
+    return {"scores": dict(sorted(scores.items())), "chosen": max(scores, key=lambda lr: scores[lr][1]),
+            "inherited": load_config("table3_baseline", base=PROFILE).optim.lr,
+            "seeds": sorted(set(hits["seed"])), "missing": len(RECIPE_ROWS) - len(scores)}
+
+
+def _recipe_text(recipe: dict | None) -> str:
+    if recipe is None:
+        return "recipe parity: not run"
+    lrs = ", ".join(f"{lr:g}: {m:.2f}" for lr, (_, m) in recipe["scores"].items())
+    text = (f"recipe parity: the baseline's dev-set all-search mAP by lr {lrs} (seed {', '.join(map(str, recipe['seeds']))}"
+            + (f"; {recipe['missing']} lr not run yet" if recipe["missing"] else "") + "): ")
+    if recipe["chosen"] == recipe["inherited"]:
+        return text + f"the full model's rule picks {recipe['chosen']:g} for the baseline too, the lr it ran at"
+    return (text + f"the full model's rule picks {recipe['chosen']:g} for the baseline, not the {recipe['inherited']:g} "
+            "it ran at in Tables 3-4")
+
+
+def _recipe_table(recipe: dict | None) -> list[str]:
+    if recipe is None:
+        return ["Recipe parity: grid `recipe_parity` has not run yet."]
+    lines = [("Recipe parity on the development set (data seed 7, `data/dev-v5`), the ViT baseline at each learning "
+              "rate of the full model's search, SYSU all-search, training seed "
+              f"{', '.join(map(str, recipe['seeds']))} (sweep `recipe_parity`): "), "",
+             "| lr | Rank-1 | mAP | |", "|---|---|---|---|"]
+    lines += [f"| {lr:g} | {r1:.2f} | {m:.2f} | " + ", ".join(
+        w for w, on in (("chosen by the rule (highest mAP)", lr == recipe["chosen"]),
+                        ("Tables 3-4 ran the baseline at this lr", lr == recipe["inherited"])) if on) + " |"
+              for lr, (r1, m) in recipe["scores"].items()]
+    return [*lines, "", _recipe_text(recipe)[0].upper() + _recipe_text(recipe)[1:] + " (one training seed: a "
+            "difference of a few points between learning rates is within this profile's seed-to-seed spread)."]
+
+
+BUDGET_SWEEPS = ("budget", "budget_long", "table3")  # Table 3's own trainings are the 3600-step point
+
+
+def budget_curve(root: Path, row: str = "table3_full", base: str = "table3_baseline"):
+    """`row` against `base` at each training budget (the budget grids' seeds; Table 3's trainings at its
+    budget), SYSU all-search mAP, paired by seed, Holm over the budgets; None while no budget grid has run."""
+    import pandas as pd
+
+    frames = {name: _sweep(root, name)[0] for name in BUDGET_SWEEPS}
+    if frames["budget"] is None and frames["budget_long"] is None:
+        return None
+    grid_seeds = set().union(*(set(f["seed"]) for n, f in frames.items() if f is not None and n != "table3"))
+    frame = pd.concat([f for f in frames.values() if f is not None], ignore_index=True)
+    frame = frame[(frame["protocol"] == "sysu-all") & frame["label"].isin([row, base]) & frame["seed"].isin(grid_seeds)]
+    frame = frame.drop_duplicates(["label", "protocol", "budget", "seed"], keep="first")
+    pairs = paired_frame(frame, base, "mAP")
+    return pairs.sort_values("budget").reset_index(drop=True) if len(pairs) else None
+
+
+def settled(curve) -> str:
+    """The ranking has settled when the two largest budgets measured both resolve it (Holm) the same way."""
+    if curve is None or len(curve) < 2:
+        return "open (fewer than two budgets measured)"
+    last = curve.iloc[-2:]
+    if (last["p_holm"] < 0.05).all() and len(set(last["mean"] > 0)) == 1:
+        return (f"settled: the full model is {'above' if last['mean'].iloc[-1] > 0 else 'below'} the baseline at "
+                f"both of the largest budgets measured ({int(last['budget'].iloc[0])} and {int(last['budget'].iloc[1])} steps)")
+    return "not settled: the two largest budgets measured do not both resolve it the same way"
+
+
+def _budget_table(root: Path) -> list[str]:
+    curve = budget_curve(root)
+    if curve is None:
+        return ["The budget curve (grids `budget`, `budget_long`) has not run yet."]
+    lines = [("The full model against the ViT baseline at each training budget, SYSU all-search mAP, paired by "
+              "seed (grids `budget` and `budget_long`; 3600 steps is Table 3's training, at the same seeds; Holm "
+              "over the budgets):"), "",
+             "| training steps | mAP: full / baseline | Δ mAP [95 % t] | n | p Holm |", "|---|---|---|---|---|"]
+    lines += [f"| {int(c.budget)} | {c.row_mean:.2f} / {c.base_mean:.2f} | {c.mean:+.2f} [{c.low:+.2f}, {c.high:+.2f}] "
+              f"| {c.n} | {p_text(c.p_holm)} |" for c in curve.itertuples()]
+    return [*lines, "", f"The ranking: {settled(curve)}."]
+
+
 # The primary comparisons over synthetic data draws (issue 32): Table 3's draw is data seed 0, the grids
 # data_seed1 / data_seed2 (reid.sweep.GRIDS) the others; each comparison is (row, its baseline), SYSU all-search mAP.
 DATA_SEED_SWEEPS = {0: "table3", 1: "data_seed1", 2: "data_seed2"}
@@ -498,8 +591,9 @@ def claims_markdown(root=None) -> str:
     t3_rows, t3 = gain_rows(root, "table3")
     t4_rows, t4 = gain_rows(root, "table4")
     controls = control_comparisons(root)
+    recipe = recipe_choice(root)
     rows = [*headline_rows(root), *sota_rows(root), *t3_rows, *t4_rows, *figure_rows(root, t3),
-            attribution_row(t3, t4, controls)]
+            attribution_row(t3, t4, controls, recipe)]
     records = [json.loads(p.read_text()) for p in sorted((root / "results" / "sweeps").glob("table[34]/*.json"))
                if p.name != "grid.json"]
     records += [json.loads(p.read_text()) for p in sorted((root / "results").glob("reproduce_smoke_*_trained.json"))]
@@ -566,6 +660,12 @@ def claims_markdown(root=None) -> str:
         "(`docs/deviations.md`, CSA)."),
         "",
         *_control_table(controls),
+        "",
+        *_recipe_table(recipe),
+        "",
+        "## Has the ranking settled? The budget curve",
+        "",
+        *_budget_table(root),
         "",
         "## Data seeds as a factor",
         "",
