@@ -648,8 +648,8 @@ def claims_markdown(root=None) -> str:
         "(softplus, no alpha), against Eq. 15 at alpha 1. What the logs add: every Eq. 14 run on the stand-in "
         "collapses (its triplet term stays at alpha + 0.03 from epoch 2 on, the hinge open for every anchor), so "
         "its margin cannot act; Eq. 15 does not collapse (`docs/deviations.md`, Losses; notebook 07's hinge "
-        "cell). A batch-hard triplet that does not collapse (soft margin, normalised features) is the control "
-        "still missing."),
+        "cell). The batch-hard triplet that cannot collapse onto its hinge is Eq. 14 under a soft margin "
+        "(softplus, no alpha; Hermans et al.), in the same grid."),
         ("- *Recipe.* The smoke profile's learning rate was chosen on the full model only (`docs/recipe_search.md`); "
         "the baseline and the L_trihard rows inherit it untuned. Grid `recipe_parity`: the baseline at the same lr "
         "grid (5e-4, 1e-3, 2e-3, 4e-3), one training seed, on the same development set (data seed 7), as the full model's lr was "
