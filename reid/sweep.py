@@ -68,6 +68,11 @@ GRIDS = {
     "controls_loss": {"rows": ["table4_trihardw", "table4_trihard", "control_trihard_m05", "control_trihard_m03",
                                "control_trihard_m01", "control_trihardw_soft", "control_trihard_soft"],
                       "seeds": "0-4", "datasets": ("sysu",), "budgets": None, "baseline": "table4_trihardw"},
+    # CSA's channel gate at the micro widths: C/16 leaves 3 and 6 hidden units, mostly dead after training
+    # (`python -m reid evaluate` prints the gates); C/4 leaves 12 and 24. Against the full model (Table 3's
+    # trainings, reused).
+    "controls_csa": {"rows": ["table3_full", "control_full_csa_r4"], "seeds": "0-4", "datasets": ("sysu",),
+                     "budgets": None, "baseline": "table3_full"},
     # The smoke profile's lr was chosen on the full model alone: 4e-3 / 2e-3 / 1e-3, later 5e-4, one training
     # seed (0) on the development set of data seed 7, judged on that set's own test split
     # (docs/recipe_search.md); the baseline and the L_trihard rows inherit 1e-3 untuned. The same values on

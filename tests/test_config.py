@@ -126,12 +126,14 @@ def test_control_rows_change_only_the_loss_or_the_lr():
     smoke = profile_config("smoke", "sysu")
     trihard = config_to_dict(load_config("table4_trihard", base=smoke))
     baseline = config_to_dict(load_config("table3_baseline", base=smoke))
+    full = config_to_dict(load_config("table3_full", base=smoke))
     expected = {
         "control_trihard_m01": (trihard, {("loss", "margin"): 0.1}),
         "control_trihard_m03": (trihard, {("loss", "margin"): 0.3}),
         "control_trihard_m05": (trihard, {("loss", "margin"): 0.5}),
         "control_trihardw_soft": (trihard, {("loss", "metric"): "adaptive_triplet", ("loss", "soft_margin"): True}),
         "control_trihard_soft": (trihard, {("loss", "soft_margin"): True}),
+        "control_full_csa_r4": (full, {("model", "csa_reduction"): 4}),
         "control_baseline_lr5e4": (baseline, {("optim", "lr"): 5e-4}),
         "control_baseline_lr2e3": (baseline, {("optim", "lr"): 2e-3}),
         "control_baseline_lr4e3": (baseline, {("optim", "lr"): 4e-3}),

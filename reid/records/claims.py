@@ -438,6 +438,17 @@ def _control_table(controls: dict) -> list[str]:
     return lines + ["", *equal] if equal else lines
 
 
+def _csa_control(root: Path) -> list[str]:
+    """Grid `controls_csa`: the full model with CSA's channel bottleneck at C/4 against C/16 (SYSU all-search)."""
+    frame, _ = _sweep(root, "controls_csa")
+    c = None if frame is None else _pair(paired_frame(frame, "table3_full", "mAP"), "control_full_csa_r4", "sysu-all")
+    if c is None:
+        return ["CSA's channel bottleneck at C/4 (grid `controls_csa`): not run yet."]
+    return [(f"CSA's channel bottleneck at C/4 instead of C/16 (grid `controls_csa`), against the full model, SYSU "
+            f"all-search mAP: {c['row']:.2f} / {c['base']:.2f}, Δ {c['mean']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}], "
+            f"n = {c['n']}, p {p_text(c['p_holm'])}.")]
+
+
 # The recipe-parity grid (reid.sweep.GRIDS["recipe_parity"]): the baseline at each lr the full model's lr was
 # chosen from, one training seed on the development set; the rule that chose the full model's (the best dev mAP).
 RECIPE_ROWS = ("control_baseline_lr5e4", "table3_baseline", "control_baseline_lr2e3", "control_baseline_lr4e3")
@@ -662,6 +673,8 @@ def claims_markdown(root=None) -> str:
         *_control_table(controls),
         "",
         *_recipe_table(recipe),
+        "",
+        *_csa_control(root),
         "",
         "## Has the ranking settled? The budget curve",
         "",
