@@ -77,16 +77,19 @@ ablation: $(STAMP)
 # The notebooks run at a test budget (REID_STEPS_CAP steps per epoch, one seed): this checks that they run top
 # to bottom, not their numbers; their results and figures go to runs/make-test/, never over the committed ones.
 # ruff first (the code and the notebooks, seconds): a lint finding fails before the long run starts.
-# The notebooks (in order: 04 reuses the run 03 trains) and the tests run side by side, one core each (every
-# test and notebook uses one torch thread); the notebooks' report follows the tests' when both have ended.
+# Two pytest processes side by side, one core each (every test and notebook uses one torch thread): the
+# notebooks (in order: 04 reuses the run 03 trains) then tests/test_sweep.py, whose sweeps start jobs of their
+# own (measured alone: notebooks 89-102 s + test_sweep 299 s beside the other tests' 265 s); the background
+# one's report follows the tests' when both have ended.
 TEST_ENV := REID_STEPS_CAP=25 REID_SEEDS=0 REID_MISSING=train REID_OUTPUT_DIR=runs/make-test
+BESIDE := tests/test_sweep.py
 test: $(STAMP)
 	$(MAKE) --no-print-directory lint
 	@mkdir -p runs/make-test
-	@$(TEST_ENV) OMP_NUM_THREADS=1 $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \
+	@$(TEST_ENV) OMP_NUM_THREADS=1 $(PY) -m pytest notebooks $(BESIDE) --nbval-lax --nbval-current-env -p no:cacheprovider \
 	  > runs/make-test/notebooks.log 2>&1 & notebooks=$$!; trap "kill $$notebooks 2>/dev/null" INT TERM; \
-	$(TEST_ENV) $(PY) -m pytest tests -p no:cacheprovider; tests=$$?; \
-	wait $$notebooks; nbval=$$?; echo "== notebooks (nbval), run beside the tests:"; \
+	$(TEST_ENV) $(PY) -m pytest tests --ignore $(BESIDE) -p no:cacheprovider; tests=$$?; \
+	wait $$notebooks; nbval=$$?; echo "== notebooks (nbval) and $(BESIDE), run beside the tests:"; \
 	cat runs/make-test/notebooks.log; test $$tests -eq 0 && test $$nbval -eq 0
 
 # Bound to this machine only; --allow-root because JupyterLab refuses root (the usual user in a container).

@@ -632,8 +632,11 @@ def test_ctrl_c_stops_a_local_sweep_in_one_line_with_exit_130(synthetic_root, tm
            "--results-dir", str(tmp_path / "results"),
            *[a for s in TINY_GRID[:2] + ["train.epochs=6", "train.eval_every=6", "optim.milestones=[4]"]
              for a in ("--set", s)]]
+    # SIGINT as a terminal's foreground job has it: a shell's background job (`cmd &`, `nohup`, a CI runner's
+    # shell) starts with SIGINT ignored, and an ignored signal stays ignored across exec
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline and not list((tmp_path / "runs").glob("*/last.pt")):
         time.sleep(0.1)
