@@ -444,9 +444,9 @@ def _csa_control(root: Path) -> list[str]:
     c = None if frame is None else _pair(paired_frame(frame, "table3_full", "mAP"), "control_full_csa_r4", "sysu-all")
     if c is None:
         return ["CSA's channel bottleneck at C/4 (grid `controls_csa`): not run yet."]
-    return [(f"CSA's channel bottleneck at C/4 instead of C/16 (grid `controls_csa`), against the full model, SYSU "
-            f"all-search mAP: {c['row']:.2f} / {c['base']:.2f}, Δ {c['mean']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}], "
-            f"n = {c['n']}, p {p_text(c['p_holm'])}.")]
+    p = f", Holm p {p_text(c['p_holm'])}" if c["n"] >= 2 else ""
+    return [("CSA's channel bottleneck at C/4 instead of C/16 (grid `controls_csa`), against the full model, SYSU "
+             f"all-search mAP: {_ours_text(c, 'mAP')}{p}.")]
 
 
 # The recipe-parity grid (reid.sweep.GRIDS["recipe_parity"]): the baseline at each lr the full model's lr was
