@@ -432,8 +432,9 @@ def _control_table(controls: dict) -> list[str]:
               "(sweep `controls_loss`; Holm over the sweep's comparisons):"), "",
              "| control | mAP: control / Eq. 15 | Δ mAP [95 % t] | n | p Holm | detectable at 80 % power |",
              "|---|---|---|---|---|---|"]
-    lines += [f"| {CONTROL_ROWS[k]} | {c['row']:.2f} / {c['base']:.2f} | {c['mean']:+.2f} [{c['low']:+.2f}, "
-              f"{c['high']:+.2f}] | {c['n']} | {p_text(c['p_holm'])} | {c['mde']:.2f} |" for k, c in controls.items()]
+    lines += [f"| {CONTROL_ROWS[k]} | {c['row']:.2f} / {c['base']:.2f} | " + (
+        f"{c['mean']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}] | {c['n']} | {p_text(c['p_holm'])} | {c['mde']:.2f} |"
+        if c["n"] >= 2 else f"{c['mean']:+.2f} (one seed: no interval) | 1 | | |") for k, c in controls.items()]
     equal = [f"{CONTROL_ROWS[k]}: {_equal_text(c)}." for k, c in controls.items() if _equal_text(c)]
     return lines + ["", *equal] if equal else lines
 
