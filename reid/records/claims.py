@@ -309,6 +309,13 @@ def _equal_text(c: dict) -> str:
     return f"its results equal Eq. 14 at alpha 1 at {equal} of the {shared} seeds both ran"
 
 
+def _delta_text(c: dict) -> str:
+    """A control's difference as a sentence's clause: interval, n and Holm p, or that one seed gives none."""
+    if c["n"] < 2:
+        return f"{c['mean']:+.2f} mAP (one seed: no interval)"
+    return f"{c['mean']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}] mAP (n = {c['n']}, Holm p {p_text(c['p_holm'])})"
+
+
 def loss_switch(table4: dict, controls: dict) -> dict | None:
     """Eq. 14 -> Eq. 15 on the same +TA +CrossViT +CSA model (SYSU all-search mAP, Eq. 15 minus Eq. 14):
     Table 4's comparison, or the loss controls' (the same trainings) while Table 4 has not run."""
@@ -334,6 +341,9 @@ def attribution_row(table3: dict, table4: dict, controls: dict, recipe: dict | N
         parts.append(f"Eq. 14 at alpha 0.3 against Eq. 15 at alpha 1: {m['mean']:+.2f} [{m['low']:+.2f}, "
                      f"{m['high']:+.2f}] mAP (n = {m['n']}, Holm p {p_text(m['p_holm'])})"
                      + (f"; {equal}" if equal else ""))
+    if "control_trihard_soft" in controls:
+        parts.append("Eq. 14 under a soft margin (no hinge) against Eq. 15 at alpha 1: "
+                     + _delta_text(controls["control_trihard_soft"]))
     if modules:
         parts.append(f"the module rows sit between {min(modules):+.2f} and {max(modules):+.2f} (SYSU all-search)")
     run = [CONTROL_ROWS[k] for k in CONTROL_ROWS if k in controls and k != "table4_trihard"]
@@ -372,6 +382,9 @@ def _findings(t3: dict, loss: dict | None, controls: dict) -> str:
         text += (f"The margin control, Eq. 14 at alpha 0.3 against Eq. 15 at alpha 1, gives {m['mean']:+.2f} "
                  f"[{m['low']:+.2f}, {m['high']:+.2f}] mAP (n = {m['n']}, Holm p {p_text(m['p_holm'])})"
                  + (f"; {_equal_text(m)}" if _equal_text(m) else "") + ". ")
+    if "control_trihard_soft" in controls:
+        text += ("Eq. 14 under a soft margin, with no hinge to sit open, against Eq. 15 at alpha 1: "
+                 + _delta_text(controls["control_trihard_soft"]) + ". ")
     return text
 
 
