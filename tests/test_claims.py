@@ -177,3 +177,23 @@ def test_budget_curve_pairs_seeds_per_budget_and_settles_on_the_two_largest(tmp_
     assert curve["mean"].round(6).tolist() == [0.066667, 2.0, 3.0]
     assert settled(curve).startswith("settled: the full model is above the baseline")
     assert settled(curve.iloc[:2]).startswith("not settled")  # 540 steps does not resolve it
+
+
+def test_attribution_waits_for_its_controls_then_judges_loss_and_modules_apart():
+    from reid.records.claims import SUPPORTED, attribution_verdict
+
+    def c(mean, p=0.001, n=5):
+        return {"mean": mean, "p_holm": p, "n": n}
+
+    loss, modules = c(4.6), {("table3_ta", "sysu-all"): c(0.1, p=0.9), ("table3_full", "sysu-all"): c(5.0)}
+    controls = {"control_trihard_m03": c(-5.0), "control_trihard_soft": c(-5.2)}
+    recipe = {"chosen": 1e-3, "inherited": 1e-3, "missing": 0}
+    assert attribution_verdict(modules, loss, controls, recipe) == (
+        "not resolved: the loss's part supported, the modules' not resolved (synthetic)")  # table3_full is no module
+    assert attribution_verdict(modules, loss, {**controls, "control_trihard_soft": c(-5.2, n=3)}, recipe).startswith("open")
+    assert attribution_verdict(modules, loss, controls, None).startswith("open")
+    assert attribution_verdict(modules, loss, controls, {**recipe, "missing": 1}).startswith("open")
+    assert "not its own best" in attribution_verdict(modules, loss, controls, {**recipe, "chosen": 2e-3})
+    assert attribution_verdict(modules, loss, {**controls, "control_trihard_m03": c(-0.2, p=0.4)}, recipe).startswith(
+        "not resolved: the loss's part not resolved")  # a margin that explains the gap takes it from the loss
+    assert attribution_verdict({**modules, ("table3_csa", "sysu-all"): c(0.8)}, loss, controls, recipe) == SUPPORTED
