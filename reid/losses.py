@@ -112,8 +112,8 @@ class HardTripletLoss(nn.Module):
     """Eq. 14, batch-hard: for each anchor, [max_p d(a, p) - min_n d(a, n) + margin]_+.
 
     soft_margin=True replaces the hinge by softplus without a margin, Hermans et al.'s soft-margin batch-hard
-    (a control of issue 32: a batch-hard triplet whose gradient never vanishes, so it cannot settle into
-    the collapse where every hinge sits open at alpha)."""
+    (a control of issue 32: a batch-hard triplet with no hinge to sit open on; on the stand-in it collapses
+    all the same, docs/deviations.md, Losses)."""
 
     def __init__(self, margin: float = 0.3, soft_margin: bool = False, reduction: str = "mean") -> None:
         super().__init__()

@@ -58,12 +58,12 @@ GRIDS = {
                "budgets": (540, 1800, 3600)},
     "budget_long": {"rows": ["table3_baseline", "table3_full"], "seeds": "0-2", "datasets": ("sysu",),
                     "budgets": (10800,)},
-    # Controls of issue 32, defined and not run yet (docs/claims.md, "Open"). Table 3's full model gains over
+    # Controls of issue 32 (docs/claims.md, "Loss or modules, margin, recipe"). Table 3's full model gains over
     # the baseline only with the switch from Eq. 14 to Eq. 15, and at equal alpha Eq. 15's hinge is never
     # larger than Eq. 14's (a softmax-weighted mean of the positive distances is at most their maximum, of
     # the negative ones at least their minimum): the switch also softens the margin. Eq. 14 at smaller
     # alphas, and Eq. 15 without any alpha (soft margin), tell the weighting from the margin; Eq. 14 under a
-    # soft margin is a batch-hard triplet that cannot collapse onto its hinge. The two Table 4 rows are the
+    # soft margin is a batch-hard triplet with no hinge to sit open on. The two Table 4 rows are the
     # same trainings as Table 3's (+TA +CrossViT +CSA and the full model) and are reused, not trained.
     "controls_loss": {"rows": ["table4_trihardw", "table4_trihard", "control_trihard_m05", "control_trihard_m03",
                                "control_trihard_m01", "control_trihardw_soft", "control_trihard_soft"],
