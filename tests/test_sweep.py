@@ -627,16 +627,17 @@ def test_a_killed_workers_reason_is_one_line_naming_the_job_and_its_log():
 def test_ctrl_c_stops_a_local_sweep_in_one_line_with_exit_130(synthetic_root, tmp_path):
     """Issue 34 (low): Ctrl-C printed submitit's KeyboardInterrupt traceback (its job controller shares the
     terminal's process group). One line now: what was recorded, and how to resume; exit 130; no job left."""
-    cmd = [sys.executable, "-m", "reid", "sweep", "--name", "c", "--rows", "table3_full", "--seeds", "0",
+    # SIGINT as a terminal's foreground job has it: a shell's background job (`cmd &`, `nohup`, a CI runner's
+    # shell) starts with SIGINT ignored, and an ignored signal stays ignored across exec
+    terminal = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                "runpy.run_module('reid', run_name='__main__', alter_sys=True)")
+    cmd = [sys.executable, "-c", terminal, "sweep", "--name", "c", "--rows", "table3_full", "--seeds", "0",
            "--budgets", "600", "--data", str(synthetic_root), "--jobs", "1", "--runs-dir", str(tmp_path / "runs"),
            "--results-dir", str(tmp_path / "results"),
            *[a for s in TINY_GRID[:2] + ["train.epochs=6", "train.eval_every=6", "optim.milestones=[4]"]
              for a in ("--set", s)]]
-    # SIGINT as a terminal's foreground job has it: a shell's background job (`cmd &`, `nohup`, a CI runner's
-    # shell) starts with SIGINT ignored, and an ignored signal stays ignored across exec
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and not list((tmp_path / "runs").glob("*/last.pt")):
         time.sleep(0.1)

@@ -577,8 +577,9 @@ def _budget_table(root: Path) -> list[str]:
               "seed (grids `budget` and `budget_long`; 3600 steps is Table 3's training, at the same seeds; Holm "
               "over the budgets):"), "",
              "| training steps | mAP: full / baseline | Δ mAP [95 % t] | n | p Holm |", "|---|---|---|---|---|"]
-    lines += [f"| {int(c.budget)} | {c.row_mean:.2f} / {c.base_mean:.2f} | {c.mean:+.2f} [{c.low:+.2f}, {c.high:+.2f}] "
-              f"| {c.n} | {p_text(c.p_holm)} |" for c in curve.itertuples()]
+    lines += [f"| {int(c.budget)} | {c.row_mean:.2f} / {c.base_mean:.2f} | " + (
+        f"{c.mean:+.2f} [{c.low:+.2f}, {c.high:+.2f}] | {c.n} | {p_text(c.p_holm)} |" if c.n >= 2
+        else f"{c.mean:+.2f} (one seed: no interval) | 1 | |") for c in curve.itertuples()]
     return [*lines, "", f"The ranking: {settled(curve)}."]
 
 
