@@ -195,6 +195,11 @@ def test_attribution_waits_for_its_controls_then_judges_loss_and_modules_apart()
     assert attribution_verdict(modules, loss, controls, None).startswith("open")
     assert attribution_verdict(modules, loss, controls, {**recipe, "missing": 1}).startswith("open")
     assert "not its own best" in attribution_verdict(modules, loss, controls, {**recipe, "chosen": 2e-3})
+    retuned = {**recipe, "chosen": 5e-4, "retuned": c(4.8)}  # the full model still above the re-tuned baseline
+    assert attribution_verdict(modules, loss, controls, retuned).startswith("not resolved: the loss's part supported")
+    assert "not its own best" in attribution_verdict(modules, loss, controls, {**retuned, "retuned": c(4.8, n=3)})
     assert attribution_verdict(modules, loss, {**controls, "control_trihard_m03": c(-0.2, p=0.4)}, recipe).startswith(
         "not resolved: the loss's part not resolved")  # a margin that explains the gap takes it from the loss
     assert attribution_verdict({**modules, ("table3_csa", "sysu-all"): c(0.8)}, loss, controls, recipe) == SUPPORTED
+    assert attribution_verdict({**modules, ("table3_ta_crossvit_csa", "sysu-all"): c(0.4)}, loss, controls, recipe) == (
+        "not resolved: the loss's part supported, the modules' only together, no single module (synthetic)")
