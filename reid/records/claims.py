@@ -539,7 +539,7 @@ def _recipe_text(recipe: dict | None) -> str:
             "it ran at in Tables 3-4")
 
 
-def _recipe_table(root: Path, recipe: dict | None) -> list[str]:
+def _recipe_table(recipe: dict | None) -> list[str]:
     if recipe is None:
         return ["Recipe parity: grid `recipe_parity` has not run yet."]
     lines = [("Recipe parity on the development set (data seed 7, `data/dev-v5`), the ViT baseline at each learning "
@@ -738,7 +738,7 @@ def claims_markdown(root=None) -> str:
         "",
         *_control_table(controls),
         "",
-        *_recipe_table(root, recipe),
+        *_recipe_table(recipe),
         "",
         *_csa_control(root),
         "",
