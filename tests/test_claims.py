@@ -203,3 +203,18 @@ def test_attribution_waits_for_its_controls_then_judges_loss_and_modules_apart()
     assert attribution_verdict({**modules, ("table3_csa", "sysu-all"): c(0.8)}, loss, controls, recipe) == SUPPORTED
     assert attribution_verdict({**modules, ("table3_ta_crossvit_csa", "sysu-all"): c(0.4)}, loss, controls, recipe) == (
         "not resolved: the loss's part supported, the modules' only together, no single module (synthetic)")
+
+
+def test_findings_name_each_soft_margin_control_that_has_run():
+    from reid.records.claims import _findings
+
+    def c(mean, n=5):
+        return {"mean": mean, "low": mean - 0.5, "high": mean + 0.5, "n": n, "p_holm": 0.001}
+
+    table3 = {("table3_full", "sysu-all"): c(5.0)}
+    assert "soft margin" not in _findings(table3, None, {})
+    text = _findings(table3, None, {"control_trihardw_soft": c(-0.3), "control_trihard_soft": c(-4.7)})
+    assert "Eq. 15 under a soft margin (AGW's form, no alpha) against Eq. 15 at alpha 1: -0.30 [-0.80, +0.20]" in text
+    assert "Eq. 14 under a soft margin, with no hinge to sit open, against Eq. 15 at alpha 1: -4.70" in text
+    assert "-0.30 (one seed" not in text and "+0.10 mAP (one seed: no interval)" in _findings(
+        table3, None, {"control_trihardw_soft": c(0.1, n=1)})

@@ -378,6 +378,9 @@ def attribution_row(table3: dict, table4: dict, controls: dict, recipe: dict | N
     if "control_trihard_soft" in controls:
         parts.append("Eq. 14 under a soft margin (no hinge) against Eq. 15 at alpha 1: "
                      + _delta_text(controls["control_trihard_soft"]))
+    if "control_trihardw_soft" in controls:
+        parts.append("Eq. 15 under a soft margin (no alpha) against Eq. 15 at alpha 1: "
+                     + _delta_text(controls["control_trihardw_soft"]))
     if modules:
         parts.append(f"the module rows sit between {min(modules):+.2f} and {max(modules):+.2f} (SYSU all-search)")
     run = [CONTROL_ROWS[k] for k in CONTROL_ROWS if k in controls and k != "table4_trihard"]
@@ -419,6 +422,10 @@ def _findings(t3: dict, loss: dict | None, controls: dict) -> str:
     if "control_trihard_soft" in controls:
         text += ("Eq. 14 under a soft margin, with no hinge to sit open, against Eq. 15 at alpha 1: "
                  + _delta_text(controls["control_trihard_soft"]) + ". ")
+    if "control_trihardw_soft" in controls:
+        # Eq. 15's own margin: the same weighting under softplus instead of [alpha + gap]_+ (AGW's form).
+        text += ("Eq. 15 under a soft margin (AGW's form, no alpha) against Eq. 15 at alpha 1: "
+                 + _delta_text(controls["control_trihardw_soft"]) + ". ")
     return text
 
 
