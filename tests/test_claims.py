@@ -218,3 +218,21 @@ def test_findings_name_each_soft_margin_control_that_has_run():
     assert "Eq. 14 under a soft margin, with no hinge to sit open, against Eq. 15 at alpha 1: -4.70" in text
     assert "-0.30 (one seed" not in text and "+0.10 mAP (one seed: no interval)" in _findings(
         table3, None, {"control_trihardw_soft": c(0.1, n=1)})
+
+
+def test_csa_controls_pair_each_variant_with_the_full_model_alone(tmp_path):
+    """The 7x7 row is read from Table 3's sweep against the full model, not against Table 3's baseline, and its
+    Holm family is its own two protocols (the other rows of the sweep do not enter it)."""
+    from reid.records.claims import _csa_control
+
+    assert _csa_control(tmp_path)[-1].endswith("`table3_full_csa7`): not run yet.")
+    gains = [1.0, 2.0, 3.0]
+    _sweep_folder(tmp_path, "table3", [
+        f"{label},sysu,3600,{seed},{protocol},0,{value}" for seed, gain in enumerate(gains)
+        for protocol in ("sysu-all", "sysu-indoor")
+        for label, value in (("table3_baseline", 1.0 + seed), ("table3_full", 10.0 + seed),
+                             ("table3_full_csa7", 10.0 + seed + gain), ("table3_ta", 5.0 - seed))])
+    lines = _csa_control(tmp_path)
+    assert lines[0].endswith("(grid `controls_csa`): not run yet.") and lines[1] == ""
+    assert "against the full model, SYSU all-search mAP: " in lines[2] and "+2.00 [" in lines[2]
+    assert "13.00 vs 11.00" in lines[2] and "n = 3" in lines[2]
