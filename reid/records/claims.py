@@ -501,8 +501,8 @@ def _csa_control(root: Path) -> list[str]:
     for sweep, label, what in (("controls_csa", "control_full_csa_r4",
                                 "CSA's channel bottleneck at C/4 instead of C/16 (grid `controls_csa`)"),
                                ("table3", "table3_full_csa7",
-                                "CSA's spatial kernel at the paper's 7x7 instead of the grid-sized 3x3 (Table 3's "
-                                "row `table3_full_csa7`)")):
+                                ("CSA's spatial kernel at the paper's 7x7 instead of the grid-sized 3x3 (Table 3's "
+                                 "row `table3_full_csa7`)"))):
         frame, _ = _sweep(root, sweep)
         c = None if frame is None else _pair(paired_frame(frame[frame["label"].isin(["table3_full", label])],
                                                           "table3_full", "mAP"), label, "sysu-all")
