@@ -304,7 +304,8 @@ def _equal_text(c: dict) -> str:
     if not shared:
         return ""
     if equal == shared:
-        return (f"its results equal Eq. 14 at alpha 1 at all {shared} seeds both ran (every metric of both "
+        seeds = "the one seed" if shared == 1 else f"all {shared} seeds"
+        return (f"its results equal Eq. 14 at alpha 1 at {seeds} both ran (every metric of both "
                 "protocols): the margin did not change the training, since every hinge is open (notebook 07)")
     return f"its results equal Eq. 14 at alpha 1 at {equal} of the {shared} seeds both ran"
 
@@ -489,7 +490,7 @@ def _control_table(controls: dict) -> list[str]:
     lines += [f"| {CONTROL_ROWS[k]} | {c['row']:.2f} / {c['base']:.2f} | " + (
         f"{c['mean']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}] | {c['n']} | {p_text(c['p_holm'])} | {c['mde']:.2f} |"
         if c["n"] >= 2 else f"{c['mean']:+.2f} (one seed: no interval) | 1 | | |") for k, c in controls.items()]
-    equal = [f"{CONTROL_ROWS[k]}: {_equal_text(c)}." for k, c in controls.items() if _equal_text(c)]
+    equal = [f"- {CONTROL_ROWS[k]}: {_equal_text(c)}." for k, c in controls.items() if _equal_text(c)]
     return lines + ["", *equal] if equal else lines
 
 
