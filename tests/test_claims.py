@@ -236,3 +236,18 @@ def test_csa_controls_pair_each_variant_with_the_full_model_alone(tmp_path):
     assert lines[0].endswith("(grid `controls_csa`): not run yet.") and lines[1] == ""
     assert "against the full model, SYSU all-search mAP: " in lines[2] and "+2.00 [" in lines[2]
     assert "13.00 vs 11.00" in lines[2] and "n = 3" in lines[2]
+
+
+def test_the_weighting_alone_pairs_the_two_soft_margin_rows(tmp_path):
+    """Eq. 15 against Eq. 14 with no alpha in either: the soft-margin rows against each other, not against
+    Eq. 15 at alpha 1."""
+    from reid.records.claims import _weighting_text, weighting_alone
+
+    assert weighting_alone(tmp_path) is None and _weighting_text(None)[0].endswith("not run yet.")
+    _sweep_folder(tmp_path, "controls_loss", [
+        f"{label},sysu,3600,{seed},sysu-all,0,{value}" for seed in range(3)
+        for label, value in (("table4_trihardw", 12.0), ("control_trihard_soft", 7.0 + seed),
+                             ("control_trihardw_soft", 10.0 + 2 * seed))])
+    c = weighting_alone(tmp_path)
+    assert (c["n"], c["mean"], c["row"], c["base"]) == (3, 4.0, 12.0, 8.0)
+    assert "12.00 vs 8.00 mAP: Δ +4.00 [" in _weighting_text(c)[0]

@@ -298,6 +298,16 @@ def control_comparisons(root: Path) -> dict:
     return out
 
 
+def weighting_alone(root: Path) -> dict | None:
+    """Eq. 15 against Eq. 14 with neither margin: both under a soft margin (sweep `controls_loss`, SYSU
+    all-search mAP, Holm over the pair's two protocols), so the two differ in the weighting only."""
+    frame, _ = _sweep(root, "controls_loss")
+    if frame is None:
+        return None
+    pair = frame[frame["label"].isin(["control_trihard_soft", "control_trihardw_soft"])]
+    return _pair(paired_frame(pair, "control_trihard_soft", "mAP"), "control_trihardw_soft", "sysu-all")
+
+
 def _equal_text(c: dict) -> str:
     """What a margin control's equality with Eq. 14 at alpha 1 says, or nothing."""
     equal, shared = c.get("equal_to_alpha1", (0, 0))
@@ -492,6 +502,14 @@ def _control_table(controls: dict) -> list[str]:
         if c["n"] >= 2 else f"{c['mean']:+.2f} (one seed: no interval) | 1 | | |") for k, c in controls.items()]
     equal = [f"- {CONTROL_ROWS[k]}: {_equal_text(c)}." for k, c in controls.items() if _equal_text(c)]
     return lines + ["", *equal] if equal else lines
+
+
+def _weighting_text(c: dict | None) -> list[str]:
+    if c is None:
+        return ["The weighting alone (Eq. 15 against Eq. 14, both under a soft margin): not run yet."]
+    p = f", Holm p {p_text(c['p_holm'])}" if c["n"] >= 2 else ""
+    return [("The weighting alone: Eq. 15 against Eq. 14, both under a soft margin (no alpha in either, so they "
+             f"differ in Eq. 15's softmax weights only), SYSU all-search mAP: {_ours_text(c, 'mAP')}{p}.")]
 
 
 def _csa_control(root: Path) -> list[str]:
@@ -755,6 +773,8 @@ def claims_markdown(root=None) -> str:
         "(`docs/deviations.md`, CSA)."),
         "",
         *_control_table(controls),
+        "",
+        *_weighting_text(weighting_alone(root)),
         "",
         *_recipe_table(recipe),
         "",
