@@ -334,8 +334,8 @@ def check_data(args) -> int:
 
 def add_sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", default=None,
-                   help="a named grid (table3, table4, budget, budget_long, controls_loss, recipe_parity, "
-                        "data_seed1, data_seed2 in reid/sweep.py): its name, rows, seeds, datasets and budgets, each of which a flag below "
+                   help="a named grid (table3, table4, budget, budget_long, controls_loss, controls_csa, "
+                        "recipe_parity, baseline_retuned, data_seed1, data_seed2 in reid/sweep.py): its name, rows, seeds, datasets and budgets, each of which a flag below "
                         "can still override")
     p.add_argument("--name", default=None, help="the sweep's name: results in RESULTS_DIR/NAME (default: --grid)")
     p.add_argument("--rows", default=None,

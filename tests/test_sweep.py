@@ -96,7 +96,7 @@ def test_rows_with_equal_settings_share_one_job(synthetic_root, tmp_path):
 @pytest.mark.parametrize("name", ["controls_loss", "controls_csa", "recipe_parity", "baseline_retuned",
                                   "data_seed1", "data_seed2"])
 def test_control_grids_resolve_every_row(name, synthetic_root, tmp_path):
-    """Issue 32's controls are defined, not run: every row resolves, each to a training of its own."""
+    """Issue 32's control grids: every row resolves, each to a training of its own."""
     from reid.sweep import GRIDS
 
     spec = GRIDS[name]

@@ -109,6 +109,18 @@ def _ours_text(c: dict, metric: str) -> str:
             f"n = {c['n']}; detectable at 80 % power: {c['mde']:.2f}")
 
 
+def _ours_holm_text(c: dict, metric: str = "mAP") -> str:
+    """_ours_text and, where there are two seeds or more, the Holm-adjusted p."""
+    return _ours_text(c, metric) + (f", Holm p {p_text(c['p_holm'])}" if c["n"] >= 2 else "")
+
+
+def _head_to_head(frame, base: str, label: str) -> dict | None:
+    """`label` against `base` alone (SYSU all-search mAP): the Holm family is this pair's two protocols, not the
+    rest of its sweep."""
+    return None if frame is None else _pair(paired_frame(frame[frame["label"].isin([base, label])], base, "mAP"),
+                                            label, "sysu-all")
+
+
 def _code(command: str) -> str:
     return f"`{command}`"
 
@@ -301,11 +313,7 @@ def control_comparisons(root: Path) -> dict:
 def weighting_alone(root: Path) -> dict | None:
     """Eq. 15 against Eq. 14 with neither margin: both under a soft margin (sweep `controls_loss`, SYSU
     all-search mAP, Holm over the pair's two protocols), so the two differ in the weighting only."""
-    frame, _ = _sweep(root, "controls_loss")
-    if frame is None:
-        return None
-    pair = frame[frame["label"].isin(["control_trihard_soft", "control_trihardw_soft"])]
-    return _pair(paired_frame(pair, "control_trihard_soft", "mAP"), "control_trihardw_soft", "sysu-all")
+    return _head_to_head(_sweep(root, "controls_loss")[0], "control_trihard_soft", "control_trihardw_soft")
 
 
 def _equal_text(c: dict) -> str:
@@ -383,9 +391,7 @@ def attribution_row(table3: dict, table4: dict, controls: dict, recipe: dict | N
     if "control_trihard_m03" in controls:
         m = controls["control_trihard_m03"]
         equal = _equal_text(m)
-        parts.append(f"Eq. 14 at alpha 0.3 against Eq. 15 at alpha 1: {m['mean']:+.2f} [{m['low']:+.2f}, "
-                     f"{m['high']:+.2f}] mAP (n = {m['n']}, Holm p {p_text(m['p_holm'])})"
-                     + (f"; {equal}" if equal else ""))
+        parts.append("Eq. 14 at alpha 0.3 against Eq. 15 at alpha 1: " + _delta_text(m) + (f"; {equal}" if equal else ""))
     if "control_trihard_soft" in controls:
         parts.append("Eq. 14 under a soft margin (no hinge) against Eq. 15 at alpha 1: "
                      + _delta_text(controls["control_trihard_soft"]))
@@ -427,8 +433,7 @@ def _findings(t3: dict, loss: dict | None, controls: dict) -> str:
             text += "The full model's gain comes with the loss switch, and is not shown to come from the modules. "
     if "control_trihard_m03" in controls:
         m = controls["control_trihard_m03"]
-        text += (f"The margin control, Eq. 14 at alpha 0.3 against Eq. 15 at alpha 1, gives {m['mean']:+.2f} "
-                 f"[{m['low']:+.2f}, {m['high']:+.2f}] mAP (n = {m['n']}, Holm p {p_text(m['p_holm'])})"
+        text += ("The margin control, Eq. 14 at alpha 0.3 against Eq. 15 at alpha 1, gives " + _delta_text(m)
                  + (f"; {_equal_text(m)}" if _equal_text(m) else "") + ". ")
     if "control_trihard_soft" in controls:
         text += ("Eq. 14 under a soft margin, with no hinge to sit open, against Eq. 15 at alpha 1: "
@@ -507,9 +512,8 @@ def _control_table(controls: dict) -> list[str]:
 def _weighting_text(c: dict | None) -> list[str]:
     if c is None:
         return ["The weighting alone (Eq. 15 against Eq. 14, both under a soft margin): not run yet."]
-    p = f", Holm p {p_text(c['p_holm'])}" if c["n"] >= 2 else ""
     return [("The weighting alone: Eq. 15 against Eq. 14, both under a soft margin (no alpha in either, so they "
-             f"differ in Eq. 15's softmax weights only), SYSU all-search mAP: {_ours_text(c, 'mAP')}{p}.")]
+             f"differ in Eq. 15's softmax weights only), SYSU all-search mAP: {_ours_holm_text(c)}.")]
 
 
 def _csa_control(root: Path) -> list[str]:
@@ -522,14 +526,9 @@ def _csa_control(root: Path) -> list[str]:
                                ("table3", "table3_full_csa7",
                                 ("CSA's spatial kernel at the paper's 7x7 instead of the grid-sized 3x3 (Table 3's "
                                  "row `table3_full_csa7`)"))):
-        frame, _ = _sweep(root, sweep)
-        c = None if frame is None else _pair(paired_frame(frame[frame["label"].isin(["table3_full", label])],
-                                                          "table3_full", "mAP"), label, "sysu-all")
-        if c is None:
-            lines.append(f"{what}: not run yet.")
-            continue
-        p = f", Holm p {p_text(c['p_holm'])}" if c["n"] >= 2 else ""
-        lines.append(f"{what}, against the full model, SYSU all-search mAP: {_ours_text(c, 'mAP')}{p}.")
+        c = _head_to_head(_sweep(root, sweep)[0], "table3_full", label)
+        lines.append(f"{what}: not run yet." if c is None else
+                     f"{what}, against the full model, SYSU all-search mAP: {_ours_holm_text(c)}.")
     return [line for paragraph in lines for line in (paragraph, "")][:-1]
 
 
@@ -555,9 +554,7 @@ def recipe_choice(root: Path) -> dict | None:
     chosen = max(scores, key=lambda lr: scores[lr][1])
     retuned = None
     if chosen == load_config(RETUNED_BASELINE, base=PROFILE).optim.lr:
-        frame, _ = _sweep(root, "baseline_retuned")
-        retuned = None if frame is None else _pair(paired_frame(frame, RETUNED_BASELINE, "mAP"), "table3_full",
-                                                    "sysu-all")
+        retuned = _head_to_head(_sweep(root, "baseline_retuned")[0], RETUNED_BASELINE, "table3_full")
     return {"scores": dict(sorted(scores.items())), "chosen": chosen, "retuned": retuned,
             "inherited": load_config("table3_baseline", base=PROFILE).optim.lr,
             "seeds": sorted(set(hits["seed"])), "missing": len(RECIPE_ROWS) - len(scores)}
@@ -592,8 +589,7 @@ def _recipe_table(recipe: dict | None) -> list[str]:
         return lines
     c = recipe["retuned"]  # None: not run, or the grid's row is another lr than the chosen one
     return [*lines, "", "The full model against the baseline at that lr on the default draw (grid `baseline_retuned`), "
-            "SYSU all-search mAP: " + ("not run yet." if c is None else _ours_text(c, "mAP") + (
-                f", Holm p {p_text(c['p_holm'])}." if c["n"] >= 2 else "."))]
+            "SYSU all-search mAP: " + ("not run yet." if c is None else _ours_holm_text(c) + ".")]
 
 
 BUDGET_SWEEPS = ("budget", "budget_long", "table3")  # Table 3's own trainings are the 3600-step point
